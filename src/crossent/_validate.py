@@ -1,0 +1,200 @@
+"""Argument checks, with one message style.
+
+Every message names the argument, what was found (the value), what was
+expected, and, where there is one, the fix. Checks on values run only when the
+values are concrete; under ``jax.jit`` they are skipped (``concrete_bool``).
+User input is never checked with ``assert`` (it vanishes under ``python -O``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, cast
+
+from ._array import Array, concrete_bool, concrete_int, is_floating, is_integer
+
+Reduction = Literal["none", "mean", "sum"]
+REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
+
+
+def _shape(x: Array) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape)
+
+
+def check_reduction(reduction: object) -> Reduction:
+    """``reduction`` must be one of 'none', 'mean', 'sum'."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(
+            f"reduction must be one of 'none', 'mean', 'sum', got {reduction!r}"
+        )
+    return cast(Reduction, reduction)
+
+
+def check_floating(xp: Any, name: str, x: Array) -> None:
+    """``x`` must have a real floating dtype: integer logits are usually targets passed by mistake."""
+    if not is_floating(xp, x.dtype):
+        raise TypeError(
+            f"{name} must have a floating-point dtype, got {x.dtype}; "
+            f"convert it first (e.g. {name}.astype(float32)) — integer {name} are often "
+            f"class targets passed in the wrong position"
+        )
+
+
+def check_axis(name: str, axis: int, ndim: int) -> int:
+    """``axis`` must index one of ``ndim`` dimensions; returns it as a non-negative int."""
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"axis must be an int, got {axis!r}")
+    if ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the class axis), got a scalar")
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"axis {axis} is out of range for {name} with {ndim} dimension(s); "
+            f"expected an axis in [{-ndim}, {ndim - 1}]"
+        )
+    return axis % ndim
+
+
+def check_unit_interval(name: str, value: float) -> float:
+    """A Python number in [0, 1] (label_smoothing, alpha)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def check_non_negative(name: str, value: float) -> float:
+    """A Python number ≥ 0 (gamma)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise TypeError(f"{name} must be a number >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return float(value)
+
+
+def check_ignore_index(ignore_index: object) -> int:
+    """``ignore_index`` must be a Python int."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    return ignore_index
+
+
+def check_same_shape(name: str, x: Array, other_name: str, other: Array) -> None:
+    """``x`` and ``other`` must have the same shape."""
+    if _shape(x) != _shape(other):
+        raise ValueError(
+            f"{name} has shape {_shape(x)}, but {other_name} has shape {_shape(other)}; "
+            f"expected the same shape"
+        )
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The broadcast shape of ``shapes``, or ``None`` if they do not broadcast."""
+    ndim = max((len(s) for s in shapes), default=0)
+    result = []
+    for i in range(1, ndim + 1):
+        sizes = {s[-i] for s in shapes if len(s) >= i} - {1}
+        if len(sizes) > 1:
+            return None
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(reversed(result))
+
+
+def check_broadcastable(name: str, x: Array, to_name: str, to_shape: tuple[int, ...]) -> None:
+    """``x`` must broadcast to ``to_shape`` (the shape of ``to_name``)."""
+    if broadcast_shapes(_shape(x), to_shape) != tuple(to_shape):
+        raise ValueError(
+            f"{name} has shape {_shape(x)}, which does not broadcast to the shape "
+            f"{tuple(to_shape)} of {to_name}"
+        )
+
+
+def check_class_weight(xp: Any, name: str, weight: Array, num_classes: int, axis: int) -> None:
+    """A class weight must be a 1-D floating array with one entry per class."""
+    if weight.ndim != 1 or int(weight.shape[0]) != num_classes:
+        raise ValueError(
+            f"{name} must have shape ({num_classes},), one entry per class along axis {axis}, "
+            f"got shape {_shape(weight)}"
+        )
+    check_floating(xp, name, weight)
+
+
+def check_where(xp: Any, where: Array, name: str, to_shape: tuple[int, ...]) -> None:
+    """``where`` must be a boolean mask that broadcasts to the loss's shape."""
+    if where.dtype != xp.bool:
+        raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}")
+    check_broadcastable("where", where, name, to_shape)
+
+
+def check_probabilities(xp: Any, name: str, x: Array) -> None:
+    """Values of ``x`` must lie in [0, 1] (NaN passes through and propagates)."""
+    outside = (x < 0) | (x > 1)
+    if concrete_bool(xp.any(outside)):
+        bad = x[outside]
+        first = float(bad.reshape(-1)[0]) if hasattr(bad, "reshape") else float(bad)
+        raise ValueError(
+            f"{name} must contain probabilities in [0, 1], found {first:g}; "
+            f"if these are logits, use binary_cross_entropy_with_logits"
+        )
+
+
+def classify_target(
+    xp: Any, logits_name: str, logits: Array, target: Array, axis: int
+) -> Literal["index", "probability"]:
+    """Decide whether ``target`` holds class indices or probabilities, from its shape and dtype.
+
+    Class indices have the shape of the logits without ``axis`` and an integer
+    dtype; probabilities have the logits' shape and a floating dtype.
+    """
+    logits_shape, target_shape = _shape(logits), _shape(target)
+    position_shape = logits_shape[:axis] + logits_shape[axis + 1 :]
+    if target_shape == logits_shape and target.ndim == logits.ndim:
+        if not is_floating(xp, target.dtype):
+            raise TypeError(
+                f"target has the shape {target_shape} of {logits_name}, so it is read as "
+                f"probabilities, but its dtype is {target.dtype}; pass class indices of shape "
+                f"{position_shape} or floating-point probabilities"
+            )
+        return "probability"
+    if target_shape == position_shape:
+        if not is_integer(xp, target.dtype):
+            raise TypeError(
+                f"target of shape {target_shape} holds class indices and must have an integer "
+                f"dtype, got {target.dtype}; convert it (e.g. target.astype(int64)) or pass "
+                f"probabilities of shape {logits_shape}"
+            )
+        return "index"
+    raise ValueError(
+        f"target has shape {target_shape}, but {logits_name} has shape {logits_shape} with "
+        f"classes along axis {axis}; expected class indices of shape {position_shape} "
+        f"or probabilities of shape {logits_shape}"
+    )
+
+
+def check_class_indices(
+    xp: Any,
+    target: Array,
+    num_classes: int,
+    axis: int,
+    ignore_index: int | None,
+    counted: Array | None,
+    logits_name: str = "logits",
+) -> None:
+    """Class indices must lie in [0, num_classes) or equal ``ignore_index``.
+
+    Positions masked out by ``counted`` (``where=False``) are not checked: they may
+    hold padding.
+    """
+    bad = (target < 0) | (target >= num_classes)
+    if ignore_index is not None:
+        bad = bad & (target != ignore_index)
+    if counted is not None:
+        bad = bad & counted
+    if concrete_bool(xp.any(bad)):
+        found = concrete_int(target[bad].reshape(-1)[0])
+        kind = "negative class index" if found is not None and found < 0 else "class index"
+        raise ValueError(
+            f"target contains {kind} {found}, but {logits_name} have {num_classes} classes "
+            f"along axis {axis}; expected indices in [0, {num_classes - 1}]"
+            + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+        )
