@@ -1,0 +1,12 @@
+"""Each framework's own numbers, computed by crossent's core.
+
+``from crossent.compat import torch as T, keras as K, tf as TF, optax as O, sklearn as S``:
+the same names, argument order and defaults as the framework, the same numbers
+(shape, reduction, dtype), on NumPy, PyTorch (with autograd) and JAX arrays.
+None of these modules imports its framework; ``crossent.compare`` and the
+conformance tests do, to check them.
+"""
+
+from . import keras
+
+__all__ = ["keras"]

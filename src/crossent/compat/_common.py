@@ -1,0 +1,104 @@
+"""Argument conversion shared by the compat adapters (no loss formulas live here).
+
+The adapters take arguments the way a framework does (lists, NumPy, PyTorch or
+JAX arrays), convert them the way that framework would (dtype of lists, casts
+of targets), call crossent's core, and return the result in the input's
+library and the framework's dtype.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from .._array import Array, as_array, is_array, is_floating, namespace
+
+
+def float_input(value: object, list_dtype: Any = np.float32) -> Array:
+    """Arrays pass through; lists and numbers become NumPy arrays of ``list_dtype``.
+
+    Keras and optax read a Python list of numbers as ``floatx()`` = float32;
+    PyTorch's ``torch.tensor([...])`` does too. Integer *arrays* stay integer (the
+    core reports them).
+    """
+    if is_array(value):
+        return value
+    return np.asarray(value, dtype=list_dtype)
+
+
+def like(xp: Any, reference: Array, value: object, dtype: Any = None) -> Array:
+    """``value`` as an array of ``reference``'s library (and ``dtype`` if given).
+
+    Frameworks convert their second argument with ``convert_to_tensor``; here the
+    target follows the prediction's library, so NumPy targets work with torch logits.
+    """
+    value = as_array(value)
+    if namespace(value) is not xp:
+        value = xp.asarray(np.asarray(value) if not is_array(value) else _to_numpy(value))
+        if hasattr(reference, "device") and hasattr(value, "to"):
+            value = value.to(reference.device)
+    if dtype is not None and value.dtype != dtype:
+        value = xp.astype(value, dtype)
+    return value
+
+
+def _to_numpy(value: Array) -> np.ndarray:
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def cast_to(xp: Any, value: Array, dtype: Any) -> Array:
+    """``value`` in ``dtype`` (the core computes 16-bit floats in float32; frameworks return 16-bit)."""
+    return value if value.dtype == dtype else xp.astype(value, dtype)
+
+
+def require_floating(xp: Any, name: str, value: Array) -> None:
+    if not is_floating(xp, value.dtype):
+        raise TypeError(
+            f"{name} must have a floating-point dtype, got {value.dtype}; convert it first "
+            f"(e.g. {name}.astype(float32))"
+        )
+
+
+def size(shape: tuple[int, ...]) -> int:
+    total = 1
+    for dim in shape:
+        total *= int(dim)
+    return total
+
+
+# --- Keras backend selection -------------------------------------------------------
+
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy")
+
+
+def keras_backend(backend: str | None) -> str:
+    """The Keras backend whose numbers to reproduce.
+
+    ``None`` resolves as Keras itself does (keras/src/backend/config.py): the
+    ``KERAS_BACKEND`` environment variable, else ``~/.keras/keras.json``'s
+    ``"backend"``, else ``"tensorflow"`` (Keras's default).
+    """
+    if backend is None:
+        backend = os.environ.get("KERAS_BACKEND") or _keras_json_backend() or "tensorflow"
+    if backend not in KERAS_BACKENDS:
+        raise ValueError(
+            f"backend must be one of {', '.join(map(repr, KERAS_BACKENDS))} or None "
+            f"(Keras's configured backend), got {backend!r}"
+        )
+    return backend
+
+
+def _keras_json_backend() -> str | None:
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    path = os.path.join(home, "keras.json")
+    try:
+        with open(path) as handle:
+            backend = json.load(handle).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return backend if isinstance(backend, str) else None

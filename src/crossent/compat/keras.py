@@ -1,0 +1,664 @@
+r"""Keras 3's cross-entropy numbers, computed by crossent's core.
+
+Same names, argument order and defaults as ``keras.losses``; NumPy, PyTorch
+(autograd flows through) and JAX arrays in, the same library out. What Keras
+does differently from crossent's native losses, all reproduced here:
+
+- **epsilon clipping** (``keras.config.epsilon() = 1e-7``): probabilities are
+  clipped to :math:`[\epsilon, 1-\epsilon]` before the log, so p = 0 costs
+  :math:`-\log 10^{-7} \approx 16.12`, not the -100 clamp of PyTorch;
+- **renormalisation**: categorical probabilities are divided by their sum
+  along ``axis`` first (``y_pred / sum(y_pred)``), so unnormalised rows give a
+  finite, different loss — except sparse CE on the TensorFlow backend, which
+  clips *then* renormalises (``keras/src/backend/tensorflow/nn.py``);
+- **binary label smoothing** squeezes towards 0.5: :math:`t(1-\varepsilon) + \varepsilon/2`;
+  categorical smoothing spreads :math:`\varepsilon / C` with ``C = y_true.shape[-1]``;
+- ``binary_crossentropy`` and ``binary_focal_crossentropy`` return the **mean over
+  the last axis** (shape ``[batch, d0, .. dN-1]``), not per element;
+- the functions return **per-sample** losses; the ``Loss`` classes
+  (:class:`CategoricalCrossentropy`, ...) reduce with ``"sum_over_batch_size"``
+  (sum of the weighted losses / number of *elements*, masked elements excluded);
+- ``ignore_class`` gives loss 0 and, in the classes, is left out of the divisor.
+
+Where a backend changes the numbers, functions take ``backend=`` ("tensorflow",
+"jax", "torch", "numpy"); ``None`` means Keras's configured backend
+(``KERAS_BACKEND``, then ``~/.keras/keras.json``, then "tensorflow").
+
+Sources: keras/src/losses/losses.py (functions and classes),
+keras/src/losses/loss.py (reductions), keras/src/backend/{tensorflow,jax,torch,numpy}/nn.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import information
+from .._array import Array, is_floating, namespace
+from .._validate import check_unit_interval
+from ..activations import logit, sigmoid
+from ..losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    nll_loss,
+    sigmoid_focal_loss,
+)
+from ._common import cast_to, float_input, keras_backend, like, require_floating, size
+
+__all__ = [
+    "EPSILON",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "kl_divergence",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "KLDivergence",
+]
+
+EPSILON = 1e-7
+"""``keras.config.epsilon()``: the fuzz factor of every clip (keras/src/backend/config.py)."""
+
+
+# --- argument conversion --------------------------------------------------------
+
+
+def _prediction(y_pred: object) -> tuple[Any, Array]:
+    """``ops.convert_to_tensor(y_pred)``: lists become ``floatx()`` = float32."""
+    y_pred = float_input(y_pred)
+    xp = namespace(y_pred)
+    require_floating(xp, "y_pred", y_pred)
+    return xp, y_pred
+
+
+def _clip(xp: Any, probs: Array, upper: float = 1.0 - EPSILON) -> Array:
+    """``clip(p, ε, 1 - ε)`` in ``p``'s dtype (in float16, 1 - 1e-7 rounds to 1, as in Keras)."""
+    return xp.clip(probs, EPSILON, upper)
+
+
+def _renormalise(xp: Any, probs: Array, axis: int) -> Array:
+    """``y_pred / sum(y_pred, axis)``: Keras makes each row sum to one before clipping."""
+    return probs / xp.sum(probs, axis=axis, keepdims=True)
+
+
+def _smooth_categorical(y_true: Array, label_smoothing: float) -> Array:
+    # keras/src/losses/losses.py categorical_crossentropy: C is y_true.shape[-1], whatever `axis`
+    if not label_smoothing:
+        return y_true
+    return y_true * (1.0 - label_smoothing) + label_smoothing / int(y_true.shape[-1])
+
+
+def _smooth_binary(y_true: Array, label_smoothing: float) -> Array:
+    # keras/src/losses/losses.py binary_crossentropy: squeeze towards 0.5
+    if not label_smoothing:
+        return y_true
+    return y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
+
+
+# --- functions (per-sample losses) -----------------------------------------------
+
+
+def categorical_crossentropy(
+    y_true: Array,
+    y_pred: Array,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+    *,
+    backend: str | None = None,
+) -> Array:
+    r"""``keras.losses.categorical_crossentropy``: per-sample CE with one-hot/soft targets.
+
+    .. math::
+        t' = t (1-\varepsilon) + \varepsilon / C, \qquad
+        \ell = \begin{cases}
+          -\sum_c t'_c \log\operatorname{softmax}(z)_c & \texttt{from\_logits}\\
+          -\sum_c t'_c \log \operatorname{clip}\big(p_c / \textstyle\sum_k p_k,\ 10^{-7},\ 1 - 10^{-7}\big)
+            & \text{otherwise}
+        \end{cases}
+
+    Args:
+      y_true: targets ``[..., num_classes]`` (one-hot or probabilities), cast to y_pred's dtype.
+      y_pred: probabilities (renormalised along ``axis`` and clipped) or logits.
+      from_logits: whether ``y_pred`` holds logits.
+      label_smoothing: ε in [0, 1]; C is ``y_true.shape[-1]`` (Keras's choice, even if
+        ``axis`` is not -1).
+      axis: the class axis.
+      backend: accepted for symmetry; every Keras backend gives these numbers.
+
+    Returns:
+      Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
+
+    Example (the example of Keras's docstring: p = 0 is clipped to 1e-7, not -inf):
+
+    >>> from crossent.compat import keras as K
+    >>> K.categorical_crossentropy([[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]])
+    array([0.0513, 2.303 ], dtype=float32)
+
+    NOTE: PyTorch's ``F.cross_entropy`` takes logits only, the class axis is 1, and it
+    reduces to a mean; Keras's ``from_logits=False`` default reads probabilities.
+    """
+    keras_backend(backend)
+    xp, y_pred = _prediction(y_pred)
+    label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
+    y_true = _smooth_categorical(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    if from_logits:
+        losses = cross_entropy(y_pred, y_true, axis=axis, reduction="none")
+    else:
+        probs = _clip(xp, _renormalise(xp, y_pred, axis))
+        losses = information.cross_entropy(y_true, probs, axis=axis)
+    return cast_to(xp, losses, y_pred.dtype)
+
+
+def sparse_categorical_crossentropy(
+    y_true: Array,
+    y_pred: Array,
+    from_logits: bool = False,
+    ignore_class: int | None = None,
+    axis: int = -1,
+    *,
+    backend: str | None = None,
+) -> Array:
+    r"""``keras.losses.sparse_categorical_crossentropy``: per-sample CE with integer targets.
+
+    .. math::
+        \ell = -\log q_{y}, \qquad q = \begin{cases}
+          \operatorname{softmax}(z) & \texttt{from\_logits}\\
+          \operatorname{clip}(p / \textstyle\sum_k p_k,\ \epsilon,\ 1-\epsilon)
+            & \text{jax, torch, numpy backends}\\
+          \operatorname{clip}(p, \epsilon, 1-\epsilon) / \textstyle\sum_k \operatorname{clip}(p_k, \epsilon, 1-\epsilon)
+            & \text{tensorflow backend}
+        \end{cases}
+
+    The TensorFlow backend clips, takes the log and hands it to
+    ``tf.nn.sparse_softmax_cross_entropy_with_logits``, which renormalises *after*
+    the clip (keras/src/backend/tensorflow/nn.py); the other backends renormalise
+    first. The two differ when a row does not sum to one or has entries below ε.
+
+    Args:
+      y_true: integer class indices, ``y_pred``'s shape without ``axis`` (a trailing
+        axis of size 1 is squeezed, as Keras does); floating labels are cast to int.
+      y_pred: probabilities or logits ``[..., num_classes]``.
+      from_logits: whether ``y_pred`` holds logits.
+      ignore_class: a class index whose positions get loss 0 (e.g. -1 or 255 for void).
+      axis: the class axis (the TensorFlow backend supports only -1).
+      backend: "tensorflow", "jax", "torch", "numpy", or None for Keras's configured one.
+
+    Returns:
+      Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
+
+    Example (Keras's docstring; then an unnormalised row, where backends differ):
+
+    >>> from crossent.compat import keras as K
+    >>> K.sparse_categorical_crossentropy([1, 2], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]])
+    array([0.0513, 2.303 ], dtype=float32)
+    >>> K.sparse_categorical_crossentropy([1], [[0.5, 0.0]], backend="torch")  # -log 1e-7
+    array([16.1181], dtype=float32)
+    >>> K.sparse_categorical_crossentropy([1], [[0.5, 0.0]], backend="tensorflow")  # -log 2e-7
+    array([15.4249], dtype=float32)
+
+    NOTE: with ``ignore_class`` Keras's functional form returns 0 at ignored positions;
+    PyTorch's ``ignore_index`` is the same idea, but its 'mean' excludes them from the
+    divisor, as :class:`SparseCategoricalCrossentropy` does.
+    """
+    backend = keras_backend(backend)
+    xp, y_pred = _prediction(y_pred)
+    y_true = like(xp, y_pred, y_true)
+    if is_floating(xp, y_true.dtype):  # Keras casts labels to an integer dtype
+        y_true = xp.astype(y_true, xp.int64)
+    # keras/src/losses/losses.py: a trailing class axis of size 1 is squeezed
+    if y_true.ndim == y_pred.ndim and int(y_true.shape[axis]) == 1:
+        y_true = xp.squeeze(y_true, axis=axis)
+    if backend == "tensorflow" and axis not in (-1, y_pred.ndim - 1):
+        raise ValueError(
+            f"Keras's TensorFlow backend supports only axis=-1 for sparse categorical "
+            f"crossentropy, got axis={axis}; move the class axis last or pick another backend"
+        )
+    if from_logits:
+        losses = cross_entropy(
+            y_pred, y_true, axis=axis, ignore_index=ignore_class, reduction="none"
+        )
+    elif backend == "tensorflow":
+        # clip, log, then a softmax CE of the log: log_softmax renormalises the clipped p
+        log_clipped = xp.log(_clip(xp, y_pred))
+        losses = cross_entropy(
+            log_clipped, y_true, axis=axis, ignore_index=ignore_class, reduction="none"
+        )
+    else:
+        log_probs = xp.log(_clip(xp, _renormalise(xp, y_pred, axis)))
+        losses = nll_loss(log_probs, y_true, axis=axis, ignore_index=ignore_class, reduction="none")
+    return cast_to(xp, losses, y_pred.dtype)
+
+
+def binary_crossentropy(
+    y_true: Array,
+    y_pred: Array,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+    *,
+    backend: str | None = None,
+) -> Array:
+    r"""``keras.losses.binary_crossentropy``: element-wise BCE, averaged over ``axis``.
+
+    .. math::
+        t' = t (1-\varepsilon) + \varepsilon / 2, \qquad
+        \ell = \operatorname{mean}_{\texttt{axis}}\Big(-t' \log \hat p - (1-t') \log(1 - \hat p)\Big),
+        \quad \hat p = \operatorname{clip}(p, 10^{-7}, 1 - 10^{-7})
+
+    With ``from_logits`` the stable form :math:`\max(x,0) - x t' + \log(1 + e^{-|x|})`
+    is used (no clipping) on the tensorflow, jax and torch backends; Keras's numpy
+    backend takes the sigmoid and clips (keras/src/backend/numpy/nn.py).
+
+    Args:
+      y_true: targets, ``y_pred``'s shape, cast to its dtype.
+      y_pred: probabilities in [0, 1], or logits with ``from_logits=True``.
+      from_logits: whether ``y_pred`` holds logits.
+      label_smoothing: ε in [0, 1]; targets are squeezed towards 0.5.
+      axis: the axis the per-element losses are averaged over (Keras: -1).
+      backend: matters only for ``from_logits`` on "numpy"; None = Keras's configured one.
+
+    Returns:
+      ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
+
+    Example (Keras's docstring; seed 004's one-output network, p clipped at 1 - 1e-7):
+
+    >>> from crossent.compat import keras as K
+    >>> K.binary_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]])
+    array([0.916, 0.714 ], dtype=float32)
+    >>> K.binary_crossentropy([[0.0]], [[1.0]])
+    array([15.9424], dtype=float32)
+
+    NOTE: PyTorch's ``F.binary_cross_entropy`` clamps log at -100 (p = 1, t = 0 costs 100)
+    and averages over *all* elements; Keras clips p (cost 15.94) and averages over the
+    last axis only.
+    """
+    backend = keras_backend(backend)
+    xp, y_pred = _prediction(y_pred)
+    label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
+    y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    if from_logits and backend != "numpy":
+        losses = binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
+    else:
+        probs = sigmoid(y_pred) if from_logits else y_pred
+        losses = binary_cross_entropy(_clip(xp, probs), y_true, reduction="none")
+    return cast_to(xp, xp.mean(losses, axis=axis), y_pred.dtype)
+
+
+def binary_focal_crossentropy(
+    y_true: Array,
+    y_pred: Array,
+    apply_class_balancing: bool = False,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+    *,
+    backend: str | None = None,
+) -> Array:
+    r"""``keras.losses.binary_focal_crossentropy``: focal BCE, averaged over ``axis``.
+
+    .. math::
+        p_t = t' p + (1 - t')(1 - p), \quad
+        \ell = \operatorname{mean}_{\texttt{axis}}\Big(\alpha_t\,(1 - p_t)^{\gamma}\,
+               \mathrm{BCE}(\operatorname{clip}(p, \epsilon, 1-\epsilon), t')\Big)
+
+    with :math:`\alpha_t = \alpha t' + (1-\alpha)(1-t')` only if ``apply_class_balancing``.
+    Unlike :func:`binary_crossentropy`, ``from_logits`` takes the sigmoid and then the
+    *clipped* probability BCE (keras/src/losses/losses.py), so very confident logits
+    saturate at -log(1e-7).
+
+    Args:
+      y_true: targets, ``y_pred``'s shape.
+      y_pred: probabilities, or logits with ``from_logits=True``.
+      apply_class_balancing: weight positives by ``alpha`` and negatives by ``1 - alpha``.
+      alpha: balancing weight in [0, 1].
+      gamma: focusing parameter >= 0.
+      from_logits: whether ``y_pred`` holds logits.
+      label_smoothing: ε in [0, 1] (towards 0.5).
+      axis: the axis averaged over.
+      backend: accepted for symmetry; every Keras backend gives these numbers.
+
+    Returns:
+      ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
+
+    Example (Keras's docstring):
+
+    >>> from crossent.compat import keras as K
+    >>> K.binary_focal_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]], gamma=2)
+    array([0.330, 0.206], dtype=float32)
+
+    NOTE: the focal factor uses the unclipped p, the BCE the clipped one. Here the
+    factor is computed from the clipped p: values agree to ~1e-7·γ, but at p exactly
+    0 or 1 the gradient is 0 where Keras's is γ(1-p_t)^(γ-1)·16.1.
+    """
+    keras_backend(backend)
+    xp, y_pred = _prediction(y_pred)
+    label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
+    y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    probs = sigmoid(y_pred) if from_logits else y_pred
+    # the clipped probability as a logit: sigmoid(logit(clip(p))) is clip(p), so the core's
+    # focal loss sees Keras's clipped BCE, -log(clip(p)) and -log(1 - clip(p))
+    clipped_logits = logit(_clip(xp, cast_to(xp, probs, y_pred.dtype)))
+    losses = sigmoid_focal_loss(
+        clipped_logits, y_true, alpha=alpha if apply_class_balancing else None, gamma=gamma,
+        reduction="none",
+    )
+    return cast_to(xp, xp.mean(losses, axis=axis), y_pred.dtype)
+
+
+def kl_divergence(y_true: Array, y_pred: Array, *, backend: str | None = None) -> Array:
+    r"""``keras.losses.kl_divergence``: :math:`\sum_c t_c \log(t_c / p_c)` over the last axis.
+
+    .. math:: \ell = \sum_c \hat t_c \log\frac{\hat t_c}{\hat p_c}, \qquad
+              \hat t = \operatorname{clip}(t, \epsilon, 1),\ \hat p = \operatorname{clip}(p, \epsilon, 1)
+
+    Both arguments are clipped, so a zero target contributes
+    :math:`10^{-7}\log(10^{-7}/\hat p)` (not 0) and there is no renormalisation.
+
+    Args:
+      y_true: target probabilities ``[..., num_classes]``.
+      y_pred: predicted probabilities, same shape.
+      backend: accepted for symmetry; every Keras backend gives these numbers.
+
+    Returns:
+      ``y_pred``'s shape without the last axis, in ``y_pred``'s dtype.
+
+    Example:
+
+    >>> from crossent.compat import keras as K
+    >>> K.kl_divergence([[0.5, 0.5]], [[0.9, 0.1]])
+    array([0.5108], dtype=float32)
+
+    NOTE: ``torch.nn.functional.kl_div(input, target)`` takes log-probabilities as
+    ``input`` and no clipping; see :func:`crossent.compat.torch.kl_div`.
+    """
+    keras_backend(backend)
+    xp, y_pred = _prediction(y_pred)
+    y_true = like(xp, y_pred, y_true, y_pred.dtype)
+    losses = information.kl_divergence(
+        xp.clip(y_true, EPSILON, 1.0), xp.clip(y_pred, EPSILON, 1.0), axis=-1
+    )
+    return cast_to(xp, losses, y_pred.dtype)
+
+
+# --- Loss classes (reduction, sample_weight, masks) ------------------------------------
+
+_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
+
+
+def _same_rank(xp: Any, first: Array, second: Array) -> tuple[Array, Array]:
+    """keras/src/losses/loss.py squeeze_or_expand_to_same_rank: fix a rank off by one."""
+    if first.ndim == second.ndim + 1 and int(first.shape[-1]) == 1:
+        if second.ndim == 1:
+            second = xp.expand_dims(second, axis=-1)
+        else:
+            first = xp.squeeze(first, axis=-1)
+    elif second.ndim == first.ndim + 1 and int(second.shape[-1]) == 1:
+        if first.ndim == 1:
+            first = xp.expand_dims(first, axis=-1)
+        else:
+            second = xp.squeeze(second, axis=-1)
+    return first, second
+
+
+def _divide_no_nan(xp: Any, numerator: Array, denominator: Array) -> Array:
+    safe = xp.where(denominator == 0, xp.ones_like(denominator), denominator)
+    return xp.where(denominator == 0, xp.zeros_like(numerator), numerator / safe)
+
+
+def _reduce_weighted(
+    xp: Any, values: Array, sample_weight: Array | None, mask: Array | None, reduction: str | None
+) -> Array:
+    """keras/src/losses/loss.py reduce_weighted_values (with apply_mask and reduce_values)."""
+    dtype = values.dtype
+    if mask is not None:
+        if reduction in ("mean", "sum_over_batch_size"):
+            # masked entries weigh total / valid, so sum / total = sum over valid / valid
+            total = xp.asarray(float(size(tuple(mask.shape))), dtype=dtype)
+            valid = xp.sum(xp.astype(mask, dtype))
+            weight = _divide_no_nan(xp, total, valid)
+            float_mask = xp.where(mask, weight, xp.zeros_like(weight))
+        else:
+            float_mask = xp.astype(mask, dtype)
+        if sample_weight is not None:
+            float_mask, sample_weight = _same_rank(xp, float_mask, sample_weight)
+            sample_weight = sample_weight * float_mask
+        else:
+            sample_weight = float_mask
+    if sample_weight is not None:
+        values, sample_weight = _same_rank(xp, values, sample_weight)
+        values = values * sample_weight
+    if reduction in (None, "none") or values.ndim == 0 or tuple(values.shape) == (0,):
+        return values
+    loss = xp.sum(values)
+    if reduction == "sum":
+        return loss
+    if reduction == "mean_with_sample_weight" and sample_weight is not None:
+        divisor = xp.astype(xp.sum(sample_weight), dtype)
+    else:
+        divisor = xp.asarray(float(size(tuple(values.shape))), dtype=dtype)
+    return _divide_no_nan(xp, loss, divisor)
+
+
+class _Loss:
+    """keras.losses.Loss: cast to ``dtype`` (floatx), compute per-sample losses, reduce."""
+
+    _function: Any = None
+
+    def __init__(
+        self, reduction: str | None = "sum_over_batch_size", dtype: Any = None, **options: Any
+    ) -> None:
+        if reduction not in _REDUCTIONS:
+            raise ValueError(
+                f"reduction must be one of {', '.join(repr(r) for r in _REDUCTIONS)}, "
+                f"got {reduction!r}"
+            )
+        self.reduction = reduction
+        self.dtype = dtype
+        self.options = options
+
+    def _mask(self, xp: Any, y_true: Array, y_pred: Array) -> Array | None:
+        return None
+
+    def __call__(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> Array:
+        y_pred = float_input(y_pred)
+        xp = namespace(y_pred)
+        dtype = _keras_dtype(xp, self.dtype)
+        # Loss.__call__ converts both arguments to the loss's dtype (floatx = float32)
+        y_pred = cast_to(xp, y_pred, dtype)
+        y_true = like(xp, y_pred, y_true, dtype)
+        # LossFunctionWrapper.call: squeeze or expand y_true / y_pred to the same rank
+        y_true, y_pred = _same_rank(xp, y_true, y_pred)
+        losses = type(self)._function(y_true, y_pred, **self.options)
+        mask = self._mask(xp, y_true, y_pred)
+        if sample_weight is not None:
+            sample_weight = like(xp, y_pred, float_input(sample_weight), dtype)
+        return _reduce_weighted(xp, losses, sample_weight, mask, self.reduction)
+
+
+def _keras_dtype(xp: Any, dtype: Any) -> Any:
+    if dtype is None:
+        return xp.float32
+    if isinstance(dtype, str):
+        return getattr(xp, dtype)
+    return dtype
+
+
+class CategoricalCrossentropy(_Loss):
+    """``keras.losses.CategoricalCrossentropy``: :func:`categorical_crossentropy`, reduced.
+
+    Example (Keras's docstring):
+
+    >>> from crossent.compat import keras as K
+    >>> y_true, y_pred = [[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
+    >>> float(K.CategoricalCrossentropy()(y_true, y_pred))
+    1.177
+    >>> float(K.CategoricalCrossentropy()(y_true, y_pred, sample_weight=[0.3, 0.7]))
+    0.814
+    """
+
+    _function = staticmethod(categorical_crossentropy)
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "categorical_crossentropy",
+        dtype: Any = None,
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(
+            reduction, dtype, from_logits=from_logits, label_smoothing=label_smoothing,
+            axis=axis, backend=backend,
+        )
+        self.name = name
+
+
+class SparseCategoricalCrossentropy(_Loss):
+    """``keras.losses.SparseCategoricalCrossentropy``: :func:`sparse_categorical_crossentropy`, reduced.
+
+    Positions of ``ignore_class`` are masked: with "sum_over_batch_size" they are left
+    out of the divisor (keras/src/losses/loss.py apply_mask).
+
+    Example:
+
+    >>> from crossent.compat import keras as K
+    >>> loss = K.SparseCategoricalCrossentropy(ignore_class=-1)
+    >>> float(loss([1, -1], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]))
+    0.0513
+    """
+
+    _function = staticmethod(sparse_categorical_crossentropy)
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        ignore_class: int | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        axis: int = -1,
+        name: str = "sparse_categorical_crossentropy",
+        dtype: Any = None,
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(
+            reduction, dtype, from_logits=from_logits, ignore_class=ignore_class, axis=axis,
+            backend=backend,
+        )
+        self.name = name
+
+    def _mask(self, xp: Any, y_true: Array, y_pred: Array) -> Array | None:
+        ignore_class = self.options["ignore_class"]
+        if ignore_class is None:
+            return None
+        labels = y_true
+        if labels.ndim == y_pred.ndim and int(labels.shape[self.options["axis"]]) == 1:
+            labels = xp.squeeze(labels, axis=self.options["axis"])
+        return labels != ignore_class
+
+
+class BinaryCrossentropy(_Loss):
+    """``keras.losses.BinaryCrossentropy``: :func:`binary_crossentropy`, reduced.
+
+    Example (Keras's docstring):
+
+    >>> import numpy as np
+    >>> from crossent.compat import keras as K
+    >>> y_true = np.array([[0, 1], [0, 0]])
+    >>> y_pred = np.array([[-18.6, 0.51], [2.94, -12.8]])
+    >>> float(K.BinaryCrossentropy(from_logits=True)(y_true, y_pred))
+    0.8654
+    >>> float(K.BinaryCrossentropy(from_logits=True)(y_true, y_pred, sample_weight=[0.8, 0.2]))
+    0.243
+    >>> float(K.BinaryCrossentropy(from_logits=True, reduction="sum")(y_true, y_pred))
+    1.730
+    >>> K.BinaryCrossentropy(from_logits=True, reduction=None)(y_true, y_pred)
+    array([0.235, 1.496 ], dtype=float32)
+    """
+
+    _function = staticmethod(binary_crossentropy)
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "binary_crossentropy",
+        dtype: Any = None,
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(
+            reduction, dtype, from_logits=from_logits, label_smoothing=label_smoothing,
+            axis=axis, backend=backend,
+        )
+        self.name = name
+
+
+class BinaryFocalCrossentropy(_Loss):
+    """``keras.losses.BinaryFocalCrossentropy``: :func:`binary_focal_crossentropy`, reduced.
+
+    Example:
+
+    >>> from crossent.compat import keras as K
+    >>> loss = K.BinaryFocalCrossentropy(gamma=2.0)
+    >>> float(loss([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]))
+    0.268
+    """
+
+    _function = staticmethod(binary_focal_crossentropy)
+
+    def __init__(
+        self,
+        apply_class_balancing: bool = False,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "binary_focal_crossentropy",
+        dtype: Any = None,
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(
+            reduction, dtype, apply_class_balancing=apply_class_balancing, alpha=alpha,
+            gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis,
+            backend=backend,
+        )
+        self.name = name
+
+
+class KLDivergence(_Loss):
+    """``keras.losses.KLDivergence``: :func:`kl_divergence`, reduced.
+
+    Example:
+
+    >>> from crossent.compat import keras as K
+    >>> float(K.KLDivergence()([[0.5, 0.5]], [[0.9, 0.1]]))
+    0.5108
+    """
+
+    _function = staticmethod(kl_divergence)
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "kl_divergence",
+        dtype: Any = None,
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(reduction, dtype, backend=backend)
+        self.name = name
+
