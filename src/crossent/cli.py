@@ -6,6 +6,9 @@ output that is data can be printed as JSON with ``--format json``.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
 app = typer.Typer(
@@ -28,6 +31,216 @@ def _root() -> None:
 
 
 # --- experiment / report (crossent.experiments) --------------------------------
+
+
+def _experiment_progress(scenarios: list[str], epochs: int | None, seeds: int) -> Any:
+    """A rich progress display (on stderr) and the callback that advances it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from .experiments.runner import total_epochs
+
+    progress = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        "epochs", TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+    )
+    totals = total_epochs(scenarios, epochs=epochs, seeds=seeds)
+    tasks = {s: progress.add_task(f"{s:<10}", total=totals[s]) for s in scenarios}
+
+    def advance(scenario: str, count: int) -> None:
+        progress.advance(tasks[scenario], count)
+
+    return progress, advance
+
+
+def _scenarios(scenario: str) -> list[str]:
+    from .experiments.runner import SCENARIOS
+
+    if scenario == "all":
+        return list(SCENARIOS)
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(SCENARIOS)} or all, got {scenario!r}",
+            param_hint="SCENARIO",
+        )
+    return [scenario]
+
+
+def _print_results(results: Any, files: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .experiments.report import results_table
+
+    console = Console()
+    for scenario in results.config["scenarios"]:
+        header, rows = results_table(results, scenario)
+        table = Table(title=f"{scenario}: {results.datasets[scenario]['name']} "
+                            "(final test metrics, mean ± std over seeds)")
+        for column in header:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    styles = {"holds": "green", "partly holds": "yellow", "does not hold": "red"}
+    for verdict in results.verdicts:
+        style = styles.get(verdict.status, "dim")
+        console.print(f"[bold]({verdict.claim})[/] [{style}]{verdict.status}[/]: "
+                      f"{verdict.headline}", highlight=False)
+    for name, path in files.items():
+        console.print(f"{name}: {path}", highlight=False)
+
+
+def experiment(
+    scenario: str = "all",
+    *,
+    epochs: int | None = None,
+    seeds: int = 3,
+    data: Path | None = None,
+    out: Path = Path("experiment-results"),
+    show_progress: bool = True,
+) -> tuple[Any, dict[str, Path]]:
+    """Run the experiments of ``scenario`` and write results.json and the plots into ``out``."""
+    import time
+
+    from .experiments.plots import plot_all
+    from .experiments.runner import run_experiments
+
+    scenarios = _scenarios(scenario)
+    started = time.perf_counter()
+    if show_progress:
+        progress, advance = _experiment_progress(scenarios, epochs, seeds)
+        with progress:
+            results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data,
+                                      progress=advance)
+    else:
+        results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data)
+    results.wall_s = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"results": results.save(out / "results.json")}
+    files.update({f"plot_{k}": v for k, v in plot_all(results, out).items()})
+    return results, files
+
+
+def _summary_json(results: Any, files: dict[str, Path]) -> str:
+    import json
+    from dataclasses import asdict
+
+    return json.dumps({
+        "config": results.config,
+        "datasets": results.datasets,
+        "summary": [asdict(row) for row in results.summary],
+        "verdicts": [asdict(v) for v in results.verdicts],
+        "wall_s": results.wall_s,
+        "files": {k: str(v) for k, v in files.items()},
+    }, indent=1)
+
+
+def _data_error(error: Exception) -> typer.BadParameter:
+    return typer.BadParameter(str(error), param_hint="--data")
+
+
+@app.command("experiment")
+def experiment_cli(
+    scenario: str = typer.Argument(
+        "all", help="binary, multiclass, multilabel or all."),
+    epochs: int = typer.Option(
+        None, "--epochs", "-e", min=1, help="Epochs per run (default: per scenario, 20-30)."),
+    seeds: int = typer.Option(3, "--seeds", "-s", min=1, help="Seeds per setup (mean ± std)."),
+    data: str = typer.Option(
+        None, "--data", help="The seed's own data: MNIST IDX folder, aclImdb folder or "
+        "imdb.npz (or a folder holding them). Default: the bundled scikit-learn data."),
+    out: str = typer.Option(
+        "experiment-results", "--out", "-o", help="Folder for results.json and PNGs."),
+    format: str = typer.Option("text", "--format", "-f", help="text or json."),
+) -> None:
+    """Reproduce seed 004's CE-vs-BCE experiments on real data; verdict per claim.
+
+    Trains a linear model and a small MLP with each setup (sigmoid + BCE, Keras's
+    categorical CE on one sigmoid output, softmax + CE, ...) for several seeds and
+    writes results.json and learning-curve PNGs into --out.
+    """
+    from .experiments.datasets import DataError
+
+    if format not in ("text", "json"):
+        raise typer.BadParameter(f"expected text or json, got {format!r}", param_hint="--format")
+    try:
+        results, files = experiment(scenario, epochs=epochs, seeds=seeds,
+                                    data=Path(data) if data else None, out=Path(out))
+    except DataError as error:
+        raise _data_error(error) from None
+    if format == "json":
+        typer.echo(_summary_json(results, files))
+    else:
+        _print_results(results, files)
+
+
+def report(
+    out: Path = Path("report"),
+    *,
+    epochs: int | None = None,
+    seeds: int = 3,
+    data: Path | None = None,
+    results_path: Path | None = None,
+    show_progress: bool = True,
+) -> tuple[Any, dict[str, Path]]:
+    """Write report.html, report.md, results.json and the plots into ``out``.
+
+    Runs the experiments, or reads them from ``results_path`` (a results.json).
+    """
+    from .experiments.report import write_report
+    from .experiments.results import ExperimentResults
+
+    command = "crossent report"
+    if results_path is not None:
+        results = ExperimentResults.load(results_path)
+        command = str(results.config.get("command", "crossent experiment"))
+    else:
+        results, _ = experiment("all", epochs=epochs, seeds=seeds, data=data, out=out,
+                                show_progress=show_progress)
+        parts = [f"--epochs {epochs}" if epochs else "", f"--seeds {seeds}",
+                 f"--data {data}" if data else ""]
+        command = " ".join(["crossent report", *[p for p in parts if p]])
+        results.config["command"] = command
+    return results, write_report(out, results=results, command=command)
+
+
+@app.command("report")
+def report_cli(
+    out: str = typer.Option("report", "--out", "-o", help="Folder for the report."),
+    epochs: int = typer.Option(None, "--epochs", "-e", min=1, help="Epochs per run."),
+    seeds: int = typer.Option(3, "--seeds", "-s", min=1, help="Seeds per setup."),
+    data: str = typer.Option(None, "--data", help="The seed's own data (see experiment)."),
+    results_path: str = typer.Option(
+        None, "--results", help="Reuse a results.json instead of training."),
+    format: str = typer.Option("text", "--format", "-f", help="text or json."),
+) -> None:
+    """Write the report of seed 004's experiments: one standalone HTML page and Markdown.
+
+    Verdicts on the seed's claims, results tables, learning curves, the seeds' worked
+    examples and the method; the page needs no network.
+    """
+    from .experiments.datasets import DataError
+
+    if format not in ("text", "json"):
+        raise typer.BadParameter(f"expected text or json, got {format!r}", param_hint="--format")
+    try:
+        results, files = report(Path(out), epochs=epochs, seeds=seeds,
+                                data=Path(data) if data else None,
+                                results_path=Path(results_path) if results_path else None)
+    except DataError as error:
+        raise _data_error(error) from None
+    except (FileNotFoundError, ValueError) as error:
+        if results_path is None:
+            raise
+        raise typer.BadParameter(str(error), param_hint="--results") from None
+    if format == "json":
+        typer.echo(_summary_json(results, files))
+        return
+    _print_results(results, {})
+    typer.echo(f"Report: {files['html'].resolve()}")
+    typer.echo(f"Markdown: {files['markdown'].resolve()}")
+
 
 
 # --- bench (benchmarks) --------------------------------------------------------

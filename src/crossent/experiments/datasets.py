@@ -103,7 +103,10 @@ class Dataset:
 
     def info(self) -> dict[str, Any]:
         """A JSON-ready description: name, task, sizes, majority rate, split."""
-        return {
+        extra = {}
+        if self.task == "binary":
+            extra["train_positive_rate"] = float(np.mean(self.y_train))
+        return extra | {
             "name": self.name,
             "task": self.task,
             "description": self.description,
@@ -214,7 +217,7 @@ def _strips(
         k = int(rng.integers(2, 4))  # 2 or 3 digits
         classes = rng.choice(present, size=k, replace=False)
         slots = rng.permutation(3)[:k]
-        for c, slot in zip(classes, slots):
+        for c, slot in zip(classes, slots, strict=True):
             image = images[rng.choice(by_class[c])]
             strips[i, :, slot * width:(slot + 1) * width] = image
             targets[i, c] = 1.0
