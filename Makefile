@@ -26,8 +26,11 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[all]"
 	touch $@ $(VENV)/.installed-base
 
+# The seeds' worked examples, then seed 004's experiments on the bundled data
+# (about a minute of CPU): report.html, report.md, results.json and plots in report/.
 demo: $(VENV)/.installed-base
 	$(PY) -m crossent.demo
+	$(VENV)/bin/crossent report --out report
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -n 2 -q

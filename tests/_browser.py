@@ -120,10 +120,9 @@ class _DevTools:
 
     def _read(self, limit: float | None = None) -> dict[str, Any]:
         assert self.process.stdout is not None
+        end = self.deadline if limit is None else min(self.deadline, time.monotonic() + limit)
         while b"\0" not in self.buffer:
-            left = self.deadline - time.monotonic()
-            if limit is not None:
-                left = min(left, limit)
+            left = end - time.monotonic()
             if left <= 0:
                 if limit is not None:
                     return {}
