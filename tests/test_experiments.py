@@ -440,7 +440,7 @@ def test_run_experiments_rejects_bad_arguments() -> None:
 def test_cli_experiment_json(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [
         "experiment", "binary", "--epochs", "2", "--seeds", "1", "--out", str(tmp_path),
-        "--format", "json",
+        "--format", "json", "--workers", "1",
     ])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -453,6 +453,7 @@ def test_cli_experiment_json(tmp_path: Path) -> None:
 def test_cli_experiment_text_table(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [
         "experiment", "multiclass", "--epochs", "1", "--seeds", "1", "--out", str(tmp_path),
+        "--workers", "1",
     ])
     assert result.exit_code == 0, result.output
     assert "softmax + CE" in result.stdout and "(b)" in result.stdout
@@ -470,7 +471,7 @@ def test_cli_experiment_errors(tmp_path: Path) -> None:
 def test_cli_experiment_uses_the_users_mnist(tmp_path: Path, mnist_folder: Path) -> None:
     result = CliRunner().invoke(app, [
         "experiment", "multiclass", "--epochs", "1", "--seeds", "1", "--data", str(mnist_folder),
-        "--out", str(tmp_path / "out"), "--format", "json",
+        "--out", str(tmp_path / "out"), "--format", "json", "--workers", "1",
     ])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

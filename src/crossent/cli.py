@@ -98,23 +98,26 @@ def experiment(
     seeds: int = 3,
     data: Path | None = None,
     out: Path = Path("experiment-results"),
+    workers: int | None = None,
     show_progress: bool = True,
 ) -> tuple[Any, dict[str, Path]]:
     """Run the experiments of ``scenario`` and write results.json and the plots into ``out``."""
     import time
 
     from .experiments.plots import plot_all
-    from .experiments.runner import run_experiments
+    from .experiments.runner import default_workers, run_experiments
 
     scenarios = _scenarios(scenario)
+    workers = default_workers() if workers is None else workers
     started = time.perf_counter()
     if show_progress:
         progress, advance = _experiment_progress(scenarios, epochs, seeds)
         with progress:
             results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data,
-                                      progress=advance)
+                                      workers=workers, progress=advance)
     else:
-        results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data)
+        results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data,
+                                  workers=workers)
     results.wall_s = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     files = {"results": results.save(out / "results.json")}
@@ -152,6 +155,8 @@ def experiment_cli(
         "imdb.npz (or a folder holding them). Default: the bundled scikit-learn data."),
     out: str = typer.Option(
         "experiment-results", "--out", "-o", help="Folder for results.json and PNGs."),
+    workers: int = typer.Option(
+        None, "--workers", "-w", min=1, help="Processes side by side (default: cores, max 2)."),
     format: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Reproduce seed 004's CE-vs-BCE experiments on real data; verdict per claim.
@@ -166,7 +171,8 @@ def experiment_cli(
         raise typer.BadParameter(f"expected text or json, got {format!r}", param_hint="--format")
     try:
         results, files = experiment(scenario, epochs=epochs, seeds=seeds,
-                                    data=Path(data) if data else None, out=Path(out))
+                                    data=Path(data) if data else None, out=Path(out),
+                                    workers=workers)
     except DataError as error:
         raise _data_error(error) from None
     if format == "json":
@@ -182,6 +188,7 @@ def report(
     seeds: int = 3,
     data: Path | None = None,
     results_path: Path | None = None,
+    workers: int | None = None,
     show_progress: bool = True,
 ) -> tuple[Any, dict[str, Path]]:
     """Write report.html, report.md, results.json and the plots into ``out``.
@@ -197,7 +204,7 @@ def report(
         command = str(results.config.get("command", "crossent experiment"))
     else:
         results, _ = experiment("all", epochs=epochs, seeds=seeds, data=data, out=out,
-                                show_progress=show_progress)
+                                workers=workers, show_progress=show_progress)
         parts = [f"--epochs {epochs}" if epochs else "", f"--seeds {seeds}",
                  f"--data {data}" if data else ""]
         command = " ".join(["crossent report", *[p for p in parts if p]])
@@ -213,6 +220,8 @@ def report_cli(
     data: str = typer.Option(None, "--data", help="The seed's own data (see experiment)."),
     results_path: str = typer.Option(
         None, "--results", help="Reuse a results.json instead of training."),
+    workers: int = typer.Option(
+        None, "--workers", "-w", min=1, help="Processes side by side (default: cores, max 2)."),
     format: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Write the report of seed 004's experiments: one standalone HTML page and Markdown.
@@ -227,7 +236,8 @@ def report_cli(
     try:
         results, files = report(Path(out), epochs=epochs, seeds=seeds,
                                 data=Path(data) if data else None,
-                                results_path=Path(results_path) if results_path else None)
+                                results_path=Path(results_path) if results_path else None,
+                                workers=workers)
     except DataError as error:
         raise _data_error(error) from None
     except (FileNotFoundError, ValueError) as error:

@@ -214,6 +214,75 @@ def _environment(threads: int) -> dict[str, Any]:
     }
 
 
+# Per worker process: the user's data sets, loaded once; the progress queue.
+_WORKER_CACHE: dict[str, ds.Dataset] = {}
+_WORKER_QUEUE: Any = None
+
+
+def _init_worker(queue: Any, threads: int) -> None:
+    global _WORKER_QUEUE
+    import torch
+
+    _WORKER_QUEUE = queue
+    torch.set_num_threads(threads)
+
+
+def _run_job(
+    scenario: str, seed: int, found: dict[str, Path], setting: dict[str, Any],
+    models: tuple[str, ...], progress: ProgressCallback | None = None,
+) -> tuple[dict[str, Any], list[RunResult]]:
+    """Every model × setup of one scenario and seed (one unit of parallel work)."""
+    data_set = load_scenario_data(scenario, seed, found, _WORKER_CACHE)
+    if progress is not None:
+        def on_epoch() -> None:
+            progress(scenario, 1)
+    elif _WORKER_QUEUE is not None:
+        def on_epoch() -> None:
+            _WORKER_QUEUE.put(scenario)
+    else:
+        on_epoch = None  # type: ignore[assignment]
+    runs = [
+        train_run(data_set, setup, model, seed=seed, epochs=setting["epochs"],
+                  batch_size=setting["batch_size"], lr=setting["lr"], on_epoch=on_epoch)
+        for model in models
+        for setup in SETUPS[scenario]
+    ]
+    return data_set.info(), runs
+
+
+def _run_jobs_in_processes(
+    jobs: list[tuple[str, int]], found: dict[str, Path], settings: dict[str, dict[str, Any]],
+    models: tuple[str, ...], workers: int, threads: int, progress: ProgressCallback | None,
+) -> list[tuple[dict[str, Any], list[RunResult]]]:
+    import multiprocessing
+    import queue as queue_module
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    # spawn, not fork: forking a process that has started PyTorch's thread pools can hang
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_init_worker, initargs=(queue, threads)) as pool:
+        futures = [pool.submit(_run_job, scenario, seed, found, settings[scenario], models)
+                   for scenario, seed in jobs]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.2)
+            while True:
+                try:
+                    scenario = queue.get_nowait()
+                except queue_module.Empty:
+                    break
+                if progress is not None:
+                    progress(scenario, 1)
+        return [future.result() for future in futures]
+
+
+def default_workers() -> int:
+    """Worker processes: one per CPU core, at most 2 (the budget is 2 cores)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def run_experiments(
     scenarios: tuple[str, ...] | list[str] = SCENARIOS,
     *,
@@ -222,6 +291,7 @@ def run_experiments(
     data: str | Path | None = None,
     models: tuple[str, ...] = MODELS,
     threads: int = 1,
+    workers: int = 1,
     progress: ProgressCallback | None = None,
 ) -> ExperimentResults:
     """Run every setup of each scenario with each model and ``seeds`` seeds (0, 1, ...).
@@ -233,7 +303,9 @@ def run_experiments(
       data: optional ``--data PATH`` with the seed's own data (IMDB, MNIST); scenarios
         without matching files use the bundled data.
       models: 'linear' and/or 'mlp'.
-      threads: PyTorch CPU threads (1 is fastest for these small models).
+      threads: PyTorch CPU threads per process (1 is fastest for these small models).
+      workers: processes running (scenario, seed) jobs side by side; the numbers do
+        not depend on it (every run is seeded and single-threaded).
       progress: called after every epoch (see :data:`ProgressCallback`).
 
     Returns:
@@ -251,28 +323,27 @@ def run_experiments(
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     for model in models:
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
     found = ds.find_data(data) if data is not None else {}
     started = time.perf_counter()
-    cache: dict[str, ds.Dataset] = {}
+    settings = {s: dict(DEFAULTS[s]) | ({"epochs": epochs} if epochs else {}) for s in scenarios}
+    jobs = [(scenario, seed) for scenario in scenarios for seed in range(seeds)]
+    if workers == 1:
+        with _torch_threads(threads):
+            outcomes = [_run_job(scenario, seed, found, settings[scenario], models, progress)
+                        for scenario, seed in jobs]
+    else:
+        outcomes = _run_jobs_in_processes(jobs, found, settings, models, workers, threads,
+                                          progress)
     runs: list[RunResult] = []
     datasets: dict[str, dict[str, Any]] = {}
-    settings = {s: dict(DEFAULTS[s]) | ({"epochs": epochs} if epochs else {}) for s in scenarios}
-    with _torch_threads(threads):
-        for scenario in scenarios:
-            setting = settings[scenario]
-            for seed in range(seeds):
-                data_set = load_scenario_data(scenario, seed, found, cache)
-                datasets.setdefault(scenario, data_set.info())
-                for model in models:
-                    for setup in SETUPS[scenario]:
-                        runs.append(train_run(
-                            data_set, setup, model, seed=seed, epochs=setting["epochs"],
-                            batch_size=setting["batch_size"], lr=setting["lr"],
-                            on_epoch=(lambda s=scenario: progress(s, 1)) if progress else None,
-                        ))
+    for (scenario, _), (info, job_runs) in zip(jobs, outcomes, strict=True):
+        datasets.setdefault(scenario, info)
+        runs.extend(job_runs)
     summary = summarise(runs)
     config = {
         "scenarios": list(scenarios),
@@ -285,7 +356,7 @@ def run_experiments(
     }
     results = ExperimentResults(
         config=config,
-        environment=_environment(threads),
+        environment=_environment(threads) | {"workers": workers},
         datasets=datasets,
         runs=runs,
         summary=summary,
