@@ -105,10 +105,10 @@ def experiment(
     import time
 
     from .experiments.plots import plot_all
-    from .experiments.runner import default_workers, run_experiments
+    from .experiments.runner import run_experiments
 
     scenarios = _scenarios(scenario)
-    workers = default_workers() if workers is None else workers
+    workers = 1 if workers is None else workers
     started = time.perf_counter()
     if show_progress:
         progress, advance = _experiment_progress(scenarios, epochs, seeds)
@@ -156,7 +156,8 @@ def experiment_cli(
     out: str = typer.Option(
         "experiment-results", "--out", "-o", help="Folder for results.json and PNGs."),
     workers: int = typer.Option(
-        None, "--workers", "-w", min=1, help="Processes side by side (default: cores, max 2)."),
+        1, "--workers", "-w", min=1,
+        help="Processes side by side (2 helps only on an idle machine with 2 free cores)."),
     format: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Reproduce seed 004's CE-vs-BCE experiments on real data; verdict per claim.
@@ -221,7 +222,8 @@ def report_cli(
     results_path: str = typer.Option(
         None, "--results", help="Reuse a results.json instead of training."),
     workers: int = typer.Option(
-        None, "--workers", "-w", min=1, help="Processes side by side (default: cores, max 2)."),
+        1, "--workers", "-w", min=1,
+        help="Processes side by side (2 helps only on an idle machine with 2 free cores)."),
     format: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Write the report of seed 004's experiments: one standalone HTML page and Markdown.

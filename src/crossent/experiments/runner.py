@@ -278,11 +278,6 @@ def _run_jobs_in_processes(
         return [future.result() for future in futures]
 
 
-def default_workers() -> int:
-    """Worker processes: one per CPU core, at most 2 (the budget is 2 cores)."""
-    return max(1, min(2, os.cpu_count() or 1))
-
-
 def run_experiments(
     scenarios: tuple[str, ...] | list[str] = SCENARIOS,
     *,

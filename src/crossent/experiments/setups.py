@@ -114,9 +114,9 @@ SETUPS: dict[str, list[Setup]] = {
         Setup("bce", "sigmoid + BCE", "sigmoid", _BCE, _bce, "the usual choice"),
         Setup("keras_ce", "sigmoid + Keras categorical CE", "sigmoid", _KERAS_CE,
               _keras_ce_on_sigmoid, "seed 004's IMDB run"),
-        Setup("seed_ce", "sigmoid + CE, -y log p", "sigmoid", _SEED_CE, _seed_ce,
+        Setup("seed_ce", "sigmoid + CE (-y log p)", "sigmoid", _SEED_CE, _seed_ce,
               "the CE seed 004 derives for one output"),
-        Setup("softmax_ce", "softmax + CE, one output", "softmax", _CE, _softmax_ce,
+        Setup("softmax_ce", "softmax + CE (one output)", "softmax", _CE, _softmax_ce,
               "PyTorch-style CE over one logit"),
     ],
     "multiclass": [
@@ -127,11 +127,11 @@ SETUPS: dict[str, list[Setup]] = {
     ],
     "multilabel": [
         Setup("bce", "sigmoid + BCE", "sigmoid", _BCE, _bce, "the usual choice"),
-        Setup("seed_ce", "sigmoid + CE, -sum y log p", "sigmoid", _SEED_CE, _seed_ce,
+        Setup("seed_ce", "sigmoid + CE (-sum y log p)", "sigmoid", _SEED_CE, _seed_ce,
               "the CE seed 004 argues about"),
         Setup("keras_ce", "sigmoid + Keras categorical CE", "sigmoid", _KERAS_CE,
               _keras_ce_on_sigmoid, "Keras's CE on sigmoid outputs"),
-        Setup("softmax_ce", "softmax + CE, multi-hot target", "softmax", _CE, _softmax_ce,
+        Setup("softmax_ce", "softmax + CE (multi-hot target)", "softmax", _CE, _softmax_ce,
               "softmax CE with several labels"),
     ],
 }
