@@ -198,10 +198,12 @@ def report(
     """
     from .experiments.report import write_report
     from .experiments.results import ExperimentResults
+    from .experiments.verdicts import judge
 
     command = "crossent report"
     if results_path is not None:
         results = ExperimentResults.load(results_path)
+        results.verdicts = judge(results)  # derived data: worded by the current rules
         command = str(results.config.get("command", "crossent experiment"))
     else:
         results, _ = experiment("all", epochs=epochs, seeds=seeds, data=data, out=out,
