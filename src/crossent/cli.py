@@ -6,9 +6,6 @@ output that is data can be printed as JSON with ``--format json``.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import typer
 
 app = typer.Typer(
@@ -32,8 +29,19 @@ def _root() -> None:
 
 # --- experiment / report (crossent.experiments) --------------------------------
 
+# Imported here, not at the top, so this section stays self-contained (torch and
+# scikit-learn, the `experiments` extra, are imported only when a command runs).
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
-def _experiment_progress(scenarios: list[str], epochs: int | None, seeds: int) -> Any:
+if TYPE_CHECKING:
+    from .experiments.results import ExperimentResults
+
+
+def _experiment_progress(
+    scenarios: list[str], epochs: int | None, seeds: int
+) -> tuple[object, object]:
     """A rich progress display (on stderr) and the callback that advances it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -66,7 +74,7 @@ def _scenarios(scenario: str) -> list[str]:
     return [scenario]
 
 
-def _print_results(results: Any, files: dict[str, Any]) -> None:
+def _print_results(results: ExperimentResults, files: dict[str, object]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -96,11 +104,11 @@ def experiment(
     *,
     epochs: int | None = None,
     seeds: int = 3,
-    data: Path | None = None,
-    out: Path = Path("experiment-results"),
+    data: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] = "experiment-results",
     workers: int | None = None,
     show_progress: bool = True,
-) -> tuple[Any, dict[str, Path]]:
+) -> tuple[ExperimentResults, dict[str, Path]]:
     """Run the experiments of ``scenario`` and write results.json and the plots into ``out``."""
     import time
 
@@ -125,7 +133,7 @@ def experiment(
     return results, files
 
 
-def _summary_json(results: Any, files: dict[str, Path]) -> str:
+def _summary_json(results: ExperimentResults, files: dict[str, Path]) -> str:
     import json
     from dataclasses import asdict
 
@@ -183,15 +191,15 @@ def experiment_cli(
 
 
 def report(
-    out: Path = Path("report"),
+    out: str | os.PathLike[str] = "report",
     *,
     epochs: int | None = None,
     seeds: int = 3,
-    data: Path | None = None,
-    results_path: Path | None = None,
+    data: str | os.PathLike[str] | None = None,
+    results_path: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     show_progress: bool = True,
-) -> tuple[Any, dict[str, Path]]:
+) -> tuple[ExperimentResults, dict[str, Path]]:
     """Write report.html, report.md, results.json and the plots into ``out``.
 
     Runs the experiments, or reads them from ``results_path`` (a results.json).
