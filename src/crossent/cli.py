@@ -32,7 +32,7 @@ def _root() -> None:
 # Imported here, not at the top, so this section stays self-contained (torch and
 # scikit-learn, the `experiments` extra, are imported only when a command runs).
 import os  # noqa: E402
-from pathlib import Path  # noqa: E402
+from pathlib import Path  # noqa: E402, F811  (the explain section may import it too)
 from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
