@@ -84,6 +84,19 @@ def _renormalise(xp: Any, probs: Array, axis: int) -> Array:
     return probs / xp.sum(probs, axis=axis, keepdims=True)
 
 
+def _keras_mean(xp: Any, losses: Array, axis: int, dtype: Any, backend: str) -> Array:
+    """``ops.mean(losses, axis)`` in Keras's dtype rules, returned in ``dtype``.
+
+    keras/src/backend/{torch,jax,tensorflow}/numpy.py ``mean`` computes in
+    ``result_type(dtype, "float32")``, and keras/src/backend/common/dtypes.py maps
+    float64 to float32 on every backend but TensorFlow: on torch and jax a float64
+    mean is taken in float32 (then cast back), a loss of about 1e-7 relative.
+    """
+    keeps_float64 = backend in ("tensorflow", "numpy") and dtype == xp.float64
+    compute_dtype = xp.float64 if keeps_float64 else xp.float32
+    return cast_to(xp, xp.mean(cast_to(xp, losses, compute_dtype), axis=axis), dtype)
+
+
 def _smooth_categorical(y_true: Array, label_smoothing: float) -> Array:
     # keras/src/losses/losses.py categorical_crossentropy: C is y_true.shape[-1], whatever `axis`
     if not label_smoothing:
@@ -285,7 +298,7 @@ def binary_crossentropy(
     else:
         probs = sigmoid(y_pred) if from_logits else y_pred
         losses = binary_cross_entropy(_clip(xp, probs), y_true, reduction="none")
-    return cast_to(xp, xp.mean(losses, axis=axis), y_pred.dtype)
+    return _keras_mean(xp, losses, axis, y_pred.dtype, backend)
 
 
 def binary_focal_crossentropy(
@@ -336,7 +349,7 @@ def binary_focal_crossentropy(
     factor is computed from the clipped p: values agree to ~1e-7·γ, but at p exactly
     0 or 1 the gradient is 0 where Keras's is γ(1-p_t)^(γ-1)·16.1.
     """
-    keras_backend(backend)
+    backend = keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
     y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
@@ -348,7 +361,7 @@ def binary_focal_crossentropy(
         clipped_logits, y_true, alpha=alpha if apply_class_balancing else None, gamma=gamma,
         reduction="none",
     )
-    return cast_to(xp, xp.mean(losses, axis=axis), y_pred.dtype)
+    return _keras_mean(xp, losses, axis, y_pred.dtype, backend)
 
 
 def kl_divergence(y_true: Array, y_pred: Array, *, backend: str | None = None) -> Array:
