@@ -42,3 +42,20 @@ def assert_close(actual: Any, expected: Any, dtype: Any, what: str) -> None:
         actual.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol,
         equal_nan=True, err_msg=what,
     )
+
+
+def jax_value_and_grad(function: Any, first: Any, second: Any, *, grad_of: str | None = "second",
+                       **kwargs: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`torch_value_and_grad` on JAX arrays with ``jax.grad`` (64-bit enabled locally)."""
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        first_j, second_j = jnp.asarray(np.asarray(first)), jnp.asarray(np.asarray(second))
+        value = function(first_j, second_j, **kwargs)
+        grad = None
+        if grad_of == "second":
+            grad = jax.grad(lambda p: function(first_j, p, **kwargs).sum())(second_j)
+        elif grad_of == "first":
+            grad = jax.grad(lambda p: function(p, second_j, **kwargs).sum())(first_j)
+        return np.asarray(value), None if grad is None else np.asarray(grad)
