@@ -52,7 +52,7 @@ def _to_numpy(value: Array) -> np.ndarray:
 
 
 def cast_to(xp: Any, value: Array, dtype: Any) -> Array:
-    """``value`` in ``dtype`` (the core computes 16-bit floats in float32; frameworks return 16-bit)."""
+    """``value`` in ``dtype`` (the core computes 16-bit floats in float32; frameworks do not)."""
     return value if value.dtype == dtype else xp.astype(value, dtype)
 
 
@@ -102,3 +102,16 @@ def _keras_json_backend() -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return backend if isinstance(backend, str) else None
+
+
+def nan_where(xp: Any, value: Array, mask: Array | None) -> Array:
+    """``value`` with NaN where ``mask``: positions where the framework computes 0 · ∞.
+
+    The core keeps 0 · log 0 = 0 (finite losses for ``-inf`` logits); frameworks that
+    multiply a zero target by an infinite log return NaN there. The NaN is *added* as a
+    constant, so autograd's gradient stays the core's, which is what the frameworks'
+    own gradients are at those positions (e.g. softmax - target).
+    """
+    if mask is None:
+        return value
+    return value + xp.where(mask, xp.full_like(value, float("nan")), xp.zeros_like(value))

@@ -30,6 +30,7 @@ keras/src/losses/loss.py (reductions), keras/src/backend/{tensorflow,jax,torch,n
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import information
@@ -43,7 +44,15 @@ from ..losses import (
     nll_loss,
     sigmoid_focal_loss,
 )
-from ._common import cast_to, float_input, keras_backend, like, require_floating, size
+from ._common import (
+    cast_to,
+    float_input,
+    keras_backend,
+    like,
+    nan_where,
+    require_floating,
+    size,
+)
 
 __all__ = [
     "EPSILON",
@@ -84,6 +93,51 @@ def _renormalise(xp: Any, probs: Array, axis: int) -> Array:
     return probs / xp.sum(probs, axis=axis, keepdims=True)
 
 
+def _keras_mean(xp: Any, losses: Array, axis: int, dtype: Any, backend: str) -> Array:
+    """``ops.mean(losses, axis)`` in Keras's dtype rules, returned in ``dtype``.
+
+    keras/src/backend/{torch,jax,tensorflow}/numpy.py ``mean`` computes in
+    ``result_type(dtype, "float32")``, and keras/src/backend/common/dtypes.py maps
+    float64 to float32 on every backend but TensorFlow: on torch and jax a float64
+    mean is taken in float32 (then cast back), a loss of about 1e-7 relative.
+    """
+    keeps_float64 = backend in ("tensorflow", "numpy") and dtype == xp.float64
+    compute_dtype = xp.float64 if keeps_float64 else xp.float32
+    return cast_to(xp, xp.mean(cast_to(xp, losses, compute_dtype), axis=axis), dtype)
+
+
+def _off_target_minus_inf(
+    xp: Any, logits: Array, target: Array, axis: int, ignore_class: int | None
+) -> Array:
+    """Positions whose logits have a -inf entry at a class other than the target."""
+    moved = xp.moveaxis(logits, axis, -1) if axis not in (-1, logits.ndim - 1) else logits
+    classes = xp.arange(int(moved.shape[-1]), dtype=target.dtype)
+    off_target = classes != xp.expand_dims(target, axis=-1)
+    mask = xp.any(off_target & (moved == -math.inf), axis=-1)
+    if ignore_class is not None:  # Keras zeroes y_pred at ignored positions first
+        mask = mask & (target != ignore_class)
+    return mask
+
+
+def _infinite_logit_nan(xp: Any, logits: Array, target: Array, backend: str) -> Array:
+    """Where each backend's sigmoid cross-entropy of an infinite logit is NaN (0 · ∞ or ∞ - ∞).
+
+    - torch, ``F.binary_cross_entropy_with_logits``: (1 - t)·x + max(-x, 0) + log(...)
+      is NaN for every x = -inf, and for x = +inf when t = 1;
+    - jax, ``-t·log_sigmoid(x) - (1 - t)·log_sigmoid(-x)``: NaN for x = -inf with t = 0
+      and x = +inf with t = 1;
+    - tensorflow, ``max(x, 0) - x·t + log1p(exp(-|x|))``: NaN for x = -inf with t = 0
+      and x = +inf with t > 0.
+    Elsewhere an infinite logit gives +inf in the frameworks and in the core alike.
+    """
+    minus, plus = logits == -math.inf, logits == math.inf
+    if backend == "torch":
+        return minus | (plus & (target == 1))
+    if backend == "jax":
+        return (minus & (target == 0)) | (plus & (target == 1))
+    return (minus & (target == 0)) | (plus & (target > 0))
+
+
 def _smooth_categorical(y_true: Array, label_smoothing: float) -> Array:
     # keras/src/losses/losses.py categorical_crossentropy: C is y_true.shape[-1], whatever `axis`
     if not label_smoothing:
@@ -116,7 +170,8 @@ def categorical_crossentropy(
         t' = t (1-\varepsilon) + \varepsilon / C, \qquad
         \ell = \begin{cases}
           -\sum_c t'_c \log\operatorname{softmax}(z)_c & \texttt{from\_logits}\\
-          -\sum_c t'_c \log \operatorname{clip}\big(p_c / \textstyle\sum_k p_k,\ 10^{-7},\ 1 - 10^{-7}\big)
+          -\sum_c t'_c \log \operatorname{clip}\big(p_c / \textstyle\sum_k p_k,\
+            10^{-7},\ 1 - 10^{-7}\big)
             & \text{otherwise}
         \end{cases}
 
@@ -147,6 +202,8 @@ def categorical_crossentropy(
     y_true = _smooth_categorical(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
     if from_logits:
         losses = cross_entropy(y_pred, y_true, axis=axis, reduction="none")
+        # every backend computes target · log_softmax: 0 · (-inf) = NaN for -inf logits
+        losses = nan_where(xp, losses, xp.any((y_true == 0) & (y_pred == -math.inf), axis=axis))
     else:
         probs = _clip(xp, _renormalise(xp, y_pred, axis))
         losses = information.cross_entropy(y_true, probs, axis=axis)
@@ -169,7 +226,8 @@ def sparse_categorical_crossentropy(
           \operatorname{softmax}(z) & \texttt{from\_logits}\\
           \operatorname{clip}(p / \textstyle\sum_k p_k,\ \epsilon,\ 1-\epsilon)
             & \text{jax, torch, numpy backends}\\
-          \operatorname{clip}(p, \epsilon, 1-\epsilon) / \textstyle\sum_k \operatorname{clip}(p_k, \epsilon, 1-\epsilon)
+          \operatorname{clip}(p, \epsilon, 1-\epsilon)
+            / \textstyle\sum_k \operatorname{clip}(p_k, \epsilon, 1-\epsilon)
             & \text{tensorflow backend}
         \end{cases}
 
@@ -221,6 +279,11 @@ def sparse_categorical_crossentropy(
         losses = cross_entropy(
             y_pred, y_true, axis=axis, ignore_index=ignore_class, reduction="none"
         )
+        if backend in ("jax", "numpy"):
+            # one_hot(target) · log_softmax: 0 · (-inf) = NaN for a -inf logit off the target
+            # (keras/src/backend/jax/nn.py); torch and TF use fused kernels that stay finite
+            losses = nan_where(xp, losses, _off_target_minus_inf(xp, y_pred, y_true, axis,
+                                                                 ignore_class))
     elif backend == "tensorflow":
         # clip, log, then a softmax CE of the log: log_softmax renormalises the clipped p
         log_clipped = xp.log(_clip(xp, y_pred))
@@ -246,7 +309,8 @@ def binary_crossentropy(
 
     .. math::
         t' = t (1-\varepsilon) + \varepsilon / 2, \qquad
-        \ell = \operatorname{mean}_{\texttt{axis}}\Big(-t' \log \hat p - (1-t') \log(1 - \hat p)\Big),
+        \ell = \operatorname{mean}_{\texttt{axis}}
+               \Big(-t' \log \hat p - (1-t') \log(1 - \hat p)\Big),
         \quad \hat p = \operatorname{clip}(p, 10^{-7}, 1 - 10^{-7})
 
     With ``from_logits`` the stable form :math:`\max(x,0) - x t' + \log(1 + e^{-|x|})`
@@ -282,10 +346,11 @@ def binary_crossentropy(
     y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
     if from_logits and backend != "numpy":
         losses = binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
+        losses = nan_where(xp, losses, _infinite_logit_nan(xp, y_pred, y_true, backend))
     else:
         probs = sigmoid(y_pred) if from_logits else y_pred
         losses = binary_cross_entropy(_clip(xp, probs), y_true, reduction="none")
-    return cast_to(xp, xp.mean(losses, axis=axis), y_pred.dtype)
+    return _keras_mean(xp, losses, axis, y_pred.dtype, backend)
 
 
 def binary_focal_crossentropy(
@@ -336,26 +401,36 @@ def binary_focal_crossentropy(
     factor is computed from the clipped p: values agree to ~1e-7·γ, but at p exactly
     0 or 1 the gradient is 0 where Keras's is γ(1-p_t)^(γ-1)·16.1.
     """
-    keras_backend(backend)
+    backend = keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
     y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    alpha_or_none = alpha if apply_class_balancing else None
+    if from_logits and backend == "tensorflow":
+        # On TensorFlow, ops.sigmoid tags its output with the logits and the backend's
+        # binary_crossentropy uses them (_get_logits in keras/src/backend/tensorflow/nn.py):
+        # the BCE is the unclipped sigmoid_cross_entropy_with_logits, i.e. the core's focal loss.
+        losses = sigmoid_focal_loss(
+            y_pred, y_true, alpha=alpha_or_none, gamma=gamma, reduction="none"
+        )
+        losses = nan_where(xp, losses, _infinite_logit_nan(xp, y_pred, y_true, backend))
+        return _keras_mean(xp, losses, axis, y_pred.dtype, backend)
     probs = sigmoid(y_pred) if from_logits else y_pred
     # the clipped probability as a logit: sigmoid(logit(clip(p))) is clip(p), so the core's
     # focal loss sees Keras's clipped BCE, -log(clip(p)) and -log(1 - clip(p))
     clipped_logits = logit(_clip(xp, cast_to(xp, probs, y_pred.dtype)))
     losses = sigmoid_focal_loss(
-        clipped_logits, y_true, alpha=alpha if apply_class_balancing else None, gamma=gamma,
-        reduction="none",
+        clipped_logits, y_true, alpha=alpha_or_none, gamma=gamma, reduction="none"
     )
-    return cast_to(xp, xp.mean(losses, axis=axis), y_pred.dtype)
+    return _keras_mean(xp, losses, axis, y_pred.dtype, backend)
 
 
 def kl_divergence(y_true: Array, y_pred: Array, *, backend: str | None = None) -> Array:
     r"""``keras.losses.kl_divergence``: :math:`\sum_c t_c \log(t_c / p_c)` over the last axis.
 
     .. math:: \ell = \sum_c \hat t_c \log\frac{\hat t_c}{\hat p_c}, \qquad
-              \hat t = \operatorname{clip}(t, \epsilon, 1),\ \hat p = \operatorname{clip}(p, \epsilon, 1)
+              \hat t = \operatorname{clip}(t, \epsilon, 1),\
+              \hat p = \operatorname{clip}(p, \epsilon, 1)
 
     Both arguments are clipped, so a zero target contributes
     :math:`10^{-7}\log(10^{-7}/\hat p)` (not 0) and there is no renormalisation.
@@ -523,7 +598,7 @@ class CategoricalCrossentropy(_Loss):
 
 
 class SparseCategoricalCrossentropy(_Loss):
-    """``keras.losses.SparseCategoricalCrossentropy``: :func:`sparse_categorical_crossentropy`, reduced.
+    """``keras.losses.SparseCategoricalCrossentropy``: the sparse function, reduced.
 
     Positions of ``ignore_class`` are masked: with "sum_over_batch_size" they are left
     out of the divisor (keras/src/losses/loss.py apply_mask).
