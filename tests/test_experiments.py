@@ -490,3 +490,20 @@ def test_metrics_match_crossent_metrics_on_the_final_model(cancer: ds.Dataset) -
     assert run.history[0].test["binary_accuracy"] == pytest.approx(expected)
     assert float(ce.metrics.binary_accuracy(cancer.y_test[:, None], probs)) == pytest.approx(
         expected)
+
+
+def test_cli_experiment_uses_the_users_imdb_npz(tmp_path: Path) -> None:
+    path = tmp_path / "imdb.npz"
+    rng = np.random.default_rng(0)
+    reviews = [list(rng.integers(1, 50, 20)) for _ in range(24)]
+    np.savez(path, x_train=ragged(reviews[:16]), y_train=np.arange(16) % 2,
+             x_test=ragged(reviews[16:]), y_test=np.arange(8) % 2)
+    result = CliRunner().invoke(app, [
+        "experiment", "binary", "--epochs", "1", "--seeds", "1", "--data", str(path),
+        "--out", str(tmp_path / "out"), "--format", "json", "--workers", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["datasets"]["binary"]["name"] == "imdb"
+    assert data["datasets"]["binary"]["num_features"] == 1000
+    assert data["config"]["settings"]["binary"]["epochs"] == 1
