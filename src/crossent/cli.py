@@ -36,12 +36,15 @@ from pathlib import Path  # noqa: E402, F811  (the explain section may import it
 from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from .experiments.results import ExperimentResults
+    from .experiments.runner import ProgressCallback
 
 
 def _experiment_progress(
     scenarios: list[str], epochs: int | None, seeds: int
-) -> tuple[object, object]:
+) -> tuple[Progress, ProgressCallback]:
     """A rich progress display (on stderr) and the callback that advances it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -74,7 +77,7 @@ def _scenarios(scenario: str) -> list[str]:
     return [scenario]
 
 
-def _print_results(results: ExperimentResults, files: dict[str, object]) -> None:
+def _print_results(results: ExperimentResults, files: dict[str, Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -117,19 +120,21 @@ def experiment(
 
     scenarios = _scenarios(scenario)
     workers = 1 if workers is None else workers
+    data_path = None if data is None else Path(data)
     started = time.perf_counter()
     if show_progress:
         progress, advance = _experiment_progress(scenarios, epochs, seeds)
         with progress:
-            results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data,
+            results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data_path,
                                       workers=workers, progress=advance)
     else:
-        results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data,
+        results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data_path,
                                   workers=workers)
     results.wall_s = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"results": results.save(out / "results.json")}
-    files.update({f"plot_{k}": v for k, v in plot_all(results, out).items()})
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"results": results.save(folder / "results.json")}
+    files.update({f"plot_{k}": v for k, v in plot_all(results, folder).items()})
     return results, files
 
 
@@ -210,7 +215,7 @@ def report(
 
     command = "crossent report"
     if results_path is not None:
-        results = ExperimentResults.load(results_path)
+        results = ExperimentResults.load(Path(results_path))
         results.verdicts = judge(results)  # derived data: worded by the current rules
         command = str(results.config.get("command", "crossent experiment"))
     else:
@@ -220,7 +225,7 @@ def report(
                  f"--data {data}" if data else ""]
         command = " ".join(["crossent report", *[p for p in parts if p]])
         results.config["command"] = command
-    return results, write_report(out, results=results, command=command)
+    return results, write_report(Path(out), results=results, command=command)
 
 
 @app.command("report")
