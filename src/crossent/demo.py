@@ -15,6 +15,9 @@ from rich.table import Table
 import crossent as ce
 from crossent import information as info
 
+_SEED004_LOGITS = np.array([[12, 3, 2], [3, 10, 1], [1, 2, 5], [4, 6.5, 1.2], [3, 6, 1]])
+_SEED004_Y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 0]], dtype=float)
+
 # (seed, what, the value the seed printed, crossent's computation)
 EXAMPLES = [
     ("000", "H(p,q1) = -log 0.5", "0.6931",
@@ -55,10 +58,6 @@ EXAMPLES = [
      lambda: ce.cross_entropy(_SEED004_LOGITS, _SEED004_Y)),
 ]
 
-_SEED004_LOGITS = np.array([[12, 3, 2], [3, 10, 1], [1, 2, 5], [4, 6.5, 1.2], [3, 6, 1]])
-_SEED004_Y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 0]], dtype=float)
-
-
 def _printed_numbers(printed: str) -> list[str]:
     return re.findall(r"-?\d+\.\d+", printed)
 
@@ -79,9 +78,9 @@ def _format(value: object, printed: str) -> tuple[str, bool]:
     ulps = 4 * float(np.finfo(array.dtype).eps) if array.dtype.kind == "f" else 0.0
     agree = all(
         abs(v - float(n)) <= max(10.0**-d * 1.0001, ulps * abs(v))
-        for v, n, d in zip(values, numbers, decimals)
+        for v, n, d in zip(values, numbers, decimals, strict=True)
     )
-    text = ", ".join(f"{v:.{d}f}" for v, d in zip(values, decimals))
+    text = ", ".join(f"{v:.{d}f}" for v, d in zip(values, decimals, strict=True))
     return (text if values.size == 1 else f"[{text}]"), agree
 
 

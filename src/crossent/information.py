@@ -19,7 +19,7 @@ from ._validate import check_axis, check_floating, check_probabilities, check_sa
 __all__ = ["self_information", "entropy", "cross_entropy", "kl_divergence", "binary_entropy"]
 
 
-def _prepare(name: str, x: object) -> tuple[Any, Array]:
+def _prepare(name: str, x: Array) -> tuple[Any, Array]:
     array = as_float_array(x)
     xp = namespace(array)
     check_floating(xp, name, array)
@@ -28,7 +28,7 @@ def _prepare(name: str, x: object) -> tuple[Any, Array]:
     return xp, array
 
 
-def _prepare_pair(p: object, q: object, axis: int) -> tuple[Any, Array, Array, int]:
+def _prepare_pair(p: Array, q: Array, axis: int) -> tuple[Any, Array, Array, int]:
     p, q = as_float_array(p), as_float_array(q)
     xp = namespace(p, q)
     for name, array in (("p", p), ("q", q)):

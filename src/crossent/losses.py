@@ -71,13 +71,13 @@ class _ClassInputs:
 
 
 def _prepare_class(
-    values: object,
-    target: object,
+    values: Array,
+    target: Array,
     *,
     axis: int,
-    weight: object | None,
+    weight: Array | None,
     ignore_index: int | None,
-    where: object | None,
+    where: Array | None,
     name: str,
     weight_name: str = "weight",
 ) -> _ClassInputs:
@@ -126,7 +126,7 @@ def _coefficients(inputs: _ClassInputs, label_smoothing: float) -> tuple[Array, 
     if inputs.kind == "index":
         # one_hot of an ignored index (or any out-of-range index) is a zero row
         hard = one_hot(xp, inputs.target, num_classes, dtype)
-        if inputs.counted is not None:
+        if counted is not None:
             hard = hard * counted[..., None]
         if inputs.weight is not None:
             hard = hard * inputs.weight
@@ -178,14 +178,14 @@ def _finish_class_grad(inputs: _ClassInputs, grad: Array, scale: Array | float) 
 
 @quiet
 def _nll_loss(
-    log_probs: object,
-    target: object,
+    log_probs: Array,
+    target: Array,
     *,
     axis: int = -1,
-    weight: object | None = None,
+    weight: Array | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -265,15 +265,15 @@ def nll_loss(
 
 @quiet
 def _cross_entropy(
-    logits: object,
-    target: object,
+    logits: Array,
+    target: Array,
     *,
     axis: int = -1,
-    weight: object | None = None,
+    weight: Array | None = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -375,14 +375,14 @@ def cross_entropy(
 
 @quiet
 def _softmax_focal_loss(
-    logits: object,
-    target: object,
+    logits: Array,
+    target: Array,
     *,
     axis: int = -1,
-    alpha: object | None = None,
+    alpha: Array | None = None,
     gamma: float = 2.0,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -448,7 +448,8 @@ def softmax_focal_loss(
     .. math:: \ell_i = -\sum_c \alpha_c\, t_{ic}\, (1 - p_{ic})^{\gamma} \log p_{ic},
               \qquad p_i = \operatorname{softmax}(z_i)
 
-    With integer targets :math:`t_i` is one-hot: :math:`\ell_i = -\alpha_{y_i}(1-p_{i,y_i})^\gamma \log p_{i,y_i}`.
+    With integer targets :math:`t_i` is one-hot:
+    :math:`\ell_i = -\alpha_{y_i}(1-p_{i,y_i})^\gamma \log p_{i,y_i}`.
     ``gamma=0`` and ``alpha=None`` give :func:`cross_entropy`.
 
     Args:
@@ -496,7 +497,7 @@ class _ElementInputs:
 
 
 def _prepare_elements(
-    values: object, target: object, *, where: object | None, name: str, extra: tuple = ()
+    values: Array, target: Array, *, where: Array | None, name: str, extra: tuple = ()
 ) -> _ElementInputs:
     values = as_float_array(values)
     target = as_array(target)
@@ -518,7 +519,7 @@ def _prepare_elements(
     return _ElementInputs(xp, values, target, counted, divisor, input_dtype)
 
 
-def _element_weight(xp: Any, inputs: _ElementInputs, weight: object | None, name: str) -> Array | None:
+def _element_weight(xp: Any, inputs: _ElementInputs, weight: Array | None, name: str) -> Array | None:
     if weight is None:
         return None
     weight = as_float_array(weight)
@@ -565,12 +566,12 @@ def _clamped_log(xp: Any, x: Array, log_fn: Any) -> tuple[Array, Array]:
 
 @quiet
 def _binary_cross_entropy(
-    probs: object,
-    target: object,
+    probs: Array,
+    target: Array,
     *,
-    weight: object | None = None,
+    weight: Array | None = None,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -653,14 +654,14 @@ def binary_cross_entropy(
 
 @quiet
 def _binary_cross_entropy_with_logits(
-    logits: object,
-    target: object,
+    logits: Array,
+    target: Array,
     *,
-    weight: object | None = None,
-    pos_weight: object | None = None,
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -754,13 +755,13 @@ def binary_cross_entropy_with_logits(
 
 @quiet
 def _sigmoid_focal_loss(
-    logits: object,
-    target: object,
+    logits: Array,
+    target: Array,
     *,
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
