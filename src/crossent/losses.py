@@ -25,12 +25,10 @@ from typing import Any, Literal
 from . import _validate as v
 from ._array import (
     Array,
-    as_array,
-    as_float_array,
+    arrays_in_namespace,
     move_class_axis_back,
     move_class_axis_last,
     mul_zero_safe,
-    namespace,
     one_hot,
     quiet,
     to_compute,
@@ -81,11 +79,9 @@ def _prepare_class(
     name: str,
     weight_name: str = "weight",
 ) -> _ClassInputs:
-    values = as_float_array(values)
-    target = as_array(target)
-    weight = None if weight is None else as_float_array(weight)
-    where = None if where is None else as_array(where)
-    xp = namespace(values, target, weight, where)
+    xp, (values, target, weight, where) = arrays_in_namespace(
+        values, target, weight, where, floating=(True, False, True, False)
+    )
     v.check_floating(xp, name, values)
     axis = v.check_axis(name, axis, values.ndim)
     kind = v.classify_target(xp, name, values, target, axis)
@@ -494,15 +490,15 @@ class _ElementInputs:
     counted: Array | None  # bool, broadcast to values' shape; None = all
     divisor: Array  # number of counted elements
     input_dtype: Any
+    extra: list  # the optional weight arrays passed as `extra`, converted to this library
 
 
 def _prepare_elements(
     values: Array, target: Array, *, where: Array | None, name: str, extra: tuple = ()
 ) -> _ElementInputs:
-    values = as_float_array(values)
-    target = as_array(target)
-    where = None if where is None else as_array(where)
-    xp = namespace(values, target, where, *[as_array(e) for e in extra if e is not None])
+    xp, (values, target, where, *extra_arrays) = arrays_in_namespace(
+        values, target, where, *extra, floating=(True, False, False) + (True,) * len(extra)
+    )
     v.check_floating(xp, name, values)
     v.check_same_shape("target", target, name, values)
     input_dtype = values.dtype
@@ -516,13 +512,12 @@ def _prepare_elements(
         divisor = xp.sum(xp.astype(counted, values.dtype))
     else:
         divisor = xp.asarray(_size(shape), dtype=values.dtype)
-    return _ElementInputs(xp, values, target, counted, divisor, input_dtype)
+    return _ElementInputs(xp, values, target, counted, divisor, input_dtype, extra_arrays)
 
 
 def _element_weight(xp: Any, inputs: _ElementInputs, weight: Array | None, name: str) -> Array | None:
     if weight is None:
         return None
-    weight = as_float_array(weight)
     v.check_floating(xp, name, weight)
     v.check_broadcastable(name, weight, "the loss", tuple(int(d) for d in inputs.values.shape))
     return xp.astype(weight, inputs.values.dtype)
@@ -576,7 +571,7 @@ def _binary_cross_entropy(
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
     inputs = _prepare_elements(probs, target, where=where, name="probs", extra=(weight,))
-    xp, p, t = inputs.xp, inputs.values, inputs.target
+    xp, p, t, (weight,) = inputs.xp, inputs.values, inputs.target, inputs.extra
     v.check_probabilities(xp, "probs", p)
     v.check_probabilities(xp, "target", t)
     w = _element_weight(xp, inputs, weight, "weight")
@@ -669,7 +664,7 @@ def _binary_cross_entropy_with_logits(
     inputs = _prepare_elements(
         logits, target, where=where, name="logits", extra=(weight, pos_weight)
     )
-    xp, x, t = inputs.xp, inputs.values, inputs.target
+    xp, x, t, (weight, pos_weight) = inputs.xp, inputs.values, inputs.target, inputs.extra
     w = _element_weight(xp, inputs, weight, "weight")
     pw = _element_weight(xp, inputs, pos_weight, "pos_weight")
     if label_smoothing > 0:
