@@ -31,6 +31,7 @@ from ._traces import (
     softmax_focal_loss,
     softmax_inverse,
 )
+from ._report import list_examples, load_array, report
 from .render import FORMATS, render, to_html, to_json, to_markdown, to_text
 
 __all__ = [
@@ -56,6 +57,10 @@ __all__ = [
     "to_markdown",
     "to_html",
     "FORMATS",
+    "report",
+    "load_array",
+    "list_examples",
+    "resolve",
 ]
 
 # name -> (trace function, names of its array arguments)

@@ -63,10 +63,11 @@ class Check:
     crossent: Any
     tolerance: float = 1e-12
     erratum: str | None = None
+    absolute: float = 0.0  # extra absolute slack, e.g. for inputs the seed printed rounded
 
     @property
     def matches(self) -> bool:
-        return seed_matches(self.seed, self.crossent, self.tolerance)
+        return seed_matches(self.seed, self.crossent, self.tolerance, self.absolute)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,20 +144,30 @@ def _floats(value: Any) -> Any:
     return value
 
 
-def seed_matches(printed: str, value: Any, tolerance: float = 1e-12) -> bool:
+def seed_matches(
+    printed: str, value: Any, tolerance: float = 1e-12, absolute: float = 0.0
+) -> bool:
     """Whether ``value`` written with the digits of ``printed`` is ``printed``.
 
     ``printed`` is a number or a bracketed list of numbers as the seed printed them
     (``"0.6931"``, ``"[0.8801, 1.4922]"``, ``"6.14419348e-06"``); each must lie within
     half a unit of its last printed digit of crossent's value (plus ``tolerance``
-    relative, for seeds computed in float32).
+    relative, for seeds computed in float32, plus ``absolute``).
+
+    >>> seed_matches("0.4338", 0.43386458)  # 0.43386 is 0.4339 to four decimals
+    False
+    >>> seed_matches("[0.6931, 0.2231]", [0.69314718, 0.22314355])
+    True
     """
+    if isinstance(value, str):  # a name, not a number
+        return printed == value
     numbers = _parse_numbers(printed)
     values = np.asarray(to_numpy(value), dtype=np.float64).reshape(-1)
     if len(numbers) != values.size:
         return False
     for (number, half_unit), actual in zip(numbers, values, strict=True):
-        if not abs(actual - number) <= half_unit * (1 + 1e-9) + tolerance * abs(number):
+        allowed = half_unit * (1 + 1e-9) + tolerance * abs(number) + absolute
+        if not abs(actual - number) <= allowed:
             return False
     return True
 

@@ -152,7 +152,7 @@ def cross_entropy(
             "The log of the probabilities, computed from shifted logits so no exp overflows.",
         ),
     ]
-    if counted is not None:
+    if counted is not None and (where is not None or not np.all(counted)):
         steps.append(Step(
             "counted positions",
             r"\mathrm{counted}_i = [y_i \neq \mathrm{ignore}] \wedge \mathrm{where}_i",
@@ -312,7 +312,7 @@ def nll_loss(
     values = _np(as_float_array(log_probs))
     target_np = _np(as_array(target))
     steps = []
-    if counted is not None:
+    if counted is not None and (where is not None or not np.all(counted)):
         steps.append(Step(
             "counted positions",
             r"\mathrm{counted}_i = [y_i \neq \mathrm{ignore}] \wedge \mathrm{where}_i",
