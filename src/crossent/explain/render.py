@@ -117,7 +117,7 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
         for check in trace.checks:
             style = "green" if check.matches else "yellow"
             checks.add_row(Text(check.label), Text(check.seed),
-                           Text(format_value(check.crossent, width=28)),
+                           Text(format_value(check.crossent, precision=8, width=28)),
                            Text(_check_mark(check), style=style))
         console.print(checks)
     for note in _all_notes(trace):
@@ -174,7 +174,7 @@ def to_markdown(trace: Trace) -> str:
         lines += ["## The seed's numbers next to crossent's", "",
                   "| quantity | seed printed | crossent | |", "|---|---|---|---|"]
         for check in trace.checks:
-            crossent = format_value(check.crossent, width=200).replace("\n", " ")
+            crossent = format_value(check.crossent, precision=8, width=200).replace("\n", " ")
             lines.append(f"| {check.label} | `{check.seed}` | `{crossent}` | "
                          f"{_check_mark(check)} |")
         lines.append("")
@@ -222,11 +222,16 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width:
 h1 { font-size: 1.5rem; margin-bottom: .2rem; } .dim { color: #667; }
 code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .88rem; }
 pre { background: #f5f6f8; padding: .5rem .7rem; border-radius: 6px; overflow-x: auto; margin: .3rem 0; }
-table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
+table { border-collapse: collapse; width: 100%; margin: 1rem 0; table-layout: fixed; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+section.step { border: 1px solid #d7dbe2; border-radius: 8px; padding: .6rem 1rem; margin: .8rem 0; }
+section.step h3 { margin: .1rem 0 .2rem; font-size: 1.08rem; } .n { color: #889; }
+.formula-row { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem 1.5rem; }
+code.plain { color: #445; }
 th, td { border: 1px solid #d7dbe2; padding: .45rem .6rem; vertical-align: top; text-align: left; }
 th { background: #eef1f6; } td.n { color: #889; width: 1.5rem; }
-.meaning { color: #556; font-style: italic; font-size: .92rem; }
-img.formula { display: block; margin: .2rem 0 .3rem; max-width: 100%; }
+.meaning { color: #556; font-style: italic; font-size: .95rem; margin: 0 0 .3rem; }
+img.formula { display: block; margin: .3rem 0; max-width: 100%; }
 .ok { color: #17753a; font-weight: 600; } .flag { color: #a05a00; font-weight: 600; }
 .note { background: #fff7e6; border-left: 4px solid #f0a020; padding: .5rem .8rem; margin: .5rem 0; }
 .result { font-size: 1.1rem; }
@@ -269,16 +274,15 @@ def to_html(trace: Trace) -> str:
     for label, value in trace.inputs.items():
         parts.append(f"<tr><th>{escape(label)}</th><td><pre>{escape(format_value(value, width=90))}"
                      "</pre></td></tr>")
-    parts.append("</table><h2>Steps</h2><table><tr><th></th><th>step</th><th>formula</th>"
-                 "<th>values</th></tr>")
+    parts.append("</table><h2>Steps</h2>")
     for number, step in enumerate(trace.steps, 1):
         parts.append(
-            f'<tr><td class="n">{number}</td><td><b>{escape(step.name)}</b>'
-            f'<div class="meaning">{escape(step.meaning)}</div></td>'
-            f"<td>{_formula_img(step.latex)}<code>{escape(step.text)}</code></td>"
-            f"<td><pre>{escape(_values_text(step.values, width=48))}</pre></td></tr>"
+            f'<section class="step"><h3><span class="n">{number}.</span> {escape(step.name)}</h3>'
+            f'<p class="meaning">{escape(step.meaning)}</p>'
+            f'<div class="formula-row">{_formula_img(step.latex)}'
+            f'<code class="plain">{escape(step.text)}</code></div>'
+            f"<pre>{escape(_values_text(step.values, width=100))}</pre></section>"
         )
-    parts.append("</table>")
     parts.append(f'<p class="result"><b>result:</b> <code>{escape(format_value(trace.value, width=90))}'
                  "</code></p>")
     if trace.checks:
@@ -288,7 +292,7 @@ def to_html(trace: Trace) -> str:
             css = "ok" if check.matches else "flag"
             parts.append(
                 f"<tr><td>{escape(check.label)}</td><td><pre>{escape(check.seed)}</pre></td>"
-                f"<td><pre>{escape(format_value(check.crossent, width=48))}</pre></td>"
+                f"<td><pre>{escape(format_value(check.crossent, precision=8, width=48))}</pre></td>"
                 f'<td class="{css}">{escape(_check_mark(check))}</td></tr>'
             )
         parts.append("</table>")
