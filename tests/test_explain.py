@@ -201,7 +201,7 @@ def test_example_reproduces_the_seed_or_says_why(name: str) -> None:
     assert trace.name == name and trace.source and trace.checks
     for check in trace.checks:
         if check.erratum is None:
-            assert check.matches, f"{name}: {check.label}: seed {check.seed}, crossent {check.crossent}"
+            assert check.matches, f"{name}: {check.label}: {check.seed} vs {check.crossent}"
         else:
             assert not check.matches, f"{name}: {check.label} is flagged but matches"
             assert (name, check.seed) in EXPECTED_ERRATA
@@ -221,7 +221,8 @@ def test_errata_claims_by_hand() -> None:
     # seed 001: -log(0.84) = 0.1744 (0.17); the exact softmax gives 0.1762 (0.18)
     exps = [math.exp(v) for v in (1.4, 3.2, 5.0)]
     exact = -math.log(exps[2] / sum(exps))
-    assert round(-math.log(0.84), 2) == 0.17 and round(exact, 4) == 0.1762 and round(exact, 2) == 0.18
+    assert round(-math.log(0.84), 2) == 0.17
+    assert round(exact, 4) == 0.1762 and round(exact, 2) == 0.18
     # seed 002: softmax([0.7, 1.2, 0.3])[1] = 0.497 (not 0.479); -log(0.497) = 0.699165252886
     row = [math.exp(v) for v in (0.7, 1.2, 0.3)]
     assert round(row[1] / sum(row), 3) == 0.497
@@ -339,8 +340,8 @@ def test_chromium_reports_a_broken_formula(tmp_path) -> None:
     from _browser import render
 
     page = explain.to_html(explain.entropy([0.5, 0.5]))
-    broken = re.sub(r'src="data:image/svg\+xml;base64,[^"]+"', 'src="data:image/svg+xml;base64,AAAA"',
-                    page, count=1)
+    broken = re.sub(r'src="data:image/svg\+xml;base64,[^"]+"',
+                    'src="data:image/svg+xml;base64,AAAA"', page, count=1)
     html_path = tmp_path / "broken.html"
     html_path.write_text(broken, encoding="utf-8")
     errors = render(html_path, tmp_path / "broken.png", height=600)

@@ -243,7 +243,8 @@ def _binary_rules(loss: str, values: np.ndarray, target: np.ndarray, weight: Any
     advice = []
     finite = values[np.isfinite(values)]
     if loss in _SIGMOID_LOGITS and finite.size == values.size and values.size > 1:
-        if bool(np.all((values >= 0) & (values <= 1))) and bool(np.any((values > 0) & (values < 1))):
+        in_unit = bool(np.all((values >= 0) & (values <= 1)))
+        if in_unit and bool(np.any((values > 0) & (values < 1))):
             advice.append(Advice(
                 "probabilities-as-logits",
                 f"The input to {loss} looks like probabilities (every value in [0, 1]), but the "
@@ -264,11 +265,13 @@ def _binary_rules(loss: str, values: np.ndarray, target: np.ndarray, weight: Any
             "Use binary_cross_entropy_with_logits(logits, target): it applies the sigmoid "
             "stably (seed 002's max(x, 0) - x z + log(1 + exp(-|x|))).",
         ))
-    if target.size and bool(np.any((target < 0) | (target > 1))):
+    outside = (target < 0) | (target > 1)
+    if target.size and bool(np.any(outside)):
+        first = float(target[outside].reshape(-1)[0])
         integral = _is_integral(target) and bool(np.all(target >= 0))
         advice.append(Advice(
             "binary-target-range",
-            f"Binary targets must lie in [0, 1]; found {float(target[(target < 0) | (target > 1)].reshape(-1)[0]):g}.",
+            f"Binary targets must lie in [0, 1]; found {first:g}.",
             "The binary cross-entropy -[t log p + (1 - t) log(1 - p)] is a cross-entropy only "
             "for 0 <= t <= 1; outside it the loss is unbounded below and training diverges."
             + (" Integer targets above 1 look like class indices." if integral else ""),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -72,7 +73,8 @@ def explain_cli(
     base: float = typer.Option(None, "--base", help="log base of entropy/KL (2 for bits)"),
     output_format: str = typer.Option(
         "text", "--format", "-f", help="text, json, markdown or html"),
-    out: Path = typer.Option(None, "--out", "-o", help="write to this file instead of stdout"),
+    out: Annotated[Optional[Path], typer.Option(  # noqa: UP045 (typer needs Optional here)
+        "--out", "-o", help="write to this file instead of stdout")] = None,
     advise: bool = typer.Option(False, "--advise", help="add the misuse advisor's warnings"),
     example: str = typer.Option(None, "--example", "-e", help="a seed's worked example"),
     list_examples: bool = typer.Option(False, "--list-examples", help="list the examples"),
@@ -111,7 +113,8 @@ def explain_cli(
 @app.command("plot")
 def plot_cli(
     name: str = typer.Argument(None, help="the plot (crossent plot --list)"),
-    out: Path = typer.Option(None, "--out", "-o", help="FILE.png or FILE.svg"),
+    out: Annotated[Optional[Path], typer.Option(  # noqa: UP045 (typer needs Optional here)
+        "--out", "-o", help="FILE.png or FILE.svg")] = None,
     list_plots: bool = typer.Option(False, "--list", help="list the plots"),
     output_format: str = typer.Option("text", "--format", "-f", help="text or json (--list)"),
 ) -> None:

@@ -38,7 +38,10 @@ class Plot:
 PLOTS: dict[str, Plot] = {}
 
 
-def _plot(name: str, description: str, lines: int) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+Draw = Callable[[Any], None]
+
+
+def _plot(name: str, description: str, lines: int) -> Callable[[Draw], Draw]:
     def register(draw: Callable[[Any], None]) -> Callable[[Any], None]:
         PLOTS[name] = Plot(name, description, lines, draw)
         return draw
@@ -88,7 +91,8 @@ def _binary_entropy(axes: Any) -> None:
     _finish(axes, "Binary entropy", "p (probability of heads)", "bits")
 
 
-@_plot("cross-entropy", "cross-entropy term -p log q against q for p in {0, 0.1, ..., 1} (seed 000)", 11)
+@_plot("cross-entropy", "cross-entropy term -p log q against q, p in {0, 0.1, ..., 1} (seed 000)",
+       11)
 def _cross_entropy(axes: Any) -> None:
     q = np.linspace(0.01, 1.0, 100)
     colours = _colours(11)

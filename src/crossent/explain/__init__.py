@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import examples
+from ._report import list_examples, load_array, report
 from ._trace import Check, Step, Trace
 from ._traces import (
     binary_cross_entropy,
@@ -31,7 +32,6 @@ from ._traces import (
     softmax_focal_loss,
     softmax_inverse,
 )
-from ._report import list_examples, load_array, report
 from .render import FORMATS, render, to_html, to_json, to_markdown, to_text
 
 __all__ = [

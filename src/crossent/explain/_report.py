@@ -102,18 +102,31 @@ def report(
         for array_name, value in zip(arrays, given, strict=True):
             if value is None:
                 raise ValueError(f"{loss_name} needs {array_name} (--{_flag(array_name)})")
+        # inline numbers are read as JSON, so "[1, 2]" is an integer array; every array but
+        # class-index targets is floating (the core rejects integer logits, weights, q)
+        given = [_as_float(value) if array_name != "target" else value
+                 for array_name, value in zip(arrays, given, strict=True)]
+        for key in ("weight", "pos_weight", "alpha"):
+            if isinstance(options.get(key), np.ndarray):
+                options[key] = _as_float(options[key])
         accepted = set(inspect.signature(function).parameters)
         chosen = {key: value for key, value in options.items() if value is not None}
         unknown = sorted(set(chosen) - accepted)
         if unknown:
+            flags = ", ".join("--" + key.replace("_", "-") for key in unknown)
             raise ValueError(
-                f"{loss_name} takes no option {', '.join('--' + k.replace('_', '-') for k in unknown)}"
+                f"{loss_name} takes no option {flags}"
                 f"; its options are {', '.join(k for k in accepted if k not in arrays)}"
             )
         trace = function(*given, **chosen)
     if advise:
         _add_advice(trace, loss_name)
     return render(trace, format, color=color)
+
+
+def _as_float(value: Any) -> Any:
+    array = np.asarray(value)
+    return array.astype(np.float64) if array.dtype.kind in "biu" else value
 
 
 def _flag(array_name: str) -> str:
@@ -127,7 +140,8 @@ def _add_advice(trace: Trace, loss_name: str | None) -> None:
     if loss_name is None:  # an example: advise on the loss its function names
         loss_name = trace.function.removeprefix("crossent.").split(" ")[0]
     if loss_name not in LOSSES:
-        trace.notes.append(f"advice: the advisor covers {', '.join(LOSSES)}; nothing to check here.")
+        covered = ", ".join(LOSSES)
+        trace.notes.append(f"advice: the advisor covers {covered}; nothing to check here.")
         return
     arrays = [trace.inputs.get(name) for name in TRACERS[loss_name][1]]
     if len(arrays) < 2 or any(array is None for array in arrays):

@@ -112,7 +112,7 @@ def cross_entropy(
     reduction: str = "mean",
     where: Any = None,
 ) -> Trace:
-    r"""Trace of :func:`crossent.cross_entropy`: softmax, log, target mass, per-position loss, reduction.
+    r"""Trace of :func:`crossent.cross_entropy`: softmax, log, target mass, loss, reduction.
 
     Takes exactly the arguments of :func:`crossent.cross_entropy`; the trace's ``value``
     is what that function returns.
@@ -246,7 +246,8 @@ def cross_entropy_grad(
         ),
         Step(
             "one-hot target" if plain else "target mass",
-            r"a_{ic} = [c = y_i]" if plain else r"a_{ic}\ \mathrm{(target\ with\ weights\ and\ smoothing)}",
+            r"a_{ic} = [c = y_i]" if plain
+            else r"a_{ic}\ \mathrm{(target\ with\ weights\ and\ smoothing)}",
             "a = one_hot(y)" if plain else "a = target mass (weights, smoothing folded in)",
             {"a": mass},
             "The target as a distribution over classes.",
@@ -254,7 +255,8 @@ def cross_entropy_grad(
         Step(
             "gradient per position",
             r"\frac{\partial \ell_i}{\partial z_{ic}} = p_{ic} - [c = y_i]" if plain
-            else r"\frac{\partial \ell_i}{\partial z_{ic}} = \left(\sum_k a_{ik}\right) p_{ic} - a_{ic}",
+            else (r"\frac{\partial \ell_i}{\partial z_{ic}} = "
+                  r"\left(\sum_k a_{ik}\right) p_{ic} - a_{ic}"),
             "d loss_i / d z = p - one_hot(y)" if plain else "d loss_i / d z = (sum_k a_k) p - a",
             {"dloss/dz": _np(per_position)},
             "The chain rule through log and softmax collapses to prediction minus target.",
@@ -450,7 +452,8 @@ def binary_cross_entropy_with_logits(
     steps.append(Step(
         "stable form (seed 002)", r"\max(x, 0),\quad x\,z,\quad \log(1 + e^{-|x|})",
         "max(x, 0), x * z, log(1 + exp(-|x|))",
-        {"max(x,0)": relu, "x*z": x * np.asarray(z, dtype=np.float64), "log(1+exp(-|x|))": log_term},
+        {"max(x,0)": relu, "x*z": x * np.asarray(z, dtype=np.float64),
+         "log(1+exp(-|x|))": log_term},
         "-z log sigma(x) - (1-z) log(1 - sigma(x)) rewritten so no exponential of a large "
         "positive number is ever taken.",
     ))
@@ -544,7 +547,8 @@ def softmax_focal_loss(
     """
     options = dict(axis=axis, alpha=alpha, gamma=gamma, reduction=reduction, where=where)
     value = losses.softmax_focal_loss(logits, target, **options)  # type: ignore[arg-type]
-    per_position = _np(losses.softmax_focal_loss(logits, target, **{**options, "reduction": "none"}))  # type: ignore[arg-type]
+    per_position = _np(losses.softmax_focal_loss(
+        logits, target, **{**options, "reduction": "none"}))  # type: ignore[arg-type]
     total = losses.softmax_focal_loss(logits, target, **{**options, "reduction": "sum"})  # type: ignore[arg-type]
     cross = _np(losses.cross_entropy(logits, target, axis=axis, where=where, reduction="none"))
     # the positions the mean counts, from the core's own preparation (alpha does not enter)
@@ -562,7 +566,8 @@ def softmax_focal_loss(
         Step("focal factor", r"\alpha\,(1 - p_{i,y_i})^{\gamma} = \ell_i / \mathrm{CE}_i",
              "alpha (1 - p_y)^gamma = focal loss / CE", {"factor": _ratio(per_position, cross)},
              "Confident correct predictions are down-weighted by (1 - p)^gamma."),
-        Step("per-position loss", r"\ell_i = -\sum_c \alpha_c\,t_{ic}\,(1-p_{ic})^{\gamma}\log p_{ic}",
+        Step("per-position loss",
+             r"\ell_i = -\sum_c \alpha_c\,t_{ic}\,(1-p_{ic})^{\gamma}\log p_{ic}",
              "loss_i = -sum_c alpha_c t_ic (1 - p_ic)^gamma log p_ic", {"loss": per_position},
              "The focal loss of each position."),
         _reduction_step(reduction, per_position, total, divisor, value,
@@ -582,10 +587,10 @@ def _unit(base: float) -> str:
 
 @quiet
 def entropy(p: Any, *, axis: int = -1, base: float = math.e) -> Trace:
-    r"""Trace of :func:`crossent.information.entropy`: information of each outcome, weighted, summed.
+    r"""Trace of :func:`crossent.information.entropy`: each outcome's information, weighted, summed.
 
     >>> from crossent import explain
-    >>> explain.entropy([0.5, 0.5], base=2).value
+    >>> float(explain.entropy([0.5, 0.5], base=2).value)
     1.0
     """
     info_each = _np(information.self_information(p, base=base))
@@ -622,7 +627,8 @@ def kl_divergence(p: Any, q: Any, *, axis: int = -1, base: float = math.e) -> Tr
              "The average code length when outcomes of p are coded with q's optimal code."),
         Step("entropy", r"H(p) = -\sum_x p(x)\log_b p(x)", "H(p) = -sum_x p(x) log_b p(x)",
              {"H(p)": own}, "The shortest possible average code length for p."),
-        Step("KL divergence", r"D_{KL}(p\,\|\,q) = \sum_x p(x)\log_b\frac{p(x)}{q(x)} = H(p,q) - H(p)",
+        Step("KL divergence",
+             r"D_{KL}(p\,\|\,q) = \sum_x p(x)\log_b\frac{p(x)}{q(x)} = H(p,q) - H(p)",
              "KL(p || q) = sum_x p log(p / q) = H(p, q) - H(p)", {"KL": value},
              "The extra length paid for using q instead of p; zero exactly when q = p."),
     ]

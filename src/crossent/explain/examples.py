@@ -58,7 +58,10 @@ class Example:
 EXAMPLES: dict[str, Example] = {}
 
 
-def _example(name: str, seed: int, title: str) -> Callable[[Callable[[], Trace]], Callable[[], Trace]]:
+Builder = Callable[[], Trace]
+
+
+def _example(name: str, seed: int, title: str) -> Callable[[Builder], Builder]:
     def register(build: Callable[[], Trace]) -> Callable[[], Trace]:
         EXAMPLES[name] = Example(name, seed, title, build)
         return build
@@ -114,7 +117,8 @@ def _seed000_information() -> Trace:
     bits = information.self_information(probs, base=2)
     steps = [Step("information", r"H(x) = -\log_2 p(x)", "H(x) = -log2 p(x)",
                   {"p": probs, "bits": bits},
-                  "An unlikely win (A, p = 0.1) tells you much more than a likely one (B, p = 0.9).")]
+                  "An unlikely win (A, p = 0.1) tells you much more than a likely one "
+                  "(B, p = 0.9).")]
     trace = _custom("crossent.information.self_information", {"p": probs}, steps, bits,
                     {"base": 2})
     trace.checks = [Check("H(A) = -log2 0.1", "3.32", bits[0]),
@@ -138,7 +142,8 @@ def _seed000_cross_entropy() -> Trace:
     trace.steps.insert(0, definition)
     trace.checks = [
         Check("H(p, q1), H(p, q2) by the definition", "[0.6931, 0.2231]", by_definition),
-        Check("softmax of the seed's logits", "[[0.5000, 0.2000, 0.3000], [0.8000, 0.1000, 0.1000]]",
+        Check("softmax of the seed's logits",
+              "[[0.5000, 0.2000, 0.3000], [0.8000, 0.1000, 0.1000]]",
               activations.softmax(logits), absolute=1e-4),
         Check("log of the softmax (LogSoftmax)",
               "[[-0.6931, -1.6094, -1.2040], [-0.2231, -2.3026, -2.3026]]",
@@ -181,7 +186,8 @@ def _seed000_reverse_softmax() -> Trace:
         Check("sum_k exp(p_k) per row", "[4.2200, 4.4359]", exp_sum[:, 0]),
         Check("the seed's logits", "[[0.7467, -0.1696, 0.2359], [1.2666, -0.8129, -0.8129]]",
               seed_logits),
-        Check("softmax of crossent's logits", "[[0.5000, 0.2000, 0.3000], [0.8000, 0.1000, 0.1000]]",
+        Check("softmax of crossent's logits",
+              "[[0.5000, 0.2000, 0.3000], [0.8000, 0.1000, 0.1000]]",
               activations.softmax(trace.value)),
         Check("CrossEntropyLoss(reduction='none')", "[0.6931, 0.2231]", seed_losses),
     ]
@@ -321,7 +327,7 @@ def _seed002_coin() -> Trace:
 
 
 def _seed002_smooth_labels() -> np.ndarray:
-    """The seed's YOLOv3-style smoothing (1 - eps) one_hot + eps / C, from the core's target mass."""
+    """The seed's YOLOv3 smoothing (1 - eps) one_hot + eps / C, from the core's target mass."""
     one_hot = np.eye(3, dtype=np.float32)[_SEED002_LABELS]
     _, mass, _, _ = _traces._class_parts(
         _SEED002_LOGITS, one_hot, axis=-1, weight=None, ignore_index=None, where=None,
@@ -335,7 +341,8 @@ def _seed002_sigmoid() -> Trace:
     labels = _seed002_smooth_labels()
     trace = _traces.binary_cross_entropy_with_logits(_SEED002_LOGITS, labels, reduction="none")
     trace.steps.insert(0, Step(
-        "smoothed one-hot labels", r"t = (1-\varepsilon)\,\mathrm{onehot}(y) + \frac{\varepsilon}{C}",
+        "smoothed one-hot labels",
+        r"t = (1-\varepsilon)\,\mathrm{onehot}(y) + \frac{\varepsilon}{C}",
         "t = (1 - eps) one_hot(y) + eps / C,  eps = 0.1, C = 3", {"t": labels},
         "YOLOv3-style label smoothing (the seed's label_smoothing function).",
     ))
@@ -348,12 +355,14 @@ def _seed002_sigmoid() -> Trace:
         Check("smooth label", "[[0.03333334, 0.93333334, 0.03333334], [0.03333334, 0.03333334, "
               "0.93333334], [0.93333334, 0.03333334, 0.03333334]]", labels, FLOAT32),
         Check("sigmoid cross entropy loss", "[[1.0798527, 0.34328249, 0.84435523], [0.89968193, "
-              "0.7914722, 0.40115389], [0.47748795, 0.84435523, 0.89968193]]", trace.value, FLOAT32),
+              "0.7914722, 0.40115389], [0.47748795, 0.84435523, 0.89968193]]", trace.value,
+              FLOAT32),
         Check("(2-3): the loss at (0, 0)", "1.07985271089", trace.value[0, 0], 1e-7),
         Check("(2-3): the logit f(x) at (0, 0)", "1.103", 0.7, erratum=(
             "the seed substitutes f(x) = 1.103 into (2-3), but the logit at (0, 0) is 0.7; "
-            f"1.103 is softplus(0.7) = log(1 + e^0.7) = {float(softplus[0]):.4f}. With 1.103 as the logit the formula gives "
-            f"{float(with_1103[0]):.4f}; the seed's 1.07985271089 is the value for the logit 0.7.")),
+            f"1.103 is softplus(0.7) = log(1 + e^0.7) = {float(softplus[0]):.4f}. With 1.103 as "
+            f"the logit the formula gives {float(with_1103[0]):.4f}; the seed's 1.07985271089 "
+            "is the value for the logit 0.7.")),
     ]
     trace.notes = [
         "(2-3) also rounds the label to 0.033; with exactly 0.033 the loss would be "

@@ -24,7 +24,7 @@ FORMATS = ("text", "json", "markdown", "html")
 
 
 def format_value(value: Any, *, precision: int = 6, width: int = 56) -> str:
-    """A number or array as text, with ``precision`` decimals (``nan`` marks positions not counted)."""
+    """A number or array as text with ``precision`` decimals (``nan``: a position not counted)."""
     value = to_numpy(value)
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
@@ -67,7 +67,7 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
 
     >>> from crossent import explain
     >>> text = explain.to_text(explain.cross_entropy([[1.4, 3.2, 5.0]], [2]))
-    >>> "per-position loss" in text and max(map(len, text.splitlines())) <= 100
+    >>> "log-softmax" in text and max(map(len, text.splitlines())) <= 100
     True
     """
     from rich import box
@@ -221,10 +221,12 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width:
        margin: 2rem auto; padding: 0 1rem; color: #1d2330; line-height: 1.45; }
 h1 { font-size: 1.5rem; margin-bottom: .2rem; } .dim { color: #667; }
 code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .88rem; }
-pre { background: #f5f6f8; padding: .5rem .7rem; border-radius: 6px; overflow-x: auto; margin: .3rem 0; }
+pre { background: #f5f6f8; padding: .5rem .7rem; border-radius: 6px; overflow-x: auto;
+      margin: .3rem 0; }
 table { border-collapse: collapse; width: 100%; margin: 1rem 0; table-layout: fixed; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; }
-section.step { border: 1px solid #d7dbe2; border-radius: 8px; padding: .6rem 1rem; margin: .8rem 0; }
+section.step { border: 1px solid #d7dbe2; border-radius: 8px; padding: .6rem 1rem;
+               margin: .8rem 0; }
 section.step h3 { margin: .1rem 0 .2rem; font-size: 1.08rem; } .n { color: #889; }
 .formula-row { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem 1.5rem; }
 code.plain { color: #445; }
@@ -233,7 +235,8 @@ th { background: #eef1f6; } td.n { color: #889; width: 1.5rem; }
 .meaning { color: #556; font-style: italic; font-size: .95rem; margin: 0 0 .3rem; }
 img.formula { display: block; margin: .3rem 0; max-width: 100%; }
 .ok { color: #17753a; font-weight: 600; } .flag { color: #a05a00; font-weight: 600; }
-.note { background: #fff7e6; border-left: 4px solid #f0a020; padding: .5rem .8rem; margin: .5rem 0; }
+.note { background: #fff7e6; border-left: 4px solid #f0a020; padding: .5rem .8rem;
+        margin: .5rem 0; }
 .result { font-size: 1.1rem; }
 """
 
@@ -283,8 +286,8 @@ def to_html(trace: Trace) -> str:
             f'<code class="plain">{escape(step.text)}</code></div>'
             f"<pre>{escape(_values_text(step.values, width=100))}</pre></section>"
         )
-    parts.append(f'<p class="result"><b>result:</b> <code>{escape(format_value(trace.value, width=90))}'
-                 "</code></p>")
+    result = escape(format_value(trace.value, width=90))
+    parts.append(f'<p class="result"><b>result:</b> <code>{result}</code></p>')
     if trace.checks:
         parts.append("<h2>The seed's numbers next to crossent's</h2><table><tr><th>quantity</th>"
                      "<th>seed printed</th><th>crossent</th><th></th></tr>")
