@@ -8,6 +8,9 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import crossent as ce
 from crossent import explain
@@ -346,3 +349,47 @@ def test_chromium_reports_a_broken_formula(tmp_path) -> None:
     html_path.write_text(broken, encoding="utf-8")
     errors = render(html_path, tmp_path / "broken.png", height=600)
     assert any("formula not rendered" in error for error in errors), errors
+
+
+# --- random inputs ------------------------------------------------------------------------
+
+@st.composite
+def _class_problem(draw):
+    rows = draw(st.integers(1, 5))
+    classes = draw(st.integers(2, 5))
+    logits = draw(hnp.arrays(np.float64, (rows, classes),
+                             elements=st.floats(-30, 30, allow_nan=False)))
+    target = np.array(draw(st.lists(st.integers(0, classes - 1), min_size=rows, max_size=rows)))
+    options = {
+        "reduction": draw(st.sampled_from(["none", "mean", "sum"])),
+        "label_smoothing": draw(st.sampled_from([0.0, 0.1, 0.5])),
+    }
+    if draw(st.booleans()):
+        options["weight"] = draw(hnp.arrays(np.float64, (classes,),
+                                            elements=st.floats(0.1, 5.0)))
+    return logits, target, options
+
+
+@settings(max_examples=40, deadline=None)
+@given(_class_problem())
+def test_random_cross_entropy_traces_match_the_core(problem) -> None:
+    logits, target, options = problem
+    trace = explain.cross_entropy(logits, target, **options)
+    np.testing.assert_array_equal(trace.value, ce.cross_entropy(logits, target, **options))
+    grad_trace = explain.cross_entropy_grad(logits, target, **options)
+    np.testing.assert_array_equal(grad_trace.value, ce_grad.cross_entropy(logits, target,
+                                                                          **options))
+    json.loads(explain.to_json(trace))
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 4)),
+                  elements=st.floats(-50, 50, allow_nan=False)),
+       st.sampled_from([0.0, 0.2]))
+def test_random_bce_with_logits_stable_form(logits, label_smoothing) -> None:
+    target = (logits > 0.5).astype(np.float64)
+    trace = explain.binary_cross_entropy_with_logits(logits, target, reduction="none",
+                                                     label_smoothing=label_smoothing)
+    terms = next(s for s in trace.steps if s.name.startswith("stable form")).values
+    total = terms["max(x,0)"] - terms["x*z"] + terms["log(1+exp(-|x|))"]
+    np.testing.assert_allclose(total, trace.value, rtol=1e-12, atol=1e-12)
