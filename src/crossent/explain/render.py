@@ -211,7 +211,8 @@ def latex_to_svg(latex: str, *, fontsize: float = 15.0) -> str:
 
 
 def _formula_img(latex: str) -> str:
-    data = base64.b64encode(latex_to_svg(latex).encode()).decode()
+    # display-style fractions (\dfrac): inline \frac is too small to read on a page
+    data = base64.b64encode(latex_to_svg(latex.replace(r"\frac", r"\dfrac")).encode()).decode()
     return (f'<img class="formula" alt="{html.escape(latex)}" '
             f'src="data:image/svg+xml;base64,{data}">')
 
@@ -258,7 +259,7 @@ def to_html(trace: Trace) -> str:
 
     >>> from crossent import explain
     >>> page = explain.to_html(explain.entropy([0.5, 0.5]))
-    >>> page.startswith("<!DOCTYPE html>") and "http" not in page.split("<body")[1]
+    >>> page.startswith("<!DOCTYPE html>") and 'src="http' not in page
     True
     """
     escape = html.escape
@@ -273,7 +274,7 @@ def to_html(trace: Trace) -> str:
     if trace.source:
         parts.append(f'<p class="dim">source: {escape(trace.source)}</p>')
     parts.append(f"<p><code>{escape(trace.function)}({escape(_call_args(trace))})</code></p>")
-    parts.append("<h2>Inputs</h2><table>")
+    parts.append('<h2>Inputs</h2><table><col style="width: 9rem"><col>')
     for label, value in trace.inputs.items():
         parts.append(f"<tr><th>{escape(label)}</th><td><pre>{escape(format_value(value, width=90))}"
                      "</pre></td></tr>")
@@ -289,7 +290,9 @@ def to_html(trace: Trace) -> str:
     result = escape(format_value(trace.value, width=90))
     parts.append(f'<p class="result"><b>result:</b> <code>{result}</code></p>')
     if trace.checks:
-        parts.append("<h2>The seed's numbers next to crossent's</h2><table><tr><th>quantity</th>"
+        parts.append("<h2>The seed's numbers next to crossent's</h2><table>"
+                     '<col style="width: 28%"><col style="width: 31%"><col style="width: 28%">'
+                     "<col><tr><th>quantity</th>"
                      "<th>seed printed</th><th>crossent</th><th></th></tr>")
         for check in trace.checks:
             css = "ok" if check.matches else "flag"
