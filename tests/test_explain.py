@@ -393,3 +393,29 @@ def test_random_bce_with_logits_stable_form(logits, label_smoothing) -> None:
     terms = next(s for s in trace.steps if s.name.startswith("stable form")).values
     total = terms["max(x,0)"] - terms["x*z"] + terms["log(1+exp(-|x|))"]
     np.testing.assert_allclose(total, trace.value, rtol=1e-12, atol=1e-12)
+
+
+def test_class_axis_one_like_pytorch() -> None:
+    """(N, C, L) logits with axis=1: the picked entries and losses line up with the core's."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 4))
+    target = rng.integers(0, 3, size=(2, 4))
+    trace = explain.cross_entropy(logits, target, axis=1, reduction="none")
+    np.testing.assert_array_equal(trace.value, ce.cross_entropy(logits, target, axis=1,
+                                                                reduction="none"))
+    picked = {s.name: s.values for s in trace.steps}["pick the target class"]["log p[y]"]
+    np.testing.assert_allclose(-picked, trace.value, rtol=1e-14)
+    grad_trace = explain.cross_entropy_grad(logits, target, axis=1)
+    assert grad_trace.value.shape == logits.shape
+
+
+def test_missing_chromium_fails_under_ci(monkeypatch) -> None:
+    from _browser import require_chromium
+
+    monkeypatch.setenv("CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true requires it"):
+        require_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require_chromium()
