@@ -107,10 +107,20 @@ def test_advise_flag() -> None:
     result = invoke("explain", "ce", "--logits", "[[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]]",
                     "--target", "[0, 1]", "--advise", "-f", "json")
     assert result.exit_code == 0, result.output
-    notes = json.loads(result.output)["notes"]
-    assert any("probabilities-as-logits" in note for note in notes)
+    advice = json.loads(result.output)["advice"]
+    assert [item["code"] for item in advice] == ["probabilities-as-logits"]
+    assert advice[0]["fix"].startswith("Pass the logits")
+    text = invoke("explain", "ce", "--logits", "[[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]]",
+                  "--target", "[0, 1]", "--advise", "--no-color").output
+    assert "advice [probabilities-as-logits]" in text and "fix: Pass the logits" in text
+    markdown = invoke("explain", "ce", "--logits", "[[0.7, 0.2, 0.1]]", "--target", "[0]",
+                      "--advise", "-f", "markdown").output
+    assert "## Advice" in markdown and "**probabilities-as-logits**" in markdown
     clean = invoke("explain", "ce", "--logits", "[[2.0, -1.0]]", "--target", "[0]", "--advise")
     assert "nothing looks wrong" in clean.output
+    without = json.loads(invoke("explain", "ce", "--logits", "[[2.0, -1.0]]", "--target", "[0]",
+                                "-f", "json").output)
+    assert without["advice"] is None
 
 
 @pytest.mark.parametrize("args,message", [

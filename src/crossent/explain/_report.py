@@ -141,15 +141,11 @@ def _add_advice(trace: Trace, loss_name: str | None) -> None:
         loss_name = trace.function.removeprefix("crossent.").split(" ")[0]
     if loss_name not in LOSSES:
         covered = ", ".join(LOSSES)
-        trace.notes.append(f"advice: the advisor covers {covered}; nothing to check here.")
+        trace.notes.append(f"The advisor covers {covered}; it has nothing to check here.")
         return
     arrays = [trace.inputs.get(name) for name in TRACERS[loss_name][1]]
     if len(arrays) < 2 or any(array is None for array in arrays):
         return
     options = {key: trace.options[key] for key in ("axis", "weight", "pos_weight")
                if key in trace.options}
-    found = advise(arrays[0], arrays[1], loss=loss_name, **options)
-    if not found:
-        trace.notes.append("advice: nothing looks wrong with these inputs for " + loss_name + ".")
-    for item in found:
-        trace.notes.append(f"advice [{item.code}]: {item.message} {item.reason} Fix: {item.fix}")
+    trace.advice = advise(arrays[0], arrays[1], loss=loss_name, **options)

@@ -92,6 +92,8 @@ class Trace:
       value: the final value (the core function's return value, as NumPy).
       checks: seed numbers next to crossent's (worked examples only).
       notes: remarks shown after the steps (errata, conventions).
+      advice: the misuse advisor's warnings (:class:`crossent.advise.Advice`), when asked for;
+        None when the advisor was not run.
     """
 
     title: str
@@ -102,6 +104,7 @@ class Trace:
     value: Any
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    advice: list[Any] | None = None
     name: str | None = None  # example name, when the trace is a seed example
     source: str | None = None  # the seed, for examples
 
@@ -117,6 +120,7 @@ class Trace:
             "value": _jsonable(self.value),
             "checks": [check.to_dict() for check in self.checks],
             "notes": list(self.notes),
+            "advice": None if self.advice is None else [a.to_dict() for a in self.advice],
         }
 
 

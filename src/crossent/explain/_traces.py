@@ -596,7 +596,8 @@ def entropy(p: Any, *, axis: int = -1, base: float = math.e) -> Trace:
     info_each = _np(information.self_information(p, base=base))
     probs = _np(as_float_array(p))
     value = _np(information.entropy(p, axis=axis, base=base))
-    terms = np.where(probs > 0, probs * np.where(probs > 0, info_each, 0.0), 0.0)  # 0 log 0 = 0
+    # each outcome's term -p log p: the cross-entropy of p with itself over one outcome
+    terms = _np(information.cross_entropy(probs[..., None], probs[..., None], base=base))
     steps = [
         Step("information", r"I(x) = -\log_b p(x)", "I(x) = -log_b p(x)", {"I": info_each},
              f"The surprise of each outcome in {_unit(base)}: rare outcomes carry much "

@@ -12,6 +12,7 @@ import functools
 import html
 import io
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,18 @@ def _values_text(values: dict[str, Any], width: int = 56) -> str:
         indent = " " * (len(label) + 3)
         lines.append(f"{label} = " + text.replace("\n", "\n" + indent))
     return "\n".join(lines)
+
+
+def _check_value(check: Check, width: int) -> str:
+    """crossent's value with a digit or two more than the seed printed (scalars)."""
+    value = to_numpy(check.crossent)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (float, np.floating)):
+        digits = max((len(d.lstrip("0")) for d in re.findall(r"[\d.]+", check.seed.split("e")[0])
+                      if d.replace(".", "")), default=6)
+        return f"{float(value):.{min(max(digits + 1, 6), 17)}g}"
+    return format_value(value, precision=8, width=width)
 
 
 def _check_mark(check: Check) -> str:
@@ -117,12 +130,21 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
         for check in trace.checks:
             style = "green" if check.matches else "yellow"
             checks.add_row(Text(check.label), Text(check.seed),
-                           Text(format_value(check.crossent, precision=8, width=28)),
+                           Text(_check_value(check, width=28)),
                            Text(_check_mark(check), style=style))
         console.print(checks)
     for note in _all_notes(trace):
         console.print(Text.assemble(("note: ", "bold yellow"), note))
+    if trace.advice is not None:
+        if not trace.advice:
+            console.print(Text.assemble(("advice: ", "bold green"), NO_ADVICE))
+        for item in trace.advice:
+            console.print(Text.assemble((f"advice [{item.code}]: ", "bold red"), item.message,
+                                        "\n  why: ", item.reason, "\n  fix: ", (item.fix, "bold")))
     return buffer.getvalue()
+
+
+NO_ADVICE = "nothing looks wrong with these inputs."
 
 
 def _all_notes(trace: Trace) -> list[str]:
@@ -174,12 +196,19 @@ def to_markdown(trace: Trace) -> str:
         lines += ["## The seed's numbers next to crossent's", "",
                   "| quantity | seed printed | crossent | |", "|---|---|---|---|"]
         for check in trace.checks:
-            crossent = format_value(check.crossent, precision=8, width=200).replace("\n", " ")
+            crossent = _check_value(check, width=200).replace("\n", " ")
             lines.append(f"| {check.label} | `{check.seed}` | `{crossent}` | "
                          f"{_check_mark(check)} |")
         lines.append("")
     for note in _all_notes(trace):
         lines += [f"> **Note.** {note}", ""]
+    if trace.advice is not None:
+        lines += ["## Advice", ""]
+        if not trace.advice:
+            lines += [NO_ADVICE, ""]
+        for item in trace.advice:
+            lines += [f"- **{item.code}**: {item.message} {item.reason} *Fix:* {item.fix}"]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -239,6 +268,8 @@ img.formula { display: block; margin: .3rem 0; max-width: 100%; }
 .note { background: #fff7e6; border-left: 4px solid #f0a020; padding: .5rem .8rem;
         margin: .5rem 0; }
 .result { font-size: 1.1rem; }
+.advice { background: #fdecea; border-left: 4px solid #d9534f; padding: .5rem .8rem;
+          margin: .5rem 0; }
 """
 
 # Verifies, in the browser, that every formula image decoded; used by the screenshot test.
@@ -298,12 +329,21 @@ def to_html(trace: Trace) -> str:
             css = "ok" if check.matches else "flag"
             parts.append(
                 f"<tr><td>{escape(check.label)}</td><td><pre>{escape(check.seed)}</pre></td>"
-                f"<td><pre>{escape(format_value(check.crossent, precision=8, width=48))}</pre></td>"
+                f"<td><pre>{escape(_check_value(check, width=48))}</pre></td>"
                 f'<td class="{css}">{escape(_check_mark(check))}</td></tr>'
             )
         parts.append("</table>")
     for note in _all_notes(trace):
         parts.append(f'<div class="note"><b>Note.</b> {escape(note)}</div>')
+    if trace.advice is not None:
+        parts.append("<h2>Advice</h2>")
+        if not trace.advice:
+            parts.append(f"<p>{escape(NO_ADVICE)}</p>")
+        for item in trace.advice:
+            parts.append(
+                f'<div class="advice"><b>{escape(item.code)}</b>: {escape(item.message)} '
+                f"{escape(item.reason)} <b>Fix:</b> {escape(item.fix)}</div>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts)
 
