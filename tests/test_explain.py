@@ -419,3 +419,16 @@ def test_missing_chromium_fails_under_ci(monkeypatch) -> None:
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         require_chromium()
+
+
+def test_seed000_torch_input_is_torch_rand_with_seed_1() -> None:
+    """The seed's printed input is torch.rand(3, 3) after manual_seed(1); at full precision
+    crossent's mean loss still prints as 1.2005, like PyTorch's."""
+    torch = pytest.importorskip("torch")
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.rand([3, 3], generator=generator, dtype=torch.float32)
+    printed = examples.get("seed000-torch-cross-entropy").inputs["logits"]
+    np.testing.assert_allclose(logits.numpy(), printed, atol=5e-5)
+    loss = ce.cross_entropy(logits, torch.tensor([0, 1, 2]))
+    reference = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2]))
+    assert f"{float(loss):.4f}" == "1.2005" == f"{float(reference):.4f}"
