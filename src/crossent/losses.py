@@ -647,6 +647,13 @@ def binary_cross_entropy(
 # ==================================================================================
 
 
+def _smooth_binary_target(target: Array, label_smoothing: float) -> Array:
+    """Binary label smoothing: ``t (1 - ε) + ε / 2`` (Keras's binary smoothing); ε = 0 returns t."""
+    if label_smoothing > 0:
+        return target * (1.0 - label_smoothing) + 0.5 * label_smoothing  # ε/2 per side
+    return target
+
+
 @quiet
 def _binary_cross_entropy_with_logits(
     logits: Array,
@@ -667,8 +674,7 @@ def _binary_cross_entropy_with_logits(
     xp, x, t, (weight, pos_weight) = inputs.xp, inputs.values, inputs.target, inputs.extra
     w = _element_weight(xp, inputs, weight, "weight")
     pw = _element_weight(xp, inputs, pos_weight, "pos_weight")
-    if label_smoothing > 0:
-        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing  # binary: ε/2 per side (Keras)
+    t = _smooth_binary_target(t, label_smoothing)
     positive_mass = t if pw is None else pw * t
     # -log σ(x) = softplus(-x) and -log(1 - σ(x)) = softplus(x), both stable for large |x|:
     # together with t·softplus(-x) - (1-t)·... this is seed 002's max(x,0) - x·t + log(1+e^-|x|)
