@@ -14,7 +14,6 @@ from rich.table import Table
 
 from crossent.explain import examples
 
-
 _WIDTH = 44
 
 
