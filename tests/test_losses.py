@@ -69,7 +69,6 @@ def class_problems(draw, *, allow_probability: bool = True, allow_smoothing: boo
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     scale = draw(st.sampled_from([1.0, 5.0, 30.0]))
     logits = (rng.standard_normal(shape) * scale).astype(DTYPES[dtype][0])
-    positions = shape[:0] + shape[2:] if ndim > 1 else ()
     positions = (shape[0],) + shape[2:] if ndim > 1 else ()
     kind = draw(st.sampled_from(["index", "probability"] if allow_probability else ["index"]))
     ignore_index = -100
@@ -92,9 +91,26 @@ def class_problems(draw, *, allow_probability: bool = True, allow_smoothing: boo
     if allow_smoothing and draw(st.booleans()):
         smoothing = draw(st.floats(0.0, 1.0))
     reduction = draw(st.sampled_from(["none", "mean", "sum"]))
+    # crossent gets the classes on any axis (moved there from PyTorch's axis 1)
+    axis = draw(st.integers(-ndim, ndim - 1))
     return {"dtype": dtype, "logits": logits, "target": target, "kind": kind,
             "weight": weight, "ignore_index": ignore_index, "label_smoothing": smoothing,
-            "reduction": reduction}
+            "reduction": reduction, "axis": axis}
+
+
+def _for_crossent(problem, logits):
+    """(logits, target, axis) with the classes moved from PyTorch's axis to the drawn axis."""
+    torch_axis = 1 if logits.ndim > 1 else 0
+    axis = problem["axis"]
+    target = problem["target"]
+    if problem["kind"] == "probability":
+        target = np.moveaxis(target, torch_axis, axis)
+    return np.moveaxis(logits, torch_axis, axis), target, axis
+
+
+def _gradient_back(problem, gradient):
+    """A gradient w.r.t. crossent's (moved) input, in PyTorch's layout."""
+    return np.moveaxis(gradient, problem["axis"], 1 if gradient.ndim > 1 else 0)
 
 
 def _nothing_counted(problem) -> bool:
@@ -108,7 +124,6 @@ def test_cross_entropy_matches_torch(problem) -> None:
     options = {"weight": problem["weight"], "ignore_index": problem["ignore_index"],
                "label_smoothing": problem["label_smoothing"],
                "reduction": problem["reduction"]}
-    axis = 1 if logits.ndim > 1 else 0
 
     def reference(x):
         return F.cross_entropy(x, _torch(target), weight=_torch(problem["weight"]),
@@ -117,10 +132,13 @@ def test_cross_entropy_matches_torch(problem) -> None:
                                reduction=problem["reduction"])
 
     expected, expected_grad = _torch_value_and_grad(reference, logits)
-    value = ce.cross_entropy(logits, target, axis=axis, **options)
-    gradient = grad.cross_entropy(logits, target, axis=axis, **options)
+    moved, moved_target, axis = _for_crossent(problem, logits)
+    value = ce.cross_entropy(moved, moved_target, axis=axis, **options)
+    gradient = _gradient_back(problem, grad.cross_entropy(moved, moved_target, axis=axis,
+                                                          **options))
     through_torch, torch_grad = _crossent_torch_value_and_grad(
-        ce.cross_entropy, logits, target, axis=axis, **options)
+        ce.cross_entropy, moved, moved_target, axis=axis, **options)
+    torch_grad = _gradient_back(problem, torch_grad)
     assert isinstance(value, (np.ndarray, np.generic)) and value.dtype == logits.dtype
     assert gradient.shape == logits.shape and gradient.dtype == logits.dtype
     if _nothing_counted(problem):
@@ -140,7 +158,6 @@ def test_nll_loss_matches_torch(problem) -> None:
     log_probs, target, dtype = problem["logits"], problem["target"], problem["dtype"]
     options = {"weight": problem["weight"], "ignore_index": problem["ignore_index"],
                "reduction": problem["reduction"]}
-    axis = 1 if log_probs.ndim > 1 else 0
 
     def reference(x):
         return F.nll_loss(x, _torch(target), weight=_torch(problem["weight"]),
@@ -148,10 +165,12 @@ def test_nll_loss_matches_torch(problem) -> None:
                           reduction=problem["reduction"])
 
     expected, expected_grad = _torch_value_and_grad(reference, log_probs)
-    value = ce.nll_loss(log_probs, target, axis=axis, **options)
-    gradient = grad.nll_loss(log_probs, target, axis=axis, **options)
+    moved, target, axis = _for_crossent(problem, log_probs)
+    value = ce.nll_loss(moved, target, axis=axis, **options)
+    gradient = _gradient_back(problem, grad.nll_loss(moved, target, axis=axis, **options))
     through_torch, torch_grad = _crossent_torch_value_and_grad(
-        ce.nll_loss, log_probs, target, axis=axis, **options)
+        ce.nll_loss, moved, target, axis=axis, **options)
+    torch_grad = _gradient_back(problem, torch_grad)
     if _nothing_counted(problem):
         # by design: 0 and a zero gradient where PyTorch gives NaN
         assert np.isnan(expected)
@@ -193,7 +212,6 @@ def test_softmax_focal_loss_matches_torch_formula(problem, gamma, alpha_kind) ->
     if problem["kind"] == "index":
         target = np.asarray(np.clip(target, 0, num_classes - 1))  # 0-d stays an array
     options = {"alpha": alpha, "gamma": gamma, "reduction": problem["reduction"]}
-    axis = 1 if logits.ndim > 1 else 0
 
     def reference(x):
         return _softmax_focal_reference(x, _torch(target), kind=problem["kind"], alpha=alpha,
@@ -201,10 +219,13 @@ def test_softmax_focal_loss_matches_torch_formula(problem, gamma, alpha_kind) ->
                                         num_classes=num_classes)
 
     expected, expected_grad = _torch_value_and_grad(reference, logits)
-    value = ce.softmax_focal_loss(logits, target, axis=axis, **options)
-    gradient = grad.softmax_focal_loss(logits, target, axis=axis, **options)
+    moved, moved_target, axis = _for_crossent(problem | {"target": target}, logits)
+    value = ce.softmax_focal_loss(moved, moved_target, axis=axis, **options)
+    gradient = _gradient_back(problem, grad.softmax_focal_loss(moved, moved_target, axis=axis,
+                                                               **options))
     through_torch, torch_grad = _crossent_torch_value_and_grad(
-        ce.softmax_focal_loss, logits, target, axis=axis, **options)
+        ce.softmax_focal_loss, moved, moved_target, axis=axis, **options)
+    torch_grad = _gradient_back(problem, torch_grad)
     assert_close(value, expected, dtype)
     assert_close(through_torch, expected, dtype)
     assert_close(gradient, expected_grad, dtype)
