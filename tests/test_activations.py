@@ -5,11 +5,11 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 import pytest
-from conftest import assert_close, requires_torch, torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 import crossent as ce
+from conftest import assert_close, requires_torch, torch
 
 if torch is not None:
     import torch.nn.functional as F

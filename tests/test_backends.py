@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import jax, jnp, requires_jax, requires_torch, to_numpy, torch
 
 import crossent as ce
+from conftest import jax, jnp, requires_jax, requires_torch, to_numpy, torch
 from crossent import grad
 from crossent import information as info
 

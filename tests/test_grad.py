@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import central_difference
 from hypothesis import given
 from hypothesis import strategies as st
 
 import crossent as ce
+from conftest import central_difference
 from crossent import grad
 
 RNG = np.random.default_rng(20261122)

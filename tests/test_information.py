@@ -21,13 +21,13 @@ def _mp_entropy(p, base=math.e) -> float:
 
 
 def _mp_cross_entropy(p, q, base=math.e) -> float:
-    return float(-mpmath.fsum(mpmath.mpf(a) * mpmath.log(b) for a, b in zip(p, q) if a > 0)
-                 / mpmath.log(base))
+    terms = (mpmath.mpf(a) * mpmath.log(b) for a, b in zip(p, q, strict=True) if a > 0)
+    return float(-mpmath.fsum(terms) / mpmath.log(base))
 
 
 def _mp_kl(p, q, base=math.e) -> float:
     return float(mpmath.fsum(mpmath.mpf(a) * mpmath.log(mpmath.mpf(a) / b)
-                             for a, b in zip(p, q) if a > 0) / mpmath.log(base))
+                             for a, b in zip(p, q, strict=True) if a > 0) / mpmath.log(base))
 
 
 @st.composite

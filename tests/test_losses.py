@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_close, to_numpy, torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 import crossent as ce
+from conftest import assert_close, torch
 from crossent import grad
 
 pytestmark = pytest.mark.skipif(torch is None, reason="needs torch")

@@ -1,12 +1,12 @@
-"""crossent.metrics: hand-counted accuracies, and why BCE and CE report different ones (seed 004)."""
+"""crossent.metrics: hand-counted accuracies; why BCE and CE report different ones (seed 004)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import jnp, requires_jax, requires_torch, torch
 
 import crossent as ce
+from conftest import jnp, requires_jax, requires_torch, torch
 from crossent.metrics import binary_accuracy, categorical_accuracy, sparse_categorical_accuracy
 
 

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_float32_printed, assert_printed, requires_torch, to_numpy, torch
 
 import crossent as ce
+from conftest import assert_float32_printed, assert_printed, requires_torch, to_numpy, torch
 from crossent import grad
 from crossent import information as info
 

@@ -11,9 +11,9 @@ import re
 
 import numpy as np
 import pytest
-from conftest import jax, jnp, requires_jax, torch
 
 import crossent as ce
+from conftest import jax, jnp, requires_jax, torch
 from crossent import grad
 from crossent import information as info
 
@@ -154,7 +154,8 @@ def test_information_rejects_non_probabilities() -> None:
                                   grad.cross_entropy])
 def test_label_smoothing_outside_unit_interval(loss, value) -> None:
     target = TARGET if loss.__name__ == "cross_entropy" else LOGITS
-    with pytest.raises(ValueError, match=re.escape(f"label_smoothing must be in [0, 1], got {value}")):
+    message = f"label_smoothing must be in [0, 1], got {value}"
+    with pytest.raises(ValueError, match=re.escape(message)):
         loss(LOGITS, target, label_smoothing=value)
 
 
