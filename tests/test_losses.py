@@ -722,3 +722,79 @@ def test_nan_inputs_propagate() -> None:
     # NaN targets propagate too
     assert np.isnan(ce.binary_cross_entropy_with_logits(np.array([0.5]), np.array([nan])))
     assert np.isnan(ce.cross_entropy(np.zeros((1, 2)), np.array([[nan, 1.0]])))
+
+
+# ==================================================================================
+# target dtypes and corner options
+# ==================================================================================
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "int32", "int64"])
+def test_integer_target_dtypes(dtype: str) -> None:
+    rng = _rng(9)
+    logits = rng.standard_normal((3, 4))
+    target = np.array([0, 3, 1])
+    expected = F.cross_entropy(torch.tensor(logits), torch.tensor(target)).item()
+    assert float(ce.cross_entropy(logits, target.astype(dtype))) == pytest.approx(expected,
+                                                                                rel=1e-14)
+    torch_target = torch.tensor(target.astype(dtype))
+    assert float(ce.cross_entropy(torch.tensor(logits), torch_target)) == pytest.approx(
+        expected, rel=1e-14)
+    # ignore_index compares with any integer dtype (here class 3 is ignored)
+    expected_ignored = F.cross_entropy(torch.tensor(logits), torch.tensor(target),
+                                       ignore_index=3).item()
+    assert float(ce.cross_entropy(logits, target.astype(dtype), ignore_index=3)) == (
+        pytest.approx(expected_ignored, rel=1e-14))
+
+
+def test_zero_total_weight_gives_zero() -> None:
+    # every counted target has class weight 0: the weighted mean divides by Σ w[y_i] = 0.
+    # By the same rule as "nothing counted", crossent returns 0 and a zero gradient where
+    # PyTorch returns NaN (0/0)
+    logits = _rng(10).standard_normal((3, 4))
+    target = np.array([0, 1, 2])
+    weight = np.array([0.0, 0.0, 0.0, 1.0])
+    value, gradient = ce.value_and_grad(ce.cross_entropy, logits, target, weight=weight)
+    assert float(value) == 0.0 and np.all(gradient == 0)
+    assert np.isnan(F.cross_entropy(torch.tensor(logits), torch.tensor(target),
+                                    weight=torch.tensor(weight)).item())
+
+
+def test_nll_loss_with_probability_targets_by_hand() -> None:
+    # an extension over PyTorch's nll_loss: ℓ_i = -Σ_c w_c t_ic x_ic, mean over positions
+    rng = _rng(12)
+    log_probs = ce.log_softmax(rng.standard_normal((4, 3)))
+    target = rng.dirichlet(np.ones(3), size=4)
+    weight = np.array([0.5, 1.0, 2.0])
+    expected = -(weight * target * log_probs).sum(axis=1)
+    np.testing.assert_allclose(ce.nll_loss(log_probs, target, weight=weight, reduction="none"),
+                               expected, rtol=1e-14)
+    assert float(ce.nll_loss(log_probs, target, weight=weight)) == pytest.approx(
+        expected.mean(), rel=1e-14)
+
+
+def test_where_and_ignore_index_together() -> None:
+    rng = _rng(13)
+    logits = rng.standard_normal((5, 3))
+    target = np.array([0, -100, 2, 1, 1])
+    mask = np.array([True, True, False, True, False])
+    kept = np.array([0, 3])  # counted: not ignored and where=True
+    weight = np.array([1.0, 2.0, 0.5])
+    expected = F.cross_entropy(torch.tensor(logits[kept]), torch.tensor(target[kept]),
+                               weight=torch.tensor(weight), label_smoothing=0.2).item()
+    assert float(ce.cross_entropy(logits, target, where=mask, weight=weight,
+                                  label_smoothing=0.2)) == pytest.approx(expected, rel=1e-14)
+
+
+def test_mixed_precision_targets_follow_the_logits() -> None:
+    logits = _rng(14).standard_normal((3, 4)).astype(np.float32)
+    soft = np.full((3, 4), 0.25)  # float64 target, float32 logits
+    assert ce.cross_entropy(logits, soft).dtype == np.float32
+    assert ce.binary_cross_entropy_with_logits(logits, soft, pos_weight=np.ones(4)).dtype == (
+        np.float32)
+    assert grad.cross_entropy(logits, np.array([0, 1, 2]), weight=np.ones(4)).dtype == (
+        np.float32)
+    # bool targets are accepted by the binary losses
+    np.testing.assert_allclose(
+        ce.binary_cross_entropy_with_logits(logits, logits > 0),
+        ce.binary_cross_entropy_with_logits(logits, (logits > 0).astype(np.float32)), rtol=0)
