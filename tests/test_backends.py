@@ -182,6 +182,37 @@ def test_numpy_torch_jax_give_the_same_numbers(case, library, convert, is_librar
         np.testing.assert_allclose(to_numpy(result32), to_numpy(expected), rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("library, convert, is_library", CONVERTERS,
+                         ids=[c[0] for c in CONVERTERS])
+def test_lists_next_to_arrays_join_their_library(library, convert, is_library) -> None:
+    # a list target / weight / mask next to torch or JAX logits becomes that library's array
+    logits = convert(CLASSES_LAST)
+    options = {"weight": [1.0, 2.0, 0.5, 1.0], "where": [True, True, False, True, True]}
+    result = ce.cross_entropy(logits, CLASS_INDEX.tolist(), **options)
+    assert is_library(result)
+    expected = ce.cross_entropy(CLASSES_LAST, CLASS_INDEX, weight=np.array(options["weight"]),
+                                where=np.array(options["where"]))
+    np.testing.assert_allclose(to_numpy(result), expected, rtol=1e-14)
+    result = ce.binary_cross_entropy_with_logits(convert(BINARY), BINARY_TARGET.tolist(),
+                                                 pos_weight=[1.0, 2.0, 3.0, 0.5])
+    assert is_library(result)
+    np.testing.assert_allclose(
+        to_numpy(result),
+        ce.binary_cross_entropy_with_logits(BINARY, BINARY_TARGET,
+                                            pos_weight=np.array([1.0, 2.0, 3.0, 0.5])),
+        rtol=1e-14)
+    assert is_library(info.kl_divergence([0.5, 0.5], convert(np.array([0.9, 0.1]))))
+    assert is_library(ce.metrics.sparse_categorical_accuracy(CLASS_INDEX.tolist(),
+                                                             convert(CLASSES_LAST)))
+
+
+@requires_torch
+def test_mixing_array_libraries_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match=r"the arrays passed mix array libraries \(numpy.ndarray, "
+                                        r"torch.Tensor\); pass arrays of one library"):
+        ce.cross_entropy(torch.zeros(2, 3), np.array([0, 1]))
+
+
 def test_python_lists_come_back_as_numpy() -> None:
     assert isinstance(ce.cross_entropy([[1.0, 2.0]], [1], reduction="none"), np.ndarray)
     assert isinstance(ce.softmax([1.0, 2.0]), np.ndarray)

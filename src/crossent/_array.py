@@ -44,14 +44,19 @@ def is_array(value: object) -> bool:
     return array_api_compat.is_array_api_obj(value) and not isinstance(value, (int, float, bool))
 
 
-def as_array(value: object) -> Array:
-    """Arrays pass through; lists, tuples and Python numbers become NumPy arrays."""
+def as_array(value: object, xp: Any = None, like: object = None) -> Array:
+    """Arrays pass through; lists, tuples and Python numbers become arrays.
+
+    They become arrays of the namespace ``xp`` of the call's other arguments (on the
+    device of ``like``), so ``cross_entropy(torch_logits, [0, 2])`` works; NumPy
+    without ``xp``.
+    """
     if is_array(value):
         return value
-    return np.asarray(value)
+    return _into(xp, np.asarray(value), like)
 
 
-def as_float_array(value: object) -> Array:
+def as_float_array(value: object, xp: Any = None, like: object = None) -> Array:
     """Like :func:`as_array`, but a list of Python ints becomes float64 (a list has no dtype intent).
 
     Arrays keep their dtype: an integer *array* passed as logits is reported by
@@ -62,7 +67,21 @@ def as_float_array(value: object) -> Array:
     array = np.asarray(value)
     if array.dtype.kind in "biu":
         array = array.astype(np.float64)
-    return array
+    return _into(xp, array, like)
+
+
+def _into(xp: Any, array: np.ndarray, like: object) -> Array:
+    """``array`` (converted from a list) in the namespace ``xp``, on the device of ``like``."""
+    if xp is None or array_api_compat.is_numpy_namespace(xp):
+        return array
+    if array_api_compat.is_torch_array(like):
+        return xp.asarray(array, device=like.device)  # type: ignore[attr-defined]
+    return xp.asarray(array)
+
+
+def first_array(*values: object) -> object:
+    """The first of ``values`` that is an array (the reference for device placement), or None."""
+    return next((value for value in values if is_array(value)), None)
 
 
 def namespace(*arrays: object) -> Any:
@@ -70,7 +89,16 @@ def namespace(*arrays: object) -> Any:
     present = [a for a in arrays if a is not None and is_array(a)]
     if not present:
         return array_api_compat.array_namespace(np.empty(0))
-    return array_api_compat.array_namespace(*present)
+    try:
+        return array_api_compat.array_namespace(*present)
+    except TypeError as error:
+        if "Multiple namespaces" not in str(error):
+            raise
+        kinds = sorted({f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in present})
+        raise TypeError(
+            f"the arrays passed mix array libraries ({', '.join(kinds)}); pass arrays of one "
+            f"library (lists are fine), e.g. convert with torch.as_tensor or jax.numpy.asarray"
+        ) from None
 
 
 def is_floating(xp: Any, dtype: Any) -> bool:

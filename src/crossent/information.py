@@ -13,7 +13,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._array import Array, as_float_array, log_base, mul_zero_safe, namespace, quiet, to_compute
+from ._array import (
+    Array,
+    as_float_array,
+    first_array,
+    log_base,
+    mul_zero_safe,
+    namespace,
+    quiet,
+    to_compute,
+)
 from ._validate import check_axis, check_floating, check_probabilities, check_same_shape
 
 __all__ = ["self_information", "entropy", "cross_entropy", "kl_divergence", "binary_entropy"]
@@ -29,8 +38,9 @@ def _prepare(name: str, x: object) -> tuple[Any, Array]:
 
 
 def _prepare_pair(p: object, q: object, axis: int) -> tuple[Any, Array, Array, int]:
-    p, q = as_float_array(p), as_float_array(q)
-    xp = namespace(p, q)
+    xp = namespace(p, q)  # a list among p, q becomes an array of the other's library
+    like = first_array(p, q)
+    p, q = as_float_array(p, xp, like), as_float_array(q, xp, like)
     for name, array in (("p", p), ("q", q)):
         check_floating(xp, name, array)
     check_same_shape("q", q, "p", p)

@@ -27,6 +27,7 @@ from ._array import (
     Array,
     as_array,
     as_float_array,
+    first_array,
     move_class_axis_back,
     move_class_axis_last,
     mul_zero_safe,
@@ -81,11 +82,13 @@ def _prepare_class(
     name: str,
     weight_name: str = "weight",
 ) -> _ClassInputs:
-    values = as_float_array(values)
-    target = as_array(target)
-    weight = None if weight is None else as_float_array(weight)
-    where = None if where is None else as_array(where)
+    # the namespace of the arrays given; lists among the arguments are converted into it
     xp = namespace(values, target, weight, where)
+    like = first_array(values, target, weight, where)
+    values = as_float_array(values, xp, like)
+    target = as_array(target, xp, like)
+    weight = None if weight is None else as_float_array(weight, xp, like)
+    where = None if where is None else as_array(where, xp, like)
     v.check_floating(xp, name, values)
     axis = v.check_axis(name, axis, values.ndim)
     kind = v.classify_target(xp, name, values, target, axis)
@@ -498,10 +501,12 @@ class _ElementInputs:
 def _prepare_elements(
     values: object, target: object, *, where: object | None, name: str, extra: tuple = ()
 ) -> _ElementInputs:
-    values = as_float_array(values)
-    target = as_array(target)
-    where = None if where is None else as_array(where)
-    xp = namespace(values, target, where, *[as_array(e) for e in extra if e is not None])
+    # the namespace of the arrays given; lists among the arguments are converted into it
+    xp = namespace(values, target, where, *extra)
+    like = first_array(values, target, where, *extra)
+    values = as_float_array(values, xp, like)
+    target = as_array(target, xp, like)
+    where = None if where is None else as_array(where, xp, like)
     v.check_floating(xp, name, values)
     v.check_same_shape("target", target, name, values)
     input_dtype = values.dtype
@@ -521,7 +526,7 @@ def _prepare_elements(
 def _element_weight(xp: Any, inputs: _ElementInputs, weight: object | None, name: str) -> Array | None:
     if weight is None:
         return None
-    weight = as_float_array(weight)
+    weight = as_float_array(weight, xp, inputs.values)
     v.check_floating(xp, name, weight)
     v.check_broadcastable(name, weight, "the loss", tuple(int(d) for d in inputs.values.shape))
     return xp.astype(weight, inputs.values.dtype)
