@@ -126,3 +126,13 @@ def assert_close(actual: object, expected: object, dtype: object = "float64", **
     """Compare values of any library with the per-dtype tolerance (NaN equals NaN)."""
     options = tolerance(dtype) | overrides
     np.testing.assert_allclose(to_numpy(actual), to_numpy(expected), equal_nan=True, **options)
+
+
+def pytest_report_header(config) -> str:
+    """The reference frameworks' versions (the differential tests target PyTorch 2.13)."""
+    versions = [f"numpy {np.__version__}"]
+    if torch is not None:
+        versions.append(f"torch {torch.__version__}")
+    if jax is not None:
+        versions.append(f"jax {jax.__version__}")
+    return "crossent references: " + ", ".join(versions)

@@ -150,3 +150,19 @@ def test_lists_and_16_bit_inputs() -> None:
     for function in (ce.softmax, ce.log_softmax, ce.sigmoid, ce.log_sigmoid):
         assert function(half).dtype == np.float32
     assert ce.logit(np.array([0.25], dtype=np.float16)).dtype == np.float32
+
+
+def test_nan_propagates() -> None:
+    # NaN is not an error: it propagates (sigmoid(NaN) is NaN, not the 0.5 of a branch choice)
+    nan = np.nan
+    assert np.all(np.isnan(ce.softmax(np.array([nan, 1.0]))))
+    assert np.all(np.isnan(ce.log_softmax(np.array([nan, 1.0]))))
+    for function in (ce.sigmoid, ce.log_sigmoid, ce.logit):
+        result = function(np.array([nan, 0.25]))
+        assert np.isnan(result[0]) and np.isfinite(result[1])
+    # the centring of softmax_inverse spreads a NaN to its row, as softmax does
+    assert np.all(np.isnan(ce.softmax_inverse(np.array([nan, 0.5]))))
+    if torch is not None:
+        x = torch.tensor([nan, 1.0], requires_grad=True)
+        ce.log_sigmoid(x).sum().backward()
+        assert torch.isnan(x.grad[0]) and torch.isfinite(x.grad[1])
