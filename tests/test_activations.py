@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import crossent as ce
-from conftest import assert_close, requires_torch, torch
+from crossent_testing import assert_close, requires_torch, torch
 
 if torch is not None:
     import torch.nn.functional as F

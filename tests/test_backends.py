@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import crossent as ce
-from conftest import jax, jnp, requires_jax, requires_torch, to_numpy, torch
 from crossent import grad
 from crossent import information as info
+from crossent_testing import jax, jnp, requires_jax, requires_torch, to_numpy, torch
 
 RNG = np.random.default_rng(11)
 LOGITS = RNG.standard_normal((4, 3, 2)) * 3  # (N, C, L) with axis=1 in some cases

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import crossent as ce
-from conftest import central_difference
 from crossent import grad
+from crossent_testing import central_difference
 
 RNG = np.random.default_rng(20261122)
 

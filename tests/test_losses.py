@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import crossent as ce
-from conftest import assert_close, torch
 from crossent import grad
+from crossent_testing import assert_close, torch
 
 pytestmark = pytest.mark.skipif(torch is None, reason="needs torch")
 if torch is not None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import crossent as ce
-from conftest import jnp, requires_jax, requires_torch, torch
 from crossent.metrics import binary_accuracy, categorical_accuracy, sparse_categorical_accuracy
+from crossent_testing import jnp, requires_jax, requires_torch, torch
 
 
 def test_binary_accuracy_counts_every_element() -> None:

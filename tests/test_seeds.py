@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import crossent as ce
-from conftest import assert_float32_printed, assert_printed, requires_torch, to_numpy, torch
 from crossent import grad
 from crossent import information as info
+from crossent_testing import assert_float32_printed, assert_printed, requires_torch, to_numpy, torch
 
 # ==================================================================================
 # seed 000: information -> entropy -> cross-entropy, PyTorch's path, BCELoss

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import crossent as ce
-from conftest import jax, jnp, requires_jax, torch
 from crossent import grad
 from crossent import information as info
+from crossent_testing import jax, jnp, requires_jax, torch
 
 LOGITS = np.zeros((2, 3))
 TARGET = np.array([0, 1])
