@@ -73,11 +73,13 @@ def namespace(*arrays: object) -> Any:
         return array_api_compat.array_namespace(np.empty(0))
     try:
         return array_api_compat.array_namespace(*present)
-    except TypeError:
-        kinds = sorted({f"{type(a).__module__}.{type(a).__name__}" for a in present})
+    except TypeError as error:
+        if "Multiple namespaces" not in str(error):
+            raise
+        kinds = sorted({f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in present})
         raise TypeError(
-            f"arrays of different libraries were mixed ({', '.join(kinds)}); "
-            f"pass all arrays from one library (lists are converted automatically)"
+            f"the arrays passed mix array libraries ({', '.join(kinds)}); pass arrays of one "
+            f"library (lists are fine), e.g. convert with torch.as_tensor or jax.numpy.asarray"
         ) from None
 
 
