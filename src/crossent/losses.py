@@ -554,7 +554,8 @@ def _clamped_log(xp: Any, x: Array, log_fn: Any) -> tuple[Array, Array]:
     The log is re-evaluated on a safe argument where clamped, so autograd never
     sees log(0) = -inf (whose gradient would be inf · 0 = NaN).
     """
-    active = log_fn(x) > _LOG_CLAMP
+    # written as not(<= -100) so that NaN counts as active and propagates (torch.clamp_min does)
+    active = ~(log_fn(x) <= _LOG_CLAMP)
     safe = xp.where(active, x, xp.full_like(x, 0.5))
     return xp.where(active, log_fn(safe), xp.full_like(x, _LOG_CLAMP)), active
 
