@@ -330,7 +330,7 @@ def cross_entropy(
       reduction: 'none', 'mean' or 'sum'. 'mean' divides by the summed weight of the
         counted targets (integer targets; their count without weights) or by the
         number of counted positions (probability targets; weights do not enter).
-        Nothing counted gives 0.
+        Nothing counted (or a zero total weight) gives 0 with a zero gradient.
       where: optional boolean mask broadcastable to the positions (``logits``
         without ``axis``), e.g. padding; False positions are not counted and their
         targets are not checked.
