@@ -10,14 +10,17 @@ The public API, listed once::
     ce.information   # probability space: self_information, entropy, cross_entropy, ...
     ce.grad          # analytic gradients of every loss
     ce.metrics       # binary_accuracy, categorical_accuracy, sparse_categorical_accuracy
+    ce.explain       # step-by-step traces, the seeds' worked examples, renderers
+    ce.advise        # warnings about the classic misuses (double softmax, multi-hot CE, ...)
 
 Inputs may be NumPy, PyTorch, JAX or CuPy arrays (or lists); results come back
 in the same library. Class axis -1 by default; PyTorch's layout with ``axis=1``
 or :mod:`crossent.compat.torch`.
 """
 
-from . import grad, information, metrics
+from . import explain, grad, information, metrics
 from .activations import log_sigmoid, log_softmax, logit, sigmoid, softmax, softmax_inverse
+from .advise import advise
 from .grad import value_and_grad
 from .losses import (
     binary_cross_entropy,
@@ -47,4 +50,6 @@ __all__ = [
     "information",
     "grad",
     "metrics",
+    "explain",
+    "advise",
 ]

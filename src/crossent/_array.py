@@ -44,11 +44,17 @@ def is_array(value: object) -> bool:
     return array_api_compat.is_array_api_obj(value) and not isinstance(value, (int, float, bool))
 
 
+def _from_python(value: object, floating: bool) -> np.ndarray:
+    array = np.asarray(value)
+    if floating and array.dtype.kind in "biu":
+        # a list has no dtype intent: [1, 2, 3] given as logits means floats
+        array = array.astype(np.float64)
+    return array
+
+
 def as_array(value: object) -> Array:
     """Arrays pass through; lists, tuples and Python numbers become NumPy arrays."""
-    if is_array(value):
-        return value
-    return np.asarray(value)
+    return value if is_array(value) else _from_python(value, floating=False)
 
 
 def as_float_array(value: object) -> Array:
@@ -57,20 +63,46 @@ def as_float_array(value: object) -> Array:
     Arrays keep their dtype: an integer *array* passed as logits is reported by
     the validators, because it is usually a mistake (targets passed as logits).
     """
-    if is_array(value):
-        return value
-    array = np.asarray(value)
-    if array.dtype.kind in "biu":
-        array = array.astype(np.float64)
-    return array
+    return value if is_array(value) else _from_python(value, floating=True)
 
 
 def namespace(*arrays: object) -> Any:
-    """The array-API namespace shared by ``arrays`` (``None`` entries are skipped)."""
+    """The array-API namespace shared by the arrays among ``arrays`` (others are skipped)."""
     present = [a for a in arrays if a is not None and is_array(a)]
     if not present:
         return array_api_compat.array_namespace(np.empty(0))
-    return array_api_compat.array_namespace(*present)
+    try:
+        return array_api_compat.array_namespace(*present)
+    except TypeError as error:
+        if "Multiple namespaces" not in str(error):
+            raise
+        kinds = sorted({f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in present})
+        raise TypeError(
+            f"the arrays passed mix array libraries ({', '.join(kinds)}); pass arrays of one "
+            f"library (lists are fine), e.g. convert with torch.as_tensor or jax.numpy.asarray"
+        ) from None
+
+
+def arrays_in_namespace(*values: object, floating: tuple[bool, ...]) -> tuple[Any, list[Array]]:
+    """The shared namespace of the arrays among ``values``, and every value as its array.
+
+    Lists, tuples and numbers are converted to that library (on the device of the
+    first array), so ``cross_entropy(torch_logits, [2, 1])`` works; ``floating[i]``
+    says whether a list at position ``i`` holds floats (logits, probabilities,
+    weights). ``None`` stays ``None``.
+    """
+    xp = namespace(*values)
+    present = [v for v in values if v is not None and is_array(v)]
+    device = array_api_compat.device(present[0]) if present else None
+    converted: list[Array] = []
+    for value, is_float in zip(values, floating, strict=True):
+        if value is None or is_array(value):
+            converted.append(value)
+            continue
+        array = _from_python(value, is_float)
+        converted.append(array if not present or isinstance(present[0], np.ndarray)
+                         else xp.asarray(array, device=device))
+    return xp, converted
 
 
 def is_floating(xp: Any, dtype: Any) -> bool:

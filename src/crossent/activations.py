@@ -45,12 +45,16 @@ def _softmax_last(xp: Any, logits: Array) -> Array:
 
 def _nonneg_part(xp: Any, x: Array) -> Array:
     """``x`` where ``x >= 0``, else 0: the argument of the branch used for x >= 0."""
-    return xp.where(x >= 0, x, xp.zeros_like(x))
+    return xp.where(x >= 0, x, xp.zeros_like(x))  # NaN goes to the x < 0 branch (_neg_part)
 
 
 def _neg_part(xp: Any, x: Array) -> Array:
-    """``x`` where ``x < 0``, else 0: the argument of the branch used for x < 0."""
-    return xp.where(x < 0, x, xp.zeros_like(x))
+    """``x`` where ``x < 0`` (or NaN), else 0: the argument of the branch used for x < 0.
+
+    NaN fails ``x >= 0``, so the x < 0 branch is selected for it; keeping NaN here
+    (rather than 0) makes NaN propagate instead of becoming sigmoid(0) = 0.5.
+    """
+    return xp.where(x >= 0, xp.zeros_like(x), x)
 
 
 def _sigmoid(xp: Any, x: Array) -> Array:
@@ -266,7 +270,7 @@ def softmax_inverse(probs: Array, *, axis: int = -1) -> Array:
 
     def centred(xp: Any, p: Array) -> Array:
         log_probs = xp.log(p)
-        positive = p > 0
+        positive = ~(p <= 0)  # written so that NaN counts and propagates to the whole row
         # centre over classes of non-zero probability only (log 0 = -inf would make the mean -inf)
         finite_logs = xp.where(positive, log_probs, xp.zeros_like(log_probs))
         count = xp.sum(xp.astype(positive, p.dtype), axis=-1, keepdims=True)

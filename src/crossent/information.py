@@ -13,13 +13,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._array import Array, as_float_array, log_base, mul_zero_safe, namespace, quiet, to_compute
+from ._array import (
+    Array,
+    arrays_in_namespace,
+    as_float_array,
+    log_base,
+    mul_zero_safe,
+    namespace,
+    quiet,
+    to_compute,
+)
 from ._validate import check_axis, check_floating, check_probabilities, check_same_shape
 
 __all__ = ["self_information", "entropy", "cross_entropy", "kl_divergence", "binary_entropy"]
 
 
-def _prepare(name: str, x: object) -> tuple[Any, Array]:
+def _prepare(name: str, x: Array) -> tuple[Any, Array]:
     array = as_float_array(x)
     xp = namespace(array)
     check_floating(xp, name, array)
@@ -28,9 +37,8 @@ def _prepare(name: str, x: object) -> tuple[Any, Array]:
     return xp, array
 
 
-def _prepare_pair(p: object, q: object, axis: int) -> tuple[Any, Array, Array, int]:
-    p, q = as_float_array(p), as_float_array(q)
-    xp = namespace(p, q)
+def _prepare_pair(p: Array, q: Array, axis: int) -> tuple[Any, Array, Array, int]:
+    xp, (p, q) = arrays_in_namespace(p, q, floating=(True, True))
     for name, array in (("p", p), ("q", q)):
         check_floating(xp, name, array)
     check_same_shape("q", q, "p", p)

@@ -25,12 +25,10 @@ from typing import Any, Literal
 from . import _validate as v
 from ._array import (
     Array,
-    as_array,
-    as_float_array,
+    arrays_in_namespace,
     move_class_axis_back,
     move_class_axis_last,
     mul_zero_safe,
-    namespace,
     one_hot,
     quiet,
     to_compute,
@@ -71,21 +69,19 @@ class _ClassInputs:
 
 
 def _prepare_class(
-    values: object,
-    target: object,
+    values: Array,
+    target: Array,
     *,
     axis: int,
-    weight: object | None,
+    weight: Array | None,
     ignore_index: int | None,
-    where: object | None,
+    where: Array | None,
     name: str,
     weight_name: str = "weight",
 ) -> _ClassInputs:
-    values = as_float_array(values)
-    target = as_array(target)
-    weight = None if weight is None else as_float_array(weight)
-    where = None if where is None else as_array(where)
-    xp = namespace(values, target, weight, where)
+    xp, (values, target, weight, where) = arrays_in_namespace(
+        values, target, weight, where, floating=(True, False, True, False)
+    )
     v.check_floating(xp, name, values)
     axis = v.check_axis(name, axis, values.ndim)
     kind = v.classify_target(xp, name, values, target, axis)
@@ -126,7 +122,7 @@ def _coefficients(inputs: _ClassInputs, label_smoothing: float) -> tuple[Array, 
     if inputs.kind == "index":
         # one_hot of an ignored index (or any out-of-range index) is a zero row
         hard = one_hot(xp, inputs.target, num_classes, dtype)
-        if inputs.counted is not None:
+        if counted is not None:
             hard = hard * counted[..., None]
         if inputs.weight is not None:
             hard = hard * inputs.weight
@@ -178,14 +174,14 @@ def _finish_class_grad(inputs: _ClassInputs, grad: Array, scale: Array | float) 
 
 @quiet
 def _nll_loss(
-    log_probs: object,
-    target: object,
+    log_probs: Array,
+    target: Array,
     *,
     axis: int = -1,
-    weight: object | None = None,
+    weight: Array | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -265,15 +261,15 @@ def nll_loss(
 
 @quiet
 def _cross_entropy(
-    logits: object,
-    target: object,
+    logits: Array,
+    target: Array,
     *,
     axis: int = -1,
-    weight: object | None = None,
+    weight: Array | None = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -334,7 +330,7 @@ def cross_entropy(
       reduction: 'none', 'mean' or 'sum'. 'mean' divides by the summed weight of the
         counted targets (integer targets; their count without weights) or by the
         number of counted positions (probability targets; weights do not enter).
-        Nothing counted gives 0.
+        Nothing counted (or a zero total weight) gives 0 with a zero gradient.
       where: optional boolean mask broadcastable to the positions (``logits``
         without ``axis``), e.g. padding; False positions are not counted and their
         targets are not checked.
@@ -375,14 +371,14 @@ def cross_entropy(
 
 @quiet
 def _softmax_focal_loss(
-    logits: object,
-    target: object,
+    logits: Array,
+    target: Array,
     *,
     axis: int = -1,
-    alpha: object | None = None,
+    alpha: Array | None = None,
     gamma: float = 2.0,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -448,7 +444,8 @@ def softmax_focal_loss(
     .. math:: \ell_i = -\sum_c \alpha_c\, t_{ic}\, (1 - p_{ic})^{\gamma} \log p_{ic},
               \qquad p_i = \operatorname{softmax}(z_i)
 
-    With integer targets :math:`t_i` is one-hot: :math:`\ell_i = -\alpha_{y_i}(1-p_{i,y_i})^\gamma \log p_{i,y_i}`.
+    With integer targets :math:`t_i` is one-hot:
+    :math:`\ell_i = -\alpha_{y_i}(1-p_{i,y_i})^\gamma \log p_{i,y_i}`.
     ``gamma=0`` and ``alpha=None`` give :func:`cross_entropy`.
 
     Args:
@@ -493,15 +490,15 @@ class _ElementInputs:
     counted: Array | None  # bool, broadcast to values' shape; None = all
     divisor: Array  # number of counted elements
     input_dtype: Any
+    extra: list  # the optional weight arrays passed as `extra`, converted to this library
 
 
 def _prepare_elements(
-    values: object, target: object, *, where: object | None, name: str, extra: tuple = ()
+    values: Array, target: Array, *, where: Array | None, name: str, extra: tuple = ()
 ) -> _ElementInputs:
-    values = as_float_array(values)
-    target = as_array(target)
-    where = None if where is None else as_array(where)
-    xp = namespace(values, target, where, *[as_array(e) for e in extra if e is not None])
+    xp, (values, target, where, *extra_arrays) = arrays_in_namespace(
+        values, target, where, *extra, floating=(True, False, False) + (True,) * len(extra)
+    )
     v.check_floating(xp, name, values)
     v.check_same_shape("target", target, name, values)
     input_dtype = values.dtype
@@ -515,13 +512,12 @@ def _prepare_elements(
         divisor = xp.sum(xp.astype(counted, values.dtype))
     else:
         divisor = xp.asarray(_size(shape), dtype=values.dtype)
-    return _ElementInputs(xp, values, target, counted, divisor, input_dtype)
+    return _ElementInputs(xp, values, target, counted, divisor, input_dtype, extra_arrays)
 
 
-def _element_weight(xp: Any, inputs: _ElementInputs, weight: object | None, name: str) -> Array | None:
+def _element_weight(xp: Any, inputs: _ElementInputs, weight: Array | None, name: str) -> Array | None:
     if weight is None:
         return None
-    weight = as_float_array(weight)
     v.check_floating(xp, name, weight)
     v.check_broadcastable(name, weight, "the loss", tuple(int(d) for d in inputs.values.shape))
     return xp.astype(weight, inputs.values.dtype)
@@ -558,24 +554,25 @@ def _clamped_log(xp: Any, x: Array, log_fn: Any) -> tuple[Array, Array]:
     The log is re-evaluated on a safe argument where clamped, so autograd never
     sees log(0) = -inf (whose gradient would be inf · 0 = NaN).
     """
-    active = log_fn(x) > _LOG_CLAMP
+    # written as not(<= -100) so that NaN counts as active and propagates (torch.clamp_min does)
+    active = ~(log_fn(x) <= _LOG_CLAMP)
     safe = xp.where(active, x, xp.full_like(x, 0.5))
     return xp.where(active, log_fn(safe), xp.full_like(x, _LOG_CLAMP)), active
 
 
 @quiet
 def _binary_cross_entropy(
-    probs: object,
-    target: object,
+    probs: Array,
+    target: Array,
     *,
-    weight: object | None = None,
+    weight: Array | None = None,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
     inputs = _prepare_elements(probs, target, where=where, name="probs", extra=(weight,))
-    xp, p, t = inputs.xp, inputs.values, inputs.target
+    xp, p, t, (weight,) = inputs.xp, inputs.values, inputs.target, inputs.extra
     v.check_probabilities(xp, "probs", p)
     v.check_probabilities(xp, "target", t)
     w = _element_weight(xp, inputs, weight, "weight")
@@ -651,16 +648,23 @@ def binary_cross_entropy(
 # ==================================================================================
 
 
+def _smooth_binary_target(target: Array, label_smoothing: float) -> Array:
+    """Binary label smoothing: ``t (1 - ε) + ε / 2`` (Keras's binary smoothing); ε = 0 returns t."""
+    if label_smoothing > 0:
+        return target * (1.0 - label_smoothing) + 0.5 * label_smoothing  # ε/2 per side
+    return target
+
+
 @quiet
 def _binary_cross_entropy_with_logits(
-    logits: object,
-    target: object,
+    logits: Array,
+    target: Array,
     *,
-    weight: object | None = None,
-    pos_weight: object | None = None,
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
@@ -668,11 +672,10 @@ def _binary_cross_entropy_with_logits(
     inputs = _prepare_elements(
         logits, target, where=where, name="logits", extra=(weight, pos_weight)
     )
-    xp, x, t = inputs.xp, inputs.values, inputs.target
+    xp, x, t, (weight, pos_weight) = inputs.xp, inputs.values, inputs.target, inputs.extra
     w = _element_weight(xp, inputs, weight, "weight")
     pw = _element_weight(xp, inputs, pos_weight, "pos_weight")
-    if label_smoothing > 0:
-        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing  # binary: ε/2 per side (Keras)
+    t = _smooth_binary_target(t, label_smoothing)
     positive_mass = t if pw is None else pw * t
     # -log σ(x) = softplus(-x) and -log(1 - σ(x)) = softplus(x), both stable for large |x|:
     # together with t·softplus(-x) - (1-t)·... this is seed 002's max(x,0) - x·t + log(1+e^-|x|)
@@ -754,13 +757,13 @@ def binary_cross_entropy_with_logits(
 
 @quiet
 def _sigmoid_focal_loss(
-    logits: object,
-    target: object,
+    logits: Array,
+    target: Array,
     *,
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
-    where: object | None = None,
+    where: Array | None = None,
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)

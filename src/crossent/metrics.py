@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._array import Array, as_array, is_floating, namespace
+from ._array import Array, arrays_in_namespace, is_floating
 from ._validate import check_same_shape
 
 __all__ = ["binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy"]
@@ -55,8 +55,7 @@ def binary_accuracy(y_true: Array, y_pred: Array, *, threshold: float = 0.5) -> 
     last axis); this returns the overall fraction, which is what Keras's metric
     reports after averaging over equal-length samples. PyTorch has no built-in.
     """
-    y_true, y_pred = as_array(y_true), as_array(y_pred)
-    xp = namespace(y_true, y_pred)
+    xp, (y_true, y_pred) = arrays_in_namespace(y_true, y_pred, floating=(False, False))
     check_same_shape("y_pred", y_pred, "y_true", y_true)
     predicted = y_pred > threshold
     return _mean(xp, predicted == (y_true > 0.5), y_pred)
@@ -85,8 +84,7 @@ def categorical_accuracy(y_true: Array, y_pred: Array) -> Array:
 
     NOTE: ties go to the first maximal class, as in NumPy, Keras and PyTorch's argmax.
     """
-    y_true, y_pred = as_array(y_true), as_array(y_pred)
-    xp = namespace(y_true, y_pred)
+    xp, (y_true, y_pred) = arrays_in_namespace(y_true, y_pred, floating=(False, False))
     check_same_shape("y_pred", y_pred, "y_true", y_true)
     return _mean(xp, xp.argmax(y_true, axis=-1) == xp.argmax(y_pred, axis=-1), y_pred)
 
@@ -112,8 +110,7 @@ def sparse_categorical_accuracy(y_true: Array, y_pred: Array) -> Array:
     NOTE: Keras also accepts ``y_true`` of shape ``[..., 1]``; here it must be ``y_pred``'s
     shape without the last axis.
     """
-    y_true, y_pred = as_array(y_true), as_array(y_pred)
-    xp = namespace(y_true, y_pred)
+    xp, (y_true, y_pred) = arrays_in_namespace(y_true, y_pred, floating=(False, False))
     expected = tuple(y_pred.shape[:-1])
     if tuple(y_true.shape) != expected:
         raise ValueError(
