@@ -30,7 +30,7 @@ def learning_curves(results: ExperimentResults, scenario: str, path: str | Path)
 
     metric = results.config["primary_metric"][scenario]
     models = results.config["models"]
-    figure = Figure(figsize=(10, 3.2 * len(models)), layout="constrained")
+    figure = Figure(figsize=(10, 3.2 * len(models) + 0.5), layout="constrained")
     axes = figure.subplots(len(models), 2, squeeze=False)
     dataset = results.datasets[scenario]["name"]
     for row, model in enumerate(models):
@@ -57,11 +57,13 @@ def learning_curves(results: ExperimentResults, scenario: str, path: str | Path)
             baseline = results.datasets[scenario]["test_majority_rate"]
             metric_axis.axhline(baseline, color="grey", linestyle=":", linewidth=1,
                                 label="majority baseline")
-        metric_axis.legend(fontsize=8, loc="lower right")
         loss_axis.grid(alpha=0.3)
         metric_axis.grid(alpha=0.3)
+    handles, labels = axes[0][1].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3),
+                  fontsize=9, frameon=False)
     path = Path(path)
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=90, bbox_inches="tight")
     return path
 
 
