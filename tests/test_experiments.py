@@ -507,3 +507,38 @@ def test_cli_experiment_uses_the_users_imdb_npz(tmp_path: Path) -> None:
     assert data["datasets"]["binary"]["name"] == "imdb"
     assert data["datasets"]["binary"]["num_features"] == 1000
     assert data["config"]["settings"]["binary"]["epochs"] == 1
+
+
+KERAS_ONE_OUTPUT = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import keras, torch
+logits = torch.tensor(json.loads(sys.argv[1]), requires_grad=True)
+target = torch.tensor(json.loads(sys.argv[2]))
+loss = keras.losses.categorical_crossentropy(target, torch.sigmoid(logits)).mean()
+loss.backward()
+print(json.dumps({"loss": float(loss), "grad": logits.grad.tolist()}))
+"""
+
+
+def test_keras_ce_one_output_matches_real_keras() -> None:
+    """Seed 004's experiment with Keras itself (torch backend, in a subprocess): the same
+    loss as the ``keras_ce`` setup and an exactly zero gradient."""
+    import subprocess
+    import sys
+
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.importorskip("keras")
+    logits = [[-2.0], [0.3], [1.5], [4.0]]
+    target = [[1.0], [0.0], [1.0], [1.0]]
+    completed = subprocess.run(
+        [sys.executable, "-c", KERAS_ONE_OUTPUT, json.dumps(logits), json.dumps(target)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    keras_result = json.loads(completed.stdout.strip().splitlines()[-1])
+    z = torch.tensor(logits, requires_grad=True)
+    loss = setup("binary", "keras_ce").loss(z, torch.tensor(target))
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(keras_result["loss"], rel=1e-6)
+    assert keras_result["grad"] == [[0.0]] * 4
+    assert z.grad.eq(0).all()
