@@ -459,11 +459,17 @@ def test_cli_experiment_text_table(tmp_path: Path) -> None:
     assert "softmax + CE" in result.stdout and "(b)" in result.stdout
 
 
+def _unboxed(output: str) -> str:
+    """The CLI's error text without rich's panel borders and line wrapping."""
+    return " ".join(output.replace("│", " ").split())
+
+
 def test_cli_experiment_errors(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["experiment", "regression"])
-    assert result.exit_code == 2 and "expected one of binary" in result.output
-    result = CliRunner().invoke(app, ["experiment", "binary", "--data", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "does not exist" in result.output
+    runner = CliRunner(env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["experiment", "regression"])
+    assert result.exit_code == 2 and "expected one of binary" in _unboxed(result.output)
+    result = runner.invoke(app, ["experiment", "binary", "--data", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "does not exist" in _unboxed(result.output)
     result = CliRunner().invoke(app, ["experiment", "--seeds", "0"])
     assert result.exit_code == 2
 
