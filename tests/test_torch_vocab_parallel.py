@@ -463,3 +463,26 @@ def test_cases_cover_every_option():
         assert {c.ignore for c in chosen} == {"none", "some", "all"}
         assert {c.dtype for c in chosen} == {"float64", "float32", "bfloat16"}
     assert {c.layout for c in CASES} == set(LAYOUTS)
+
+
+def test_the_example_prints_the_single_process_loss_under_torchrun():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root / "src"), OMP_NUM_THREADS="1")
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(root / "examples" / "vocab_parallel.py")],
+        capture_output=True, text=True, timeout=180, env=env, cwd=root,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 rank(s) (gloo)" in run.stdout and "split [6, 5]" in run.stdout
+    sections = run.stdout.split("linear form")
+    for section in sections:
+        losses = re.findall(r"(?:sharded|1 process) .*?(-?\d+\.\d{12})$", section, flags=re.MULTILINE)
+        assert len(losses) >= 2 and len(set(losses)) == 1, run.stdout
+        difference = float(re.search(r"largest gradient difference.*?: (\S+)$", section, re.MULTILINE)[1])
+        assert difference < 1e-12, run.stdout
