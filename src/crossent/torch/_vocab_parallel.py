@@ -55,6 +55,7 @@ __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"
 
 _XP = array_api_compat.array_namespace(torch.empty(0))  # the torch namespace the core reduces with
 
+_BLOCK_ELEMENTS = 1 << 22  # vocab_parallel_cross_entropy's forward: 4M logits per block
 _CHUNK_MIN_ELEMENTS = 1 << 20  # 'auto' chunks hold at least 1M logits (4 MB in float32)
 _CHUNK_FRACTION = 8  # ... or 1/8 of the gradients' size, whichever is larger
 
@@ -357,18 +358,28 @@ def _row_scale(
 # ==================================================================================
 
 
+def _blocks(num_positions: int, shard_size: int) -> range:
+    """Starts of row blocks of about ``_BLOCK_ELEMENTS`` logits: temporaries stay that small."""
+    rows = max(1, _BLOCK_ELEMENTS // max(shard_size, 1))
+    return range(0, num_positions, rows)
+
+
 class _VocabParallelCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, logits: torch.Tensor, target: torch.Tensor, plan: _Plan) -> torch.Tensor:
         dtype = _compute_dtype(logits.dtype)
-        flat = logits.detach().reshape(target.numel(), plan.shard_size).to(dtype)
+        n = target.numel()
+        flat = logits.detach().reshape(n, plan.shard_size)
         local, owned, counted = _targets(target, plan)
-        n = flat.shape[0]
+        new = flat.new_empty
         stats = _RowStats(
-            flat.new_empty(n), flat.new_empty(n), flat.new_empty(n),
-            flat.new_empty(n) if plan.label_smoothing > 0 else None,
+            new(n, dtype=dtype), new(n, dtype=dtype), new(n, dtype=dtype),
+            new(n, dtype=dtype) if plan.label_smoothing > 0 else None,
         )
-        _shard_stats_into(stats, slice(None), flat, local, owned)
+        blocks = _blocks(n, plan.shard_size)
+        for start in blocks:  # block by block: exp(z - m) never exists for the whole shard
+            part = slice(start, start + blocks.step)
+            _shard_stats_into(stats, part, flat[part].to(dtype), local[part], owned[part])
         lse, target_logit, sum_logits = _combine(stats, plan.group)
         losses = _row_losses(lse, target_logit, sum_logits, counted, plan)
         ctx.save_for_backward(logits, target, lse)
@@ -380,12 +391,22 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         logits, target, lse = ctx.saved_tensors
         plan: _Plan = ctx.plan
         dtype = _compute_dtype(logits.dtype)
+        n = target.numel()
         local, owned, counted = _targets(target, plan)
-        # a fresh copy in the compute dtype: the gradient is built in place in it
-        flat = logits.detach().reshape(target.numel(), plan.shard_size).to(dtype, copy=True)
         scale = _row_scale(grad_output, counted, plan, dtype)
-        grad = _grad_logits_(flat, lse, scale, local, owned, counted, plan)
-        return grad.reshape(logits.shape).to(logits.dtype), None, None
+        flat = logits.detach().reshape(n, plan.shard_size)
+        if dtype == logits.dtype:  # built in place in one copy of the logits: the gradient itself
+            grad = _grad_logits_(flat.clone(), lse, scale, local, owned, counted, plan)
+        else:  # 16-bit: float32 block by block, stored in the logits' dtype
+            grad = torch.empty_like(flat)
+            blocks = _blocks(n, plan.shard_size)
+            for start in blocks:
+                part = slice(start, start + blocks.step)
+                grad[part] = _grad_logits_(
+                    flat[part].to(dtype), lse[part], scale[part], local[part], owned[part],
+                    counted[part], plan,
+                )
+        return grad.reshape(logits.shape), None, None
 
 
 def vocab_parallel_cross_entropy(
@@ -573,7 +594,10 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
                 logits, lse[part], scale[part], local[part], owned[part], counted[part], plan
             )
             if grad_hidden is not None:  # ∂ℓ/∂h = (softmax - a) W, this shard's part of the sum
-                grad_hidden[part] = grad_logits.to(weight_d.dtype) @ weight_d
+                if weight_d.dtype == dtype:
+                    torch.mm(grad_logits, weight_d, out=grad_hidden[part])
+                else:
+                    grad_hidden[part] = grad_logits.to(weight_d.dtype) @ weight_d
             if grad_weight is not None:  # ∂ℓ/∂W_shard = (softmax - a)ᵀ h
                 grad_weight.addmm_(grad_logits.T, flat_hidden[part].to(dtype))
             if grad_bias is not None:
