@@ -61,6 +61,8 @@ class Case:
     neg_inf: bool = False  # one non-target class per row at -inf
     bias: bool = True  # linear only
     chunk_size: object = 2  # linear only
+    hidden_grad: bool = True  # linear only: does hidden require a gradient
+    no_grad: bool = False  # run the forward under torch.no_grad (loss only)
     seed: int = 0
 
 
@@ -96,6 +98,11 @@ def _cases() -> list[Case]:
                  chunk_size=4, seed=1700 + world),
             Case(f"linear-{layout}-bfloat16", "linear", layout, dtype="bfloat16", seed=1800 + world),
             Case(f"linear-{layout}-one_chunk", "linear", layout, chunk_size=100, seed=1900 + world),
+            Case(f"linear-{layout}-weight_grad_only", "linear", layout, hidden_grad=False,
+                 label_smoothing=0.1, reduction="sum", seed=2000 + world),
+            Case(f"linear-{layout}-no_grad", "linear", layout, no_grad=True, ignore="some",
+                 seed=2100 + world),
+            Case(f"logits-{layout}-no_grad", "logits", layout, no_grad=True, seed=2200 + world),
         ]
         cases += extra
     return cases
@@ -162,12 +169,19 @@ def _run_case(case: Case, rank: int) -> dict:
                    label_smoothing=case.label_smoothing, reduction=case.reduction)
     if case.kind == "logits":
         shard = inputs["logits"][..., start:start + size].clone().requires_grad_(True)
+        if case.no_grad:
+            with torch.no_grad():
+                return {"loss": vocab_parallel_cross_entropy(shard, inputs["target"], **options)}
         loss = vocab_parallel_cross_entropy(shard, inputs["target"], **options)
         _backward(loss, case, inputs["upstream"])
         return {"loss": loss.detach(), "grad_logits": shard.grad}
-    hidden = inputs["hidden"].clone().requires_grad_(True)
+    hidden = inputs["hidden"].clone().requires_grad_(case.hidden_grad)
     weight = inputs["weight"][start:start + size].clone().requires_grad_(True)
     bias = None if inputs["bias"] is None else inputs["bias"][start:start + size].clone().requires_grad_(True)
+    if case.no_grad:
+        with torch.no_grad():
+            return {"loss": vocab_parallel_linear_cross_entropy(
+                hidden, weight, inputs["target"], bias_shard=bias, chunk_size=case.chunk_size, **options)}
     loss = vocab_parallel_linear_cross_entropy(hidden, weight, inputs["target"], bias_shard=bias,
                                                chunk_size=case.chunk_size, **options)
     _backward(loss, case, inputs["upstream"])
@@ -213,6 +227,13 @@ def _error_calls(world_size: int, rank: int) -> dict:
             hidden[:, :3] if rank == last else hidden, weight[:, :3] if rank == last else weight,
             target, vocab_start=start),
     }
+    def backward_twice():
+        leaf = hidden.clone().requires_grad_(True)
+        loss = vocab_parallel_linear_cross_entropy(leaf, weight, target, vocab_start=start)
+        loss.backward(retain_graph=True)
+        loss.backward()
+
+    calls["linear_backward_twice"] = backward_twice
     results = {}
     for name, function in calls.items():
         try:
@@ -305,10 +326,12 @@ def _references(case: Case) -> dict:
             leaves = {"logits": inputs["logits"].to(torch.float64, copy=True).requires_grad_(True)}
             logits = leaves["logits"]
         else:
-            leaves = {"hidden": inputs["hidden"].to(torch.float64, copy=True).requires_grad_(True),
-                      "weight": inputs["weight"].to(torch.float64, copy=True).requires_grad_(True)}
+            def leaf(name: str, wanted: bool = True) -> torch.Tensor:
+                return inputs[name].to(torch.float64, copy=True).requires_grad_(wanted)
+
+            leaves = {"hidden": leaf("hidden", case.hidden_grad), "weight": leaf("weight")}
             if inputs["bias"] is not None:
-                leaves["bias"] = inputs["bias"].to(torch.float64, copy=True).requires_grad_(True)
+                leaves["bias"] = leaf("bias")
             logits = F.linear(leaves["hidden"], leaves["weight"], leaves.get("bias"))
         options = dict(ignore_index=case.ignore_index, label_smoothing=case.label_smoothing,
                        reduction=case.reduction)
@@ -317,8 +340,10 @@ def _references(case: Case) -> dict:
         else:  # PyTorch's class axis is 1
             loss = F.cross_entropy(logits.movedim(-1, 1) if logits.ndim > 2 else logits,
                                    inputs["target"], **options)
-        _backward(loss, case, inputs["upstream"])
-        results[name] = {"loss": loss.detach(), **{k: t.grad for k, t in leaves.items()}}
+        results[name] = {"loss": loss.detach()}
+        if not case.no_grad:
+            _backward(loss, case, inputs["upstream"])
+            results[name] |= {k: t.grad for k, t in leaves.items() if t.requires_grad}
     return results
 
 
@@ -351,12 +376,17 @@ def _check_case(case: Case, ranks: list[dict]) -> None:
         assert "error" not in outcome, f"rank {rank}: {outcome.get('error')}"
         _close(outcome["loss"], expected["loss"], case, f"rank {rank} loss")
         start, size = LAYOUTS[case.layout][rank]
-        if case.kind == "logits":
+        if case.no_grad:
+            assert set(outcome) == {"loss"}
+        elif case.kind == "logits":
             assert outcome["grad_logits"].dtype == DTYPES[case.dtype]
             _close(outcome["grad_logits"], expected["logits"][..., start:start + size], case,
                    f"rank {rank} logits gradient")
         else:
-            _close(outcome["grad_hidden"], expected["hidden"], case, f"rank {rank} hidden gradient")
+            if case.hidden_grad:
+                _close(outcome["grad_hidden"], expected["hidden"], case, f"rank {rank} hidden gradient")
+            else:
+                assert outcome["grad_hidden"] is None
             _close(outcome["grad_weight"], expected["weight"][start:start + size], case,
                    f"rank {rank} weight gradient")
             if "bias" in expected:
@@ -395,6 +425,8 @@ EVERY_RANK = {
     "bad_reduction_everywhere": (r"reduction must be one of 'none', 'mean', 'sum', got 'avg'",
                                  "ValueError"),
     "linear_hidden_size_differs": (r"the ranks disagree on the hidden size: \[4, (4, )?3\]", "ValueError"),
+    "linear_backward_twice": (r"backpropagating through it a second time \(retain_graph=True\) is not "
+                              r"supported", "RuntimeError"),
 }
 ONE_RANK = {  # the bad rank (the last) raises its own message, the others name it
     "integer_logits_on_one_rank": (r"logits_shard must be a floating-point torch.Tensor, got torch.int64",

@@ -262,7 +262,7 @@ def _shard_stats_into(
     # a row of -inf logits has max -inf: shift by 0 instead, so exp(-inf - 0) = 0, not NaN
     shift = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     stats.max[rows] = row_max
-    stats.sum_exp[rows] = torch.exp(logits - shift[:, None]).sum(dim=1)
+    stats.sum_exp[rows] = torch.sub(logits, shift[:, None]).exp_().sum(dim=1)  # one temporary
     index = torch.where(owned, local_target, torch.zeros_like(local_target))
     picked = logits.gather(1, index[:, None]).squeeze(1)
     stats.target_logit[rows] = torch.where(owned, picked, torch.zeros_like(picked))
@@ -535,85 +535,160 @@ def _chunk_rows(chunk_size: object, num_positions: int, shard_size: int, hidden_
     return max(1, min(rows, max(num_positions, 1)))
 
 
-def _chunk_logits(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype
-) -> torch.Tensor:
-    """``hidden @ weightᵀ + bias`` for one chunk, in the compute dtype."""
-    logits = torch.nn.functional.linear(hidden, weight, bias)
-    return logits if logits.dtype == dtype else logits.to(dtype)
+@dataclass
+class _LinearInputs:
+    """The detached, flattened inputs of the linear form and where their gradients go."""
+
+    hidden: torch.Tensor  # [N, D]
+    weight: torch.Tensor  # [shard_size, D]
+    bias: torch.Tensor | None
+    dtype: torch.dtype  # compute dtype
+    grad_hidden: torch.Tensor | None = None  # [N, D], compute dtype
+    grad_weight: torch.Tensor | None = None
+    grad_bias: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+           num_positions: int, needs: tuple[bool, ...] = (False, False, False)) -> _LinearInputs:
+        dtype = _compute_dtype(hidden.dtype)
+        flat = hidden.detach().reshape(num_positions, hidden.shape[-1])
+        weight = weight.detach()
+        inputs = cls(flat, weight, None if bias is None else bias.detach(), dtype)
+        # gradients accumulate in the compute dtype (float32 for 16-bit inputs)
+        if needs[0]:
+            inputs.grad_hidden = flat.new_zeros(flat.shape, dtype=dtype)
+        if needs[1]:
+            inputs.grad_weight = weight.new_zeros(weight.shape, dtype=dtype)
+        if needs[2]:
+            inputs.grad_bias = weight.new_zeros(weight.shape[0], dtype=dtype)
+        return inputs
+
+    def logits(self, part: slice) -> torch.Tensor:
+        """``hidden @ weightᵀ + bias`` for one chunk of positions, in the compute dtype."""
+        logits = torch.nn.functional.linear(self.hidden[part], self.weight, self.bias)
+        return logits if logits.dtype == self.dtype else logits.to(self.dtype)
+
+    def accumulate(self, part: slice, grad_logits: torch.Tensor) -> None:
+        """Add one chunk's ``∂/∂logits`` into the gradients of hidden, weight and bias."""
+        if self.grad_hidden is not None:  # ∂ℓ/∂h = (softmax - a) W: this shard's part of a sum over ranks
+            if self.weight.dtype == self.dtype:
+                torch.mm(grad_logits, self.weight, out=self.grad_hidden[part])
+            else:
+                self.grad_hidden[part] = grad_logits.to(self.weight.dtype) @ self.weight
+        if self.grad_weight is not None:  # ∂ℓ/∂W_shard = (softmax - a)ᵀ h
+            self.grad_weight.addmm_(grad_logits.T, self.hidden[part].to(self.dtype))
+        if self.grad_bias is not None:
+            self.grad_bias += grad_logits.sum(dim=0)
+
+    def reduce_grad_hidden(self, group: Any) -> None:
+        """h feeds every shard (a column-parallel layer): its gradient is the sum over ranks."""
+        if self.grad_hidden is not None:
+            device = _group_device(group)
+            reduced = self.grad_hidden.to(device)
+            dist.all_reduce(reduced, op=dist.ReduceOp.SUM, group=group)
+            self.grad_hidden = reduced.to(self.hidden.device)
+
+
+def _new_stats(n: int, like: torch.Tensor, dtype: torch.dtype, plan: _Plan) -> _RowStats:
+    new = like.new_empty
+    return _RowStats(new(n, dtype=dtype), new(n, dtype=dtype), new(n, dtype=dtype),
+                     new(n, dtype=dtype) if plan.label_smoothing > 0 else None)
 
 
 class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
+    """Two schedules over chunks of positions.
+
+    *Eager* (reduction 'mean'/'sum' with a gradient wanted): each chunk's logits
+    are computed once; the two collectives run on the chunk's rows; its gradients
+    are formed at once (three matrix products per chunk, as plain PyTorch does)
+    and backward only multiplies them by the incoming scalar gradient.
+    *Recompute* (reduction 'none', or no gradient wanted): the forward keeps only
+    per-position statistics and runs the two collectives once for the batch;
+    backward recomputes each chunk's logits (four matrix products per chunk).
+    """
+
     @staticmethod
     def forward(
         ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-        target: torch.Tensor, plan: _Plan, rows: int,
+        target: torch.Tensor, plan: _Plan, rows: int, eager: bool,
     ) -> torch.Tensor:
-        dtype = _compute_dtype(hidden.dtype)
-        flat_hidden = hidden.detach().reshape(target.numel(), hidden.shape[-1])
-        weight_d = weight.detach()
-        bias_d = None if bias is None else bias.detach()
         local, owned, counted = _targets(target, plan)
-        n = flat_hidden.shape[0]
-        new = flat_hidden.new_empty
-        stats = _RowStats(
-            new(n, dtype=dtype), new(n, dtype=dtype), new(n, dtype=dtype),
-            new(n, dtype=dtype) if plan.label_smoothing > 0 else None,
-        )
-        for start in range(0, n, rows):  # one [rows, shard_size] block of logits at a time
-            part = slice(start, min(start + rows, n))
-            logits = _chunk_logits(flat_hidden[part], weight_d, bias_d, dtype)
-            _shard_stats_into(stats, part, logits, local[part], owned[part])
-            del logits
-        lse, target_logit, sum_logits = _combine(stats, plan.group)
-        losses = _row_losses(lse, target_logit, sum_logits, counted, plan)
-        ctx.save_for_backward(hidden, weight, bias, target, lse)
-        ctx.plan, ctx.rows = plan, rows
+        n = target.numel()
+        needs = tuple(ctx.needs_input_grad[:3]) if eager else (False, False, False)
+        inputs = _LinearInputs.of(hidden, weight, bias, n, needs)
+        dtype = inputs.dtype
+        if not eager:
+            stats = _new_stats(n, inputs.hidden, dtype, plan)
+            for start in range(0, n, rows):  # one [rows, shard_size] block of logits at a time
+                part = slice(start, start + rows)
+                _shard_stats_into(stats, part, inputs.logits(part), local[part], owned[part])
+            lse, target_logit, sum_logits = _combine(stats, plan.group)
+            losses = _row_losses(lse, target_logit, sum_logits, counted, plan)
+            ctx.save_for_backward(hidden, weight, bias, target, lse)
+        else:
+            losses = inputs.hidden.new_empty(n, dtype=dtype)
+            unit = torch.ones((), dtype=dtype, device=inputs.hidden.device)
+            scale = _row_scale(unit, counted, plan, dtype)  # 1/divisor or 1; times grad_output later
+            for start in range(0, n, rows):
+                part = slice(start, start + rows)
+                logits = inputs.logits(part)
+                stats = _new_stats(logits.shape[0], logits, dtype, plan)
+                _shard_stats_into(stats, slice(None), logits, local[part], owned[part])
+                lse, target_logit, sum_logits = _combine(stats, plan.group)  # on this chunk's rows
+                losses[part] = _row_losses(lse, target_logit, sum_logits, counted[part], plan)
+                grad_logits = _grad_logits_(
+                    logits, lse, scale[part], local[part], owned[part], counted[part], plan
+                )
+                inputs.accumulate(part, grad_logits)
+                del logits, grad_logits
+            inputs.reduce_grad_hidden(plan.group)
+            ctx.grads = [inputs.grad_hidden, inputs.grad_weight, inputs.grad_bias]
+            ctx.input_dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
+            ctx.hidden_shape = hidden.shape
+        ctx.plan, ctx.rows, ctx.eager = plan, rows, eager
         return _reduce(losses, counted, target.shape, plan)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple:
-        hidden, weight, bias, target, lse = ctx.saved_tensors
-        plan: _Plan = ctx.plan
-        need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
-        dtype = _compute_dtype(hidden.dtype)
-        flat_hidden = hidden.detach().reshape(target.numel(), hidden.shape[-1])
-        weight_d = weight.detach()
-        bias_d = None if bias is None else bias.detach()
-        local, owned, counted = _targets(target, plan)
-        scale = _row_scale(grad_output, counted, plan, dtype)
-        n = flat_hidden.shape[0]
-        # gradients accumulate in the compute dtype (float32 for 16-bit inputs)
-        grad_hidden = flat_hidden.new_zeros(flat_hidden.shape, dtype=dtype) if need_hidden else None
-        grad_weight = weight_d.new_zeros(weight_d.shape, dtype=dtype) if need_weight else None
-        grad_bias = weight_d.new_zeros(weight_d.shape[0], dtype=dtype) if need_bias else None
-        for start in range(0, n, ctx.rows):  # recompute one block of logits at a time
-            part = slice(start, min(start + ctx.rows, n))
-            logits = _chunk_logits(flat_hidden[part], weight_d, bias_d, dtype)
-            grad_logits = _grad_logits_(
-                logits, lse[part], scale[part], local[part], owned[part], counted[part], plan
-            )
-            if grad_hidden is not None:  # ∂ℓ/∂h = (softmax - a) W, this shard's part of the sum
-                if weight_d.dtype == dtype:
-                    torch.mm(grad_logits, weight_d, out=grad_hidden[part])
-                else:
-                    grad_hidden[part] = grad_logits.to(weight_d.dtype) @ weight_d
-            if grad_weight is not None:  # ∂ℓ/∂W_shard = (softmax - a)ᵀ h
-                grad_weight.addmm_(grad_logits.T, flat_hidden[part].to(dtype))
-            if grad_bias is not None:
-                grad_bias += grad_logits.sum(dim=0)
-            del logits, grad_logits
-        if grad_hidden is not None:
-            # h feeds every shard (a column-parallel layer): its gradient is the sum over ranks
-            device = _group_device(plan.group)
-            reduced = grad_hidden.to(device)
-            dist.all_reduce(reduced, op=dist.ReduceOp.SUM, group=plan.group)
-            grad_hidden = reduced.to(hidden.device).reshape(hidden.shape).to(hidden.dtype)
-        if grad_weight is not None:
-            grad_weight = grad_weight.to(weight.dtype)
-        if grad_bias is not None:
-            grad_bias = grad_bias.to(bias.dtype)
-        return grad_hidden, grad_weight, grad_bias, None, None, None
+        if ctx.eager:
+            grads = ctx.grads
+            if grads is None:
+                raise RuntimeError(
+                    "vocab_parallel_linear_cross_entropy computed its gradients in the forward pass "
+                    "and scaled them in place in the first backward; backpropagating through it a "
+                    "second time (retain_graph=True) is not supported — use reduction='none' "
+                    "followed by .sum() or .mean(), which recomputes"
+                )
+            ctx.grads = None
+            for grad in grads:  # the incoming scalar gradient, in place: no second copy
+                if grad is not None and bool(grad_output != 1):
+                    grad.mul_(grad_output.to(grad.dtype))
+            grad_hidden, grad_weight, grad_bias = grads
+            if grad_hidden is not None:
+                grad_hidden = grad_hidden.reshape(ctx.hidden_shape)
+        else:
+            hidden, weight, bias, target, lse = ctx.saved_tensors
+            plan: _Plan = ctx.plan
+            local, owned, counted = _targets(target, plan)
+            n = target.numel()
+            inputs = _LinearInputs.of(hidden, weight, bias, n, tuple(ctx.needs_input_grad[:3]))
+            scale = _row_scale(grad_output, counted, plan, inputs.dtype)
+            for start in range(0, n, ctx.rows):  # recompute one block of logits at a time
+                part = slice(start, start + ctx.rows)
+                grad_logits = _grad_logits_(
+                    inputs.logits(part), lse[part], scale[part], local[part], owned[part],
+                    counted[part], plan,
+                )
+                inputs.accumulate(part, grad_logits)
+                del grad_logits
+            inputs.reduce_grad_hidden(plan.group)
+            grad_hidden, grad_weight, grad_bias = inputs.grad_hidden, inputs.grad_weight, inputs.grad_bias
+            if grad_hidden is not None:
+                grad_hidden = grad_hidden.reshape(hidden.shape)
+            ctx.input_dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
+        grads = [None if g is None else g.to(dtype) for g, dtype in
+                 zip((grad_hidden, grad_weight, grad_bias), ctx.input_dtypes, strict=True)]
+        return (*grads, None, None, None, None)
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -724,9 +799,13 @@ def vocab_parallel_linear_cross_entropy(
                 )
         _check_target(target, tuple(hidden.shape[:-1]), "hidden")
         rows = _chunk_rows(chunk_size, target.numel(), int(weight_shard.shape[0]), int(hidden.shape[-1]))
+        wants_grad = [torch.is_grad_enabled() and t is not None and t.requires_grad
+                      for t in (hidden, weight_shard, bias_shard)]
+        # eager: gradients formed in the forward pass, chunk by chunk (see the Function)
+        eager = reduction != "none" and any(wants_grad)
         fingerprint = _options_fingerprint(
             "linear", reduction, label_smoothing, ignore_index, _compute_dtype(hidden.dtype),
-            torch.is_grad_enabled() and hidden.requires_grad,
+            wants_grad[0], eager,
         )
         row = _local_row(vocab_start, int(weight_shard.shape[0]), target, ignore_index,
                          int(hidden.shape[-1]), fingerprint)
@@ -735,4 +814,6 @@ def vocab_parallel_linear_cross_entropy(
     _, num_classes = _agree(group, row, error)
     plan = _Plan(group, vocab_start, int(weight_shard.shape[0]), num_classes, ignore_index,
                  label_smoothing, reduction)
-    return _VocabParallelLinearCrossEntropy.apply(hidden, weight_shard, bias_shard, target, plan, rows)
+    return _VocabParallelLinearCrossEntropy.apply(
+        hidden, weight_shard, bias_shard, target, plan, rows, eager
+    )
