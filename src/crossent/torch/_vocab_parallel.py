@@ -55,7 +55,7 @@ __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"
 
 _XP = array_api_compat.array_namespace(torch.empty(0))  # the torch namespace the core reduces with
 
-_BLOCK_ELEMENTS = 1 << 22  # vocab_parallel_cross_entropy's forward: 4M logits per block
+_BLOCK_ELEMENTS = 1 << 20  # vocab_parallel_cross_entropy: 1M logits (4 MB in float32) per block
 _CHUNK_MIN_ELEMENTS = 1 << 20  # 'auto' chunks hold at least 1M logits (4 MB in float32)
 _CHUNK_FRACTION = 8  # ... or 1/8 of the gradients' size, whichever is larger
 
@@ -162,8 +162,8 @@ def _local_row(
 def _agree(group: Any, row: torch.Tensor | None, local_error: Exception | None) -> tuple[int, int]:
     """All-gather every rank's row and check them; the same error is raised on every rank.
 
-    Returns ``(rank's position in the group, C)``. Communicates ``world_size × 10`` int64
-    per rank (80 bytes × world size) in one all-gather.
+    Returns ``(rank's position in the group, C)``. Each rank sends its row of 10 int64
+    (80 bytes) and receives every rank's (80·P bytes) in one all-gather.
     """
     world_size = dist.get_world_size(group)
     rank = dist.get_rank(group)
@@ -248,26 +248,35 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _shard_stats_into(
     stats: _RowStats, rows: slice, logits: torch.Tensor, local_target: torch.Tensor,
-    owned: torch.Tensor,
-) -> None:
-    """Fill ``stats[rows]`` from a block of logits ``[n, shard_size]`` (compute dtype)."""
+    owned: torch.Tensor, *, in_place: bool = False,
+) -> torch.Tensor:
+    """Fill ``stats[rows]`` from a block of logits ``[n, shard_size]`` (compute dtype).
+
+    Returns the shift used, :math:`m_r` (0 for rows without a finite logit). With
+    ``in_place`` the block is overwritten by :math:`e^{z - m_r}` (the logits were scratch),
+    which :func:`_grad_from_exps_` turns into the gradient; otherwise one temporary.
+    """
+    n = logits.shape[0]
     if logits.shape[1] == 0:  # an empty shard: contributes exp-sum 0 and no logits
         stats.max[rows] = -math.inf
         stats.sum_exp[rows] = 0.0
         stats.target_logit[rows] = 0.0
         if stats.sum_logits is not None:
             stats.sum_logits[rows] = 0.0
-        return
+        return logits.new_zeros(n)
     row_max = logits.amax(dim=1)
     # a row of -inf logits has max -inf: shift by 0 instead, so exp(-inf - 0) = 0, not NaN
     shift = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     stats.max[rows] = row_max
-    stats.sum_exp[rows] = torch.sub(logits, shift[:, None]).exp_().sum(dim=1)  # one temporary
     index = torch.where(owned, local_target, torch.zeros_like(local_target))
     picked = logits.gather(1, index[:, None]).squeeze(1)
     stats.target_logit[rows] = torch.where(owned, picked, torch.zeros_like(picked))
     if stats.sum_logits is not None:
         stats.sum_logits[rows] = logits.sum(dim=1)
+    # exp(z - m_r) <= 1: no overflow
+    exps = logits.sub_(shift[:, None]) if in_place else torch.sub(logits, shift[:, None])
+    stats.sum_exp[rows] = exps.exp_().sum(dim=1)
+    return shift
 
 
 def _combine(stats: _RowStats, group: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -305,20 +314,23 @@ def _row_losses(
     return torch.where(counted, losses, torch.zeros_like(losses))
 
 
-def _grad_logits_(
-    logits: torch.Tensor, lse: torch.Tensor, row_scale: torch.Tensor,
+def _grad_from_exps_(
+    exps: torch.Tensor, shift: torch.Tensor, lse: torch.Tensor, row_scale: torch.Tensor,
     local_target: torch.Tensor, owned: torch.Tensor, counted: torch.Tensor, plan: _Plan,
 ) -> torch.Tensor:
-    """``(softmax - a) · row_scale`` over this shard, computed in place in ``logits``.
+    """``(softmax - a) · row_scale`` over this shard, in place in ``exps = exp(z - shift)``.
 
     ``row_scale`` [n] is d(reduced loss)/dℓ_i (1/divisor, 1, or the incoming per-position
     gradient); positions not counted get a zero row.
     """
     eps = plan.label_smoothing
     row_scale = torch.where(counted, row_scale, torch.zeros_like(row_scale))
-    # softmax_k = exp(z_k - lse); where lse is not finite (nothing counted, or -inf rows) use 0
-    safe_lse = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
-    grad = logits.sub_(safe_lse[:, None]).exp_().mul_(row_scale[:, None])
+    # softmax_k = exp(z_k - lse) = exps_k · exp(shift - lse), shift <= lse so no overflow;
+    # where lse is not finite (a row of -inf logits), 0 instead of NaN
+    finite = torch.isfinite(lse)
+    gap = torch.where(finite, shift - lse, torch.zeros_like(lse))
+    factor = torch.where(finite, torch.exp(gap), torch.zeros_like(lse)) * row_scale
+    grad = exps.mul_(factor[:, None])
     if eps > 0:
         grad.sub_((eps / plan.num_classes) * row_scale[:, None])  # - (ε/C)
     if grad.shape[1] > 0:
@@ -326,6 +338,16 @@ def _grad_logits_(
         hit = torch.where(owned, (1.0 - eps) * row_scale, torch.zeros_like(row_scale))
         grad.scatter_add_(1, index[:, None], -hit[:, None])  # - (1-ε) [k = y]
     return grad
+
+
+def _grad_logits_(
+    logits: torch.Tensor, lse: torch.Tensor, row_scale: torch.Tensor,
+    local_target: torch.Tensor, owned: torch.Tensor, counted: torch.Tensor, plan: _Plan,
+) -> torch.Tensor:
+    """``(softmax - a) · row_scale`` computed in place in a block of (scratch) ``logits``."""
+    shift = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+    exps = logits.sub_(shift[:, None]).exp_()
+    return _grad_from_exps_(exps, shift, lse, row_scale, local_target, owned, counted, plan)
 
 
 def _targets(target: torch.Tensor, plan: _Plan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -379,7 +401,9 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         blocks = _blocks(n, plan.shard_size)
         for start in blocks:  # block by block: exp(z - m) never exists for the whole shard
             part = slice(start, start + blocks.step)
-            _shard_stats_into(stats, part, flat[part].to(dtype), local[part], owned[part])
+            block = flat[part].to(dtype)  # a copy for 16-bit logits: then it is scratch
+            scratch = block.dtype != flat.dtype
+            _shard_stats_into(stats, part, block, local[part], owned[part], in_place=scratch)
         lse, target_logit, sum_logits = _combine(stats, plan.group)
         losses = _row_losses(lse, target_logit, sum_logits, counted, plan)
         ctx.save_for_backward(logits, target, lse)
@@ -433,9 +457,9 @@ def vocab_parallel_cross_entropy(
 
     Communication per call (N positions, P ranks, float32 or float64 numbers):
 
-    - one all-gather of ``P × 10`` int64 (80·P bytes per rank) to check that the
-      ranks agree (layout, options, targets); this also costs one device-to-host
-      copy of that small table;
+    - one all-gather of one row of 10 int64 per rank (each sends 80 bytes and
+      receives 80·P) to check that the ranks agree (layout, options, targets);
+      this also costs one device-to-host copy of that small table;
     - all-reduce MAX of the N row maxima;
     - one all-reduce SUM of a packed ``[2, N]`` tensor ``[S_r, t_r]`` — this rank's
       share of the normaliser :math:`S_r = \sum_{c \in r} e^{z_c - m}` and the
@@ -621,7 +645,7 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             stats = _new_stats(n, inputs.hidden, dtype, plan)
             for start in range(0, n, rows):  # one [rows, shard_size] block of logits at a time
                 part = slice(start, start + rows)
-                _shard_stats_into(stats, part, inputs.logits(part), local[part], owned[part])
+                _shard_stats_into(stats, part, inputs.logits(part), local[part], owned[part], in_place=True)
             lse, target_logit, sum_logits = _combine(stats, plan.group)
             losses = _row_losses(lse, target_logit, sum_logits, counted, plan)
             ctx.save_for_backward(hidden, weight, bias, target, lse)
@@ -633,11 +657,12 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
                 part = slice(start, start + rows)
                 logits = inputs.logits(part)
                 stats = _new_stats(logits.shape[0], logits, dtype, plan)
-                _shard_stats_into(stats, slice(None), logits, local[part], owned[part])
+                # logits become exp(z - m_r) in place: one block, no temporary
+                shift = _shard_stats_into(stats, slice(None), logits, local[part], owned[part], in_place=True)
                 lse, target_logit, sum_logits = _combine(stats, plan.group)  # on this chunk's rows
                 losses[part] = _row_losses(lse, target_logit, sum_logits, counted[part], plan)
-                grad_logits = _grad_logits_(
-                    logits, lse, scale[part], local[part], owned[part], counted[part], plan
+                grad_logits = _grad_from_exps_(
+                    logits, shift, lse, scale[part], local[part], owned[part], counted[part], plan
                 )
                 inputs.accumulate(part, grad_logits)
                 del logits, grad_logits
@@ -712,24 +737,34 @@ def vocab_parallel_linear_cross_entropy(
                  - \frac{\varepsilon}{C} \sum_c z_{ic}
 
     with ``W = cat(weight_shard of every rank)`` in vocabulary order, without ever
-    holding more than one ``[chunk, shard_size]`` block of logits per rank: the
-    forward pass walks the positions in chunks, keeps per-position statistics only
-    (row maximum, exp-sum, target logit, logit sum), then runs the two collectives
-    of :func:`vocab_parallel_cross_entropy` once for the whole batch; the backward
-    pass recomputes each chunk's logits and turns them into its gradients.
+    holding more than one ``[chunk, shard_size]`` block of logits per rank. Two
+    schedules walk the positions in chunks:
 
-    Communication per call: the same as :func:`vocab_parallel_cross_entropy`
-    (80·P bytes to agree, then N and 2N — 3N with label smoothing — numbers),
-    plus, in backward, one all-reduce SUM of the ``[N, D]`` gradient of ``hidden``
-    (each rank's ``(softmax - a)_shard @ W_shard`` is a partial sum over the
-    vocabulary), as Megatron-LM's column-parallel linear layer does. So the
-    gradient of ``hidden`` that comes back is already the full one: do not wrap
-    ``hidden`` in another reduce-in-backward (``copy_to_tensor_model_parallel_region``).
+    - *eager* ('mean' or 'sum', and a gradient is wanted): each chunk's logits are
+      computed once, the two collectives of :func:`vocab_parallel_cross_entropy`
+      run on that chunk's rows, and the chunk's gradients are formed at once — three
+      matrix products per chunk, like plain PyTorch; backward only multiplies the
+      gradients by the incoming scalar, in place (so it cannot run twice: no
+      ``retain_graph`` double backward);
+    - *recompute* ('none', or no gradient wanted): the forward keeps per-position
+      statistics only (row maximum, exp-sum, target logit, logit sum) and runs the
+      two collectives once for the whole batch; backward recomputes each chunk's
+      logits — four matrix products per chunk.
+
+    Communication per call, both schedules: 80 bytes sent to agree (as
+    :func:`vocab_parallel_cross_entropy`), N numbers in MAX all-reduces and 2N —
+    3N with label smoothing — in SUM all-reduces (once per chunk in the eager
+    schedule, once in the recompute one), and one all-reduce SUM of the ``[N, D]``
+    gradient of ``hidden`` (each rank's ``(softmax - a)_shard @ W_shard`` is a
+    partial sum over the vocabulary), as Megatron-LM's column-parallel linear
+    layer does. So the gradient of ``hidden`` that comes back is already the full
+    one: do not wrap ``hidden`` in another reduce-in-backward
+    (``copy_to_tensor_model_parallel_region``).
 
     Memory per rank, above the inputs: the gradients of ``hidden``, ``weight_shard``
     (and ``bias_shard``), a few numbers per position, and one block of logits of
-    ``chunk_size × shard_size`` ('auto': at least 1M numbers, else 1/8 of the
-    gradients' size).
+    ``chunk_size × shard_size``, overwritten in place ('auto': at least 1M numbers,
+    else 1/8 of the gradients' size).
 
     Args:
       hidden: floating tensor ``[..., D]``, identical on every rank.
