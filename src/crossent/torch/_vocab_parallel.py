@@ -495,18 +495,16 @@ def vocab_parallel_cross_entropy(
       overlap), the ranks disagree on options, target shape or target values, or a
       target class lies outside ``[0, C)`` (owned by no rank).
       A rank that never calls this function cannot be detected: the others wait in
-      the all-gather until the process group's timeout (``init_process_group(timeout=)``:
-      30 minutes by default for gloo; NCCL raises after its own timeout, 10 minutes by
-      default, when ``TORCH_NCCL_ASYNC_ERROR_HANDLING`` is on) and then raise the
-      backend's error (``torch.distributed.DistBackendError``, a RuntimeError).
+      the all-gather until the process group's timeout (``init_process_group(timeout=)``;
+      by default 30 minutes for gloo, 10 for NCCL — torch/distributed/distributed_c10d.py).
+      gloo then raises ``torch.distributed.DistBackendError`` (a RuntimeError); NCCL's
+      watchdog aborts the process unless ``TORCH_NCCL_BLOCKING_WAIT=1`` makes it raise.
       RuntimeError if torch.distributed is not initialised.
 
     Example (a world of one process holding the whole vocabulary):
 
     >>> import torch, torch.distributed as dist, crossent, crossent.torch as ct
-    >>> from tempfile import NamedTemporaryFile
-    >>> store = dist.FileStore(NamedTemporaryFile(delete=False).name, 1)
-    >>> dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    >>> dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     >>> logits = torch.tensor([[0.4, 0.3, 0.7], [1.2, 0.4, 0.6]])
     >>> ct.vocab_parallel_cross_entropy(logits, torch.tensor([2, 1]), vocab_start=0,
     ...                                 reduction="none")
@@ -791,9 +789,7 @@ def vocab_parallel_linear_cross_entropy(
     Example (a world of one process):
 
     >>> import torch, torch.distributed as dist, crossent, crossent.torch as ct
-    >>> from tempfile import NamedTemporaryFile
-    >>> store = dist.FileStore(NamedTemporaryFile(delete=False).name, 1)
-    >>> dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    >>> dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     >>> hidden = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     >>> weight = torch.tensor([[0.4, 1.2], [0.3, 0.4], [0.7, 0.6]])
     >>> ct.vocab_parallel_linear_cross_entropy(hidden, weight, torch.tensor([2, 1]),
