@@ -248,13 +248,14 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _shard_stats_into(
     stats: _RowStats, rows: slice, logits: torch.Tensor, local_target: torch.Tensor,
-    owned: torch.Tensor, *, in_place: bool = False,
+    owned: torch.Tensor, *, out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fill ``stats[rows]`` from a block of logits ``[n, shard_size]`` (compute dtype).
 
-    Returns the shift used, :math:`m_r` (0 for rows without a finite logit). With
-    ``in_place`` the block is overwritten by :math:`e^{z - m_r}` (the logits were scratch),
-    which :func:`_grad_from_exps_` turns into the gradient; otherwise one temporary.
+    Returns the shift used, :math:`m_r` (0 for rows without a finite logit).
+    :math:`e^{z - m_r}` is written to ``out`` (a reused scratch block, or ``logits``
+    itself when they are scratch), where :func:`_grad_from_exps_` can turn it into
+    the gradient; without ``out``, into a temporary.
     """
     n = logits.shape[0]
     if logits.shape[1] == 0:  # an empty shard: contributes exp-sum 0 and no logits
@@ -274,7 +275,7 @@ def _shard_stats_into(
     if stats.sum_logits is not None:
         stats.sum_logits[rows] = logits.sum(dim=1)
     # exp(z - m_r) <= 1: no overflow
-    exps = logits.sub_(shift[:, None]) if in_place else torch.sub(logits, shift[:, None])
+    exps = torch.sub(logits, shift[:, None], out=out) if out is not None else logits - shift[:, None]
     stats.sum_exp[rows] = exps.exp_().sum(dim=1)
     return shift
 
@@ -399,11 +400,14 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
             new(n, dtype=dtype) if plan.label_smoothing > 0 else None,
         )
         blocks = _blocks(n, plan.shard_size)
-        for start in blocks:  # block by block: exp(z - m) never exists for the whole shard
+        # one scratch block, reused: exp(z - m) never exists for the whole shard
+        scratch = flat.new_empty((min(blocks.step, n), plan.shard_size), dtype=dtype)
+        for start in blocks:
             part = slice(start, start + blocks.step)
-            block = flat[part].to(dtype)  # a copy for 16-bit logits: then it is scratch
-            scratch = block.dtype != flat.dtype
-            _shard_stats_into(stats, part, block, local[part], owned[part], in_place=scratch)
+            block, out = flat[part], scratch[: min(blocks.step, n - start)]
+            if block.dtype != dtype:  # 16-bit logits: converted into the scratch block
+                block = out.copy_(block)
+            _shard_stats_into(stats, part, block, local[part], owned[part], out=out)
         lse, target_logit, sum_logits = _combine(stats, plan.group)
         losses = _row_losses(lse, target_logit, sum_logits, counted, plan)
         ctx.save_for_backward(logits, target, lse)
@@ -568,6 +572,7 @@ class _LinearInputs:
     grad_hidden: torch.Tensor | None = None  # [N, D], compute dtype
     grad_weight: torch.Tensor | None = None
     grad_bias: torch.Tensor | None = None
+    scratch: torch.Tensor | None = None  # one [chunk, shard_size] block, reused for every chunk
 
     @classmethod
     def of(cls, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -586,9 +591,23 @@ class _LinearInputs:
         return inputs
 
     def logits(self, part: slice) -> torch.Tensor:
-        """``hidden @ weightᵀ + bias`` for one chunk of positions, in the compute dtype."""
-        logits = torch.nn.functional.linear(self.hidden[part], self.weight, self.bias)
-        return logits if logits.dtype == self.dtype else logits.to(self.dtype)
+        """``hidden @ weightᵀ + bias`` for one chunk of positions, in the compute dtype.
+
+        Written into the scratch block, which the caller may overwrite (it is reused by
+        the next chunk).
+        """
+        hidden = self.hidden[part]
+        rows = hidden.shape[0]
+        if self.scratch is None or self.scratch.shape[0] < rows:
+            self.scratch = hidden.new_empty((rows, self.weight.shape[0]), dtype=self.dtype)
+        out = self.scratch[:rows]
+        if self.weight.dtype == self.dtype:
+            torch.mm(hidden, self.weight.T, out=out)
+            if self.bias is not None:
+                out.add_(self.bias)
+        else:  # 16-bit: the product in the input dtype, then float32
+            out.copy_(torch.nn.functional.linear(hidden, self.weight, self.bias))
+        return out
 
     def accumulate(self, part: slice, grad_logits: torch.Tensor) -> None:
         """Add one chunk's ``∂/∂logits`` into the gradients of hidden, weight and bias."""
@@ -643,7 +662,8 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             stats = _new_stats(n, inputs.hidden, dtype, plan)
             for start in range(0, n, rows):  # one [rows, shard_size] block of logits at a time
                 part = slice(start, start + rows)
-                _shard_stats_into(stats, part, inputs.logits(part), local[part], owned[part], in_place=True)
+                logits = inputs.logits(part)
+                _shard_stats_into(stats, part, logits, local[part], owned[part], out=logits)
             lse, target_logit, sum_logits = _combine(stats, plan.group)
             losses = _row_losses(lse, target_logit, sum_logits, counted, plan)
             ctx.save_for_backward(hidden, weight, bias, target, lse)
@@ -656,7 +676,7 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
                 logits = inputs.logits(part)
                 stats = _new_stats(logits.shape[0], logits, dtype, plan)
                 # logits become exp(z - m_r) in place: one block, no temporary
-                shift = _shard_stats_into(stats, slice(None), logits, local[part], owned[part], in_place=True)
+                shift = _shard_stats_into(stats, slice(None), logits, local[part], owned[part], out=logits)
                 lse, target_logit, sum_logits = _combine(stats, plan.group)  # on this chunk's rows
                 losses[part] = _row_losses(lse, target_logit, sum_logits, counted[part], plan)
                 grad_logits = _grad_from_exps_(
