@@ -63,6 +63,7 @@ class Case:
     chunk_size: object = 2  # linear only
     hidden_grad: bool = True  # linear only: does hidden require a gradient
     no_grad: bool = False  # run the forward under torch.no_grad (loss only)
+    rank_order: bool = False  # pass vocab_start=None: shards in rank order
     seed: int = 0
 
 
@@ -103,6 +104,13 @@ def _cases() -> list[Case]:
             Case(f"linear-{layout}-no_grad", "linear", layout, no_grad=True, ignore="some",
                  seed=2100 + world),
             Case(f"logits-{layout}-no_grad", "logits", layout, no_grad=True, seed=2200 + world),
+        ]
+        if layout != "swapped2":  # the others list their shards in rank order
+            extra += [
+                Case(f"logits-{layout}-vocab_start_none", "logits", layout, rank_order=True,
+                     ignore="some", label_smoothing=0.1, seed=2300 + world),
+                Case(f"linear-{layout}-vocab_start_none", "linear", layout, rank_order=True,
+                     reduction="none", seed=2400 + world),
         ]
         cases += extra
     return cases
@@ -165,7 +173,7 @@ def _run_case(case: Case, rank: int) -> dict:
     _vocab_parallel._BLOCK_ELEMENTS = 7 if case.seed % 2 else DEFAULT_BLOCK_ELEMENTS
     inputs = make_inputs(case)
     start, size = LAYOUTS[case.layout][rank]
-    options = dict(vocab_start=start, ignore_index=case.ignore_index,
+    options = dict(vocab_start=None if case.rank_order else start, ignore_index=case.ignore_index,
                    label_smoothing=case.label_smoothing, reduction=case.reduction)
     if case.kind == "logits":
         shard = inputs["logits"][..., start:start + size].clone().requires_grad_(True)
@@ -218,6 +226,7 @@ def _error_calls(world_size: int, rank: int) -> dict:
         "negative_target": lambda: call(target=negative_target),
         "target_differs": lambda: call(target=target.roll(1) if rank == last else target),
         "options_differ": lambda: call(reduction="sum" if rank == last else "mean"),
+        "vocab_start_none_on_one_rank": lambda: call(vocab_start=None if rank == last else start),
         "positions_differ": lambda: call(shard=shard[:4], target=target[:4]) if rank == last else call(),
         "integer_logits_on_one_rank": lambda: call(shard=shard.long() if rank == last else shard),
         "bad_reduction_everywhere": lambda: call(reduction="avg"),
@@ -421,6 +430,8 @@ EVERY_RANK = {
     "negative_target": (r"target contains class index -3, which no rank owns", "ValueError"),
     "target_differs": (r"target differs between ranks", "ValueError"),
     "options_differ": (r"the ranks disagree on the options", "ValueError"),
+    "vocab_start_none_on_one_rank": (r"vocab_start is None \(shards in rank order\) on rank\(s\) \[[12]\] "
+                                     r"but an int on the others", "ValueError"),
     "positions_differ": (r"the ranks disagree on the number of positions: \[5, (5, )?4\]", "ValueError"),
     "bad_reduction_everywhere": (r"reduction must be one of 'none', 'mean', 'sum', got 'avg'",
                                  "ValueError"),

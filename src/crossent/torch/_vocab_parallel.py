@@ -67,6 +67,7 @@ _CHUNK_FRACTION = 8  # ... or 1/8 of the gradients' size, whichever is larger
 # One int64 row per rank, gathered from every rank.
 _STATUS, _START, _SIZE, _POSITIONS, _HIDDEN, _TMIN, _TMAX, _SUM1, _SUM2, _OPTIONS = range(10)
 _ROW_LENGTH = 10
+_IN_RANK_ORDER = -1  # vocab_start=None: this rank's shard follows those of the lower ranks
 _NO_TARGET_MIN = 2**62  # sentinels when no position is counted
 _NO_TARGET_MAX = -(2**62)
 
@@ -130,8 +131,14 @@ def _check_target(target: object, positions: tuple[int, ...], logits_name: str) 
 
 
 def _check_vocab_start(vocab_start: object) -> int:
+    """An int >= 0; None (shards in rank order) becomes the sentinel -1."""
+    if vocab_start is None:
+        return _IN_RANK_ORDER
     if isinstance(vocab_start, bool) or not isinstance(vocab_start, int):
-        raise TypeError(f"vocab_start must be an int (the first class this rank holds), got {vocab_start!r}")
+        raise TypeError(
+            f"vocab_start must be an int (the first class this rank holds) or None (shards in "
+            f"rank order), got {vocab_start!r}"
+        )
     if vocab_start < 0:
         raise ValueError(f"vocab_start must be >= 0 (the first class this rank holds), got {vocab_start}")
     return vocab_start
@@ -162,7 +169,7 @@ def _local_row(
 def _agree(group: Any, row: torch.Tensor | None, local_error: Exception | None) -> tuple[int, int]:
     """All-gather every rank's row and check them; the same error is raised on every rank.
 
-    Returns ``(rank's position in the group, C)``. Each rank sends its row of 10 int64
+    Returns ``(this rank's vocab_start, C)``. Each rank sends its row of 10 int64
     (80 bytes) and receives every rank's (80·P bytes) in one all-gather.
     """
     world_size = dist.get_world_size(group)
@@ -199,6 +206,17 @@ def _agree(group: Any, row: torch.Tensor | None, local_error: Exception | None) 
             "target, the targets of all positions, not only those its shard owns"
         )
 
+    in_rank_order = [table[r][_START] == _IN_RANK_ORDER for r in range(world_size)]
+    if any(in_rank_order) and not all(in_rank_order):
+        raise ValueError(
+            f"vocab_start is None (shards in rank order) on rank(s) "
+            f"{[r for r in range(world_size) if in_rank_order[r]]} but an int on the others; "
+            f"pass None on every rank or an int on every rank"
+        )
+    if all(in_rank_order):  # rank r holds the classes after those of ranks 0 .. r-1
+        start = 0
+        for r in range(world_size):
+            table[r][_START], start = start, start + table[r][_SIZE]
     shards = sorted((table[r][_START], table[r][_SIZE], r) for r in range(world_size))
     layout = ", ".join(f"rank {r}: [{s}, {s + n})" for s, n, r in sorted(shards, key=lambda x: x[2]))
     expected_start = 0
@@ -223,7 +241,7 @@ def _agree(group: Any, row: torch.Tensor | None, local_error: Exception | None) 
             f"[0, {num_classes}) ({layout}); expected indices in [0, {num_classes - 1}] or "
             f"ignore_index"
         )
-    return rank, num_classes
+    return table[rank][_START], num_classes
 
 
 # ==================================================================================
@@ -441,7 +459,7 @@ def vocab_parallel_cross_entropy(
     logits_shard: torch.Tensor,
     target: torch.Tensor,
     *,
-    vocab_start: int,
+    vocab_start: int | None,
     group: Any = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
@@ -479,7 +497,9 @@ def vocab_parallel_cross_entropy(
         empty, and sit in any rank order).
       target: integer class indices ``[...]`` over the *full* vocabulary, identical on
         every rank.
-      vocab_start: the first class this rank holds.
+      vocab_start: the first class this rank holds; ``None`` on every rank: the shards
+        lie in rank order (rank r's follows those of ranks 0 .. r-1, as in Megatron-LM),
+        found from the shard sizes the agreement check gathers anyway.
       group: the process group (default: the world).
       ignore_index: targets equal to it are not counted (loss 0, gradient 0).
       label_smoothing: ε in [0, 1]; the target becomes :math:`(1-\varepsilon)e_y + \varepsilon/C`
@@ -536,7 +556,7 @@ def vocab_parallel_cross_entropy(
         row = _local_row(vocab_start, int(logits_shard.shape[-1]), target, ignore_index, -1, fingerprint)
     except Exception as local_error:  # reported to every rank by _agree, then raised here
         error = local_error
-    _, num_classes = _agree(group, row, error)
+    vocab_start, num_classes = _agree(group, row, error)
     plan = _Plan(group, vocab_start, int(logits_shard.shape[-1]), num_classes, ignore_index,
                  label_smoothing, reduction)
     return _VocabParallelCrossEntropy.apply(logits_shard, target, plan)
@@ -739,7 +759,7 @@ def vocab_parallel_linear_cross_entropy(
     weight_shard: torch.Tensor,
     target: torch.Tensor,
     *,
-    vocab_start: int,
+    vocab_start: int | None,
     group: Any = None,
     bias_shard: torch.Tensor | None = None,
     ignore_index: int = -100,
@@ -789,7 +809,9 @@ def vocab_parallel_linear_cross_entropy(
       weight_shard: ``[shard_size, D]``, rows ``vocab_start ..`` of the output layer.
       target: integer class indices ``[...]`` (``hidden`` without its last dimension)
         over the full vocabulary, identical on every rank.
-      vocab_start: the first class (row of the full weight) this rank holds.
+      vocab_start: the first class (row of the full weight) this rank holds, or ``None``
+        on every rank for shards in rank order (what ``linear_cross_entropy(group=...)``
+        passes).
       group: the process group (default: the world).
       bias_shard: optional ``[shard_size]``.
       ignore_index, label_smoothing, reduction: as :func:`vocab_parallel_cross_entropy`.
@@ -862,7 +884,7 @@ def vocab_parallel_linear_cross_entropy(
                          int(hidden.shape[-1]), fingerprint)
     except Exception as local_error:  # reported to every rank by _agree, then raised here
         error = local_error
-    _, num_classes = _agree(group, row, error)
+    vocab_start, num_classes = _agree(group, row, error)
     plan = _Plan(group, vocab_start, int(weight_shard.shape[0]), num_classes, ignore_index,
                  label_smoothing, reduction)
     return _VocabParallelLinearCrossEntropy.apply(
