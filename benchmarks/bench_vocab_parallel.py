@@ -315,9 +315,11 @@ def main(argv: list[str] | None = None) -> int:
                              "gradients_mb_per_rank",
                              "bytes_per_step", "bytes_expected", "collective_calls"])
         for row in rows:
+            step_peak = row["step_peak_mb_per_rank"]
             writer.writerow([stamp, torch.__version__, machine, row["contender"], row["ranks"], row["N"],
                              row["V"], row["D"], row["label_smoothing"], f"{row['time_s']:.4f}",
-                             f"{row['peak_mb_per_rank']:.1f}", row["step_peak_mb_per_rank"],
+                             f"{row['peak_mb_per_rank']:.1f}",
+                             "" if step_peak is None else f"{step_peak:.1f}",
                              f"{row['gradients_mb_per_rank']:.1f}",
                              row["bytes_per_step"], row["bytes_expected"], row["collective_calls"]])
     return 0
