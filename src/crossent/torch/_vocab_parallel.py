@@ -31,6 +31,13 @@ Forward, per position, in two collectives on the group:
 
 Backward needs no communication: each rank's gradient is its own slice of
 ``softmax - a``, with softmax recomputed from its logits and the saved lse.
+(The linear form adds one all-reduce of the hidden states' gradient, as a
+column-parallel linear layer does.)
+
+This is a second, sharded, expression of :func:`crossent.cross_entropy`'s
+formula — a sum over the classes split into sums over shards, which the core's
+single-array code cannot do; the reductions are the core's (:mod:`crossent._reduce`),
+and the tests compare every option with the core and with PyTorch.
 
 Before the two collectives, one small **all-gather** checks that the ranks
 agree (see :func:`vocab_parallel_cross_entropy`'s Raises), so that a bad input
