@@ -7,6 +7,6 @@ None of these modules imports its framework; ``crossent.compare`` and the
 conformance tests do, to check them.
 """
 
-from . import keras
+from . import keras, torch
 
-__all__ = ["keras"]
+__all__ = ["keras", "torch"]
