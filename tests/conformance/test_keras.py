@@ -188,6 +188,15 @@ def test_unnormalised_rows_and_sparse_backend_difference():
     assert not np.allclose(tf_value, torch_value)
 
 
+def test_multi_hot_labels_from_logits():
+    # seed 004's multi-label rows with categorical CE: the values agree on every backend,
+    # the gradients do not (TF backpropagates softmax - y_true, which assumes rows sum to 1)
+    y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 0]], dtype=float)
+    logits = np.array([[12, 3, 2], [3, 10, 1], [1, 2, 5], [4, 6.5, 1.2], [3, 6, 1]])
+    check("categorical_crossentropy", y, logits, from_logits=True)
+    check("CategoricalCrossentropy", y, logits, kind="class", from_logits=True)
+
+
 def test_minus_inf_logits():
     logits = np.array([[0.0, -np.inf, 1.0], [2.0, 1.0, -np.inf]])
     y_true = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

@@ -9,8 +9,9 @@ arrays in, the same library out. What TensorFlow does, reproduced here:
   meets 0·∞ or ∞ - ∞: NaN for x = -inf with z = 0 and for x = +inf with z > 0;
 - ``weighted_cross_entropy_with_logits`` weighs the positive term by ``pos_weight``:
   :math:`(1 - z) x + (1 + (q - 1) z)(\log(1 + e^{-|x|}) + \max(-x, 0))`;
-- ``softmax_cross_entropy_with_logits`` takes probability labels (no checks) and is NaN
-  for a ``-inf`` logit whose label is 0; the sparse form takes integer labels, stays
+- ``softmax_cross_entropy_with_logits`` takes probability labels (no checks), is NaN
+  for a ``-inf`` logit whose label is 0, and backpropagates ``softmax - labels``, the
+  gradient only if each row of labels sums to 1 (reproduced for autograd); the sparse form takes integer labels, stays
   finite there, and rejects labels outside [0, C) (TensorFlow on CPU raises too).
 
 Sources: tensorflow/python/ops/nn_impl.py (sigmoid and weighted forms),
@@ -23,7 +24,14 @@ from typing import Any
 
 from .._array import Array, is_integer, namespace
 from ..losses import binary_cross_entropy_with_logits, cross_entropy
-from ._common import cast_to, float_input, like, nan_where, require_floating
+from ._common import (
+    cast_to,
+    float_input,
+    like,
+    nan_where,
+    require_floating,
+    tf_softmax_xent_gradient,
+)
 
 __all__ = [
     "softmax_cross_entropy_with_logits",
@@ -89,6 +97,7 @@ def softmax_cross_entropy_with_logits(
     """
     xp, labels, logits = _prepare(labels, logits)
     losses = cross_entropy(logits, labels, axis=axis, reduction="none")
+    losses = tf_softmax_xent_gradient(xp, losses, logits, labels, axis)
     # TF's kernel multiplies label 0 by log_softmax = -inf: NaN
     losses = nan_where(xp, losses, xp.any((labels == 0) & (logits == -_INF), axis=axis))
     return cast_to(xp, losses, logits.dtype)
