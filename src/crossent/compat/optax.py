@@ -191,8 +191,12 @@ def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     labels = cast_to(xp, labels, logits.dtype)
     logits, labels = xp.broadcast_arrays(logits, labels)
     losses = binary_cross_entropy_with_logits(logits, labels, reduction="none")
-    nan = ((logits == -_INF) & (labels == 0)) | ((logits == _INF) & (labels == 1))
-    return cast_to(xp, nan_where(xp, losses, nan), logits.dtype)
+    return cast_to(xp, nan_where(xp, losses, _sigmoid_nan(logits, labels)), logits.dtype)
+
+
+def _sigmoid_nan(logits: Array, labels: Array) -> Array:
+    """-y·log σ(x) - (1-y)·log σ(-x) is 0·(-inf) = NaN at x = -inf, y = 0 and x = +inf, y = 1."""
+    return ((logits == -_INF) & (labels == 0)) | ((logits == _INF) & (labels == 1))
 
 
 def sigmoid_focal_loss(
@@ -222,4 +226,5 @@ def sigmoid_focal_loss(
     labels = cast_to(xp, labels, logits.dtype)
     logits, labels = xp.broadcast_arrays(logits, labels)
     losses = _sigmoid_focal_loss(logits, labels, alpha=alpha, gamma=gamma, reduction="none")
-    return cast_to(xp, losses, logits.dtype)
+    # optax multiplies sigmoid_binary_cross_entropy's NaNs by the focal weight
+    return cast_to(xp, nan_where(xp, losses, _sigmoid_nan(logits, labels)), logits.dtype)

@@ -67,7 +67,7 @@ def _one_hot(y_true: object, labels: object | None) -> np.ndarray:
             classes = np.unique(given)
             if not np.array_equal(classes, given):
                 warnings.warn(
-                    f"Labels passed were {given}. But this function assumes labels are ordered "
+                    f"Labels passed were {labels}. But this function assumes labels are ordered "
                     f"lexicographically. Pass the ordered labels={classes.tolist()} and ensure "
                     f"that the columns of y_prob correspond to this ordering.",
                     UserWarning,
@@ -142,11 +142,17 @@ def log_loss(
         y_proba = xp.expand_dims(y_proba, axis=1)
     if int(y_proba.shape[1]) == 1:  # the positive class's probability: prepend 1 - p
         y_proba = xp.concat([1 - y_proba, y_proba], axis=1)
-    if encoded.shape[0] != int(y_proba.shape[0]):
+    lengths = [int(y_proba.shape[0]), encoded.shape[0]]
+    if sample_weight is not None:
+        sample_weight = _to_numpy(sample_weight)
+        lengths.append(int(sample_weight.shape[0]) if sample_weight.ndim else 1)
+    if len(set(lengths)) > 1:
         raise ValueError(
-            f"Found input variables with inconsistent numbers of samples: "
-            f"[{int(y_proba.shape[0])}, {encoded.shape[0]}]"
+            f"Found input variables with inconsistent numbers of samples: {lengths}"
         )
+    if sample_weight is not None and not np.any(sample_weight):
+        # sklearn/utils/validation.py _check_sample_weight
+        raise ValueError("Sample weights must contain at least one non-zero number.")
     eps = float(xp.finfo(y_proba.dtype).eps)
     row_sums = _to_numpy(xp.sum(y_proba, axis=1)).astype(np.float64)
     if not np.all(np.isclose(row_sums, 1.0, rtol=math.sqrt(eps))):
@@ -170,7 +176,10 @@ def log_loss(
     # sklearn/utils/_array_api.py _average
     if sample_weight is None:
         return float(xp.mean(per_sample) if normalize else xp.sum(per_sample))
-    weights = like(xp, per_sample, sample_weight, per_sample.dtype)
+    # numpy.average / numpy.dot: the weights keep their dtype and promote the losses
+    weights = like(xp, per_sample, sample_weight)
+    dtype = xp.result_type(per_sample.dtype, weights.dtype)
+    weights, per_sample = xp.astype(weights, dtype), xp.astype(per_sample, dtype)
     weighted = xp.sum(per_sample * weights)
     if not normalize:
         return float(weighted)
