@@ -10,6 +10,8 @@ The public API, listed once::
     ce.information   # probability space: self_information, entropy, cross_entropy, ...
     ce.grad          # analytic gradients of every loss
     ce.metrics       # binary_accuracy, categorical_accuracy, sparse_categorical_accuracy
+    ce.compare       # every framework's value for one input, and why they differ
+    crossent.compat  # torch, keras, tf, optax, sklearn: each framework's own numbers
 
 Inputs may be NumPy, PyTorch, JAX or CuPy arrays (or lists); results come back
 in the same library. Class axis -1 by default; PyTorch's layout with ``axis=1``
@@ -17,6 +19,7 @@ or :mod:`crossent.compat.torch`.
 """
 
 from . import grad, information, metrics
+from .compare import compare
 from .activations import log_sigmoid, log_softmax, logit, sigmoid, softmax, softmax_inverse
 from .grad import value_and_grad
 from .losses import (
@@ -47,4 +50,5 @@ __all__ = [
     "information",
     "grad",
     "metrics",
+    "compare",
 ]
