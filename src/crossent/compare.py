@@ -91,7 +91,8 @@ def _evaluate(function: Callable[[], Any]) -> tuple[float | None, str | None]:
     try:
         return _scalar(function()), None
     except Exception as error:  # a convention that refuses the input is a result too
-        return None, f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        message = (str(error).splitlines() or [""])[0]
+        return None, f"{type(error).__name__}: {message[:160]}"
 
 
 def _same(first: float | None, second: float | None) -> bool:

@@ -142,6 +142,9 @@ def softmax_cross_entropy_with_integer_labels(
     ...     np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]), np.array([2, 0]))
     array([0.40760596, 2.40760596])
 
+    A negative label counts from the end and a label out of range gives NaN, as
+    ``jnp.take_along_axis`` does (no error).
+
     NOTE: optax picks ``logits[label]`` even when ``where`` masks the label's class
     (its loss is then finite); here the masked class has a -inf logit and the loss is inf.
     """
@@ -157,6 +160,11 @@ def softmax_cross_entropy_with_integer_labels(
         if class_mask is not None:
             class_mask = _flatten_axes(xp, class_mask, axis)
         axis = -1
+    # jnp.take_along_axis: a negative label counts from the end, one out of range gives NaN
+    num_classes = int(logits.shape[axis])
+    labels = xp.where(labels < 0, labels + num_classes, labels)
+    out_of_range = (labels < 0) | (labels >= num_classes)
+    labels = xp.where(out_of_range, xp.zeros_like(labels), labels)
     if class_mask is not None:
         logits = xp.where(class_mask, logits, xp.full_like(logits, -_INF))
         # optax: jnp.where(jnp.any(where, axis), out, 0.0) for examples with nothing kept
@@ -165,7 +173,8 @@ def softmax_cross_entropy_with_integer_labels(
     losses = cross_entropy(
         logits, labels, axis=axis, ignore_index=None, reduction="none", where=example_mask
     )
-    return cast_to(xp, losses, logits.dtype)
+    nan = out_of_range if example_mask is None else out_of_range & example_mask
+    return cast_to(xp, nan_where(xp, losses, nan), logits.dtype)
 
 
 def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
