@@ -19,8 +19,8 @@ or :mod:`crossent.compat.torch`.
 """
 
 from . import grad, information, metrics
-from .compare import compare
 from .activations import log_sigmoid, log_softmax, logit, sigmoid, softmax, softmax_inverse
+from .compare import compare
 from .grad import value_and_grad
 from .losses import (
     binary_cross_entropy,

@@ -41,7 +41,8 @@ def _parse_array(text: str, option: str) -> list:
 @app.command("compare")
 def compare_cli(
     loss: str = typer.Argument(..., help="cross_entropy or binary_cross_entropy."),
-    logits: str = typer.Option(None, "--logits", "-l", help="Logits as a JSON array, classes last."),
+    logits: str = typer.Option(None, "--logits", "-l",
+                               help="Logits as a JSON array, classes last."),
     probs: str = typer.Option(None, "--probs", "-p", help="Probabilities as a JSON array."),
     target: str = typer.Option(..., "--target", "-t",
                                help="Class indices, or probabilities / 0-1 labels (JSON)."),

@@ -1,4 +1,4 @@
-"""``crossent.compare``: one input, every framework's number for the "same" loss, and why they differ.
+"""``crossent.compare``: one input, every framework's number for the "same" loss, and why.
 
 For a loss family (softmax cross-entropy, binary cross-entropy) and one input,
 :func:`compare` evaluates crossent's native loss, each framework's convention
@@ -220,7 +220,8 @@ def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
                          _real_optax("softmax_cross_entropy_with_integer_labels", x, t),
                          ["optax has no label smoothing"] if ls else []))
         else:
-            reasons = ["TensorFlow computes labels · log_softmax: 0 · (-inf) = NaN"] if inf_zero else []
+            reasons = (["TensorFlow computes labels · log_softmax: 0 · (-inf) = NaN"]
+                       if inf_zero else [])
             rows.append(("TensorFlow softmax_cross_entropy_with_logits (mean)",
                          "tf.nn.softmax_cross_entropy_with_logits(labels, logits)",
                          lambda: TF.softmax_cross_entropy_with_logits(t, x),
@@ -280,7 +281,8 @@ def _binary_rows(data: _Input, keras_here: str | None) -> list[tuple]:
                 reasons = ["Keras clips p to [1e-7, 1-1e-7] (PyTorch clamps log p at -100)"]
             if ls:
                 reasons.append("Keras smooths binary labels towards 0.5: t(1-ε) + ε/2")
-            rows.append((f"Keras BinaryCrossentropy ({backend})", "keras.losses.BinaryCrossentropy()",
+            rows.append((f"Keras BinaryCrossentropy ({backend})",
+                         "keras.losses.BinaryCrossentropy()",
                          _bind(K.BinaryCrossentropy, t, x, backend=backend, label_smoothing=ls),
                          _real_keras("BinaryCrossentropy", t, x, label_smoothing=ls)
                          if keras_here == backend else None, reasons))
@@ -432,8 +434,11 @@ def compare(
     >>> import crossent as ce
     >>> result = ce.compare("binary_cross_entropy", [[0.0, 0.9]], [[1.0, 0.0]], inputs="probs",
     ...                     real=False)
-    >>> [(row.convention, round(row.value, 3)) for row in result.rows[:3]]
-    [('crossent (native)', 51.151), ('PyTorch F.binary_cross_entropy', 51.151), ('Keras BinaryCrossentropy (tensorflow)', 9.21)]
+    >>> for row in result.rows[:3]:
+    ...     print(f"{row.convention}: {row.value:.3f}")
+    crossent (native): 51.151
+    PyTorch F.binary_cross_entropy: 51.151
+    Keras BinaryCrossentropy (tensorflow): 9.210
     >>> result.rows[2].reason
     'Keras clips p to [1e-7, 1-1e-7] (PyTorch clamps log p at -100)'
     """

@@ -18,7 +18,7 @@ from crossent.compat import keras as K
 from ._compare import assert_close, jax_value_and_grad, torch_value_and_grad
 from .conftest import KERAS_BACKENDS, keras_worker, require
 
-SETTINGS = settings(max_examples=25, deadline=None,
+SETTINGS = settings(max_examples=15, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 # Random tests vary values at one shape and dtype: Keras on JAX compiles every

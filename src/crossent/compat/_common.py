@@ -9,8 +9,8 @@ library and the framework's dtype.
 from __future__ import annotations
 
 import json
-import sys
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -127,7 +127,9 @@ def stop_gradient(value: Array) -> Array:
     return value
 
 
-def tf_softmax_xent_gradient(xp: Any, losses: Array, logits: Array, labels: Array, axis: int) -> Array:
+def tf_softmax_xent_gradient(
+    xp: Any, losses: Array, logits: Array, labels: Array, axis: int
+) -> Array:
     """Give ``losses`` TensorFlow's gradient ``softmax - labels`` w.r.t. the logits.
 
     TensorFlow's softmax_cross_entropy_with_logits kernel backpropagates

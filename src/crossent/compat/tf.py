@@ -11,8 +11,9 @@ arrays in, the same library out. What TensorFlow does, reproduced here:
   :math:`(1 - z) x + (1 + (q - 1) z)(\log(1 + e^{-|x|}) + \max(-x, 0))`;
 - ``softmax_cross_entropy_with_logits`` takes probability labels (no checks), is NaN
   for a ``-inf`` logit whose label is 0, and backpropagates ``softmax - labels``, the
-  gradient only if each row of labels sums to 1 (reproduced for autograd); the sparse form takes integer labels, stays
-  finite there, and rejects labels outside [0, C) (TensorFlow on CPU raises too).
+  gradient only if each row of labels sums to 1 (reproduced for autograd); the sparse
+  form takes integer labels, stays finite there, and rejects labels outside [0, C)
+  (TensorFlow on CPU raises too).
 
 Sources: tensorflow/python/ops/nn_impl.py (sigmoid and weighted forms),
 tensorflow/python/ops/nn_ops.py (softmax forms).
@@ -43,7 +44,9 @@ __all__ = [
 _INF = float("inf")
 
 
-def _prepare(labels: object, logits: object, *, integer_labels: bool = False) -> tuple[Any, Array, Array]:
+def _prepare(
+    labels: object, logits: object, *, integer_labels: bool = False
+) -> tuple[Any, Array, Array]:
     logits = float_input(logits)
     xp = namespace(logits)
     require_floating(xp, "logits", logits)

@@ -46,7 +46,8 @@ __all__ = [
     "kl_div",
 ]
 
-_BCE_BACKWARD_EPSILON = 1e-12  # aten/src/ATen/native/Loss.cpp: EPSILON in binary_cross_entropy_backward
+# aten/src/ATen/native/Loss.cpp: EPSILON in binary_cross_entropy_backward
+_BCE_BACKWARD_EPSILON = 1e-12
 
 
 def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
@@ -241,7 +242,8 @@ def binary_cross_entropy(
     r"""``torch.nn.functional.binary_cross_entropy``: BCE of probabilities, logs clamped at -100.
 
     .. math:: \ell = -w\,[t \max(\log p, -100) + (1-t) \max(\log(1-p), -100)],\qquad
-              \frac{\partial \ell}{\partial p}\Big|_{\text{PyTorch}} = w\,\frac{p - t}{\max(p(1-p), 10^{-12})}
+              \frac{\partial \ell}{\partial p}\Big|_{\text{PyTorch}}
+              = w\,\frac{p - t}{\max(p(1-p), 10^{-12})}
 
     Args:
       input: probabilities in [0, 1], any shape.
@@ -413,7 +415,8 @@ _BCE_FUNCTION: Any = None
 
 
 def _needs_torch_backward(input: Array) -> bool:
-    return type(input).__module__.startswith("torch") and bool(getattr(input, "requires_grad", False))
+    is_torch = type(input).__module__.startswith("torch")
+    return is_torch and bool(getattr(input, "requires_grad", False))
 
 
 def _torch_bce_function() -> Any:
