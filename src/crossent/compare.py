@@ -194,7 +194,7 @@ def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
         inf_zero = np.any(np.isneginf(x) & (data.one_hot == 0)) and ls == 0
         for backend in ("tensorflow", "jax", "torch"):
             name = "SparseCategoricalCrossentropy" if index else "CategoricalCrossentropy"
-            options = {"from_logits": True}
+            options: dict[str, Any] = {"from_logits": True}
             if not index:
                 options["label_smoothing"] = ls
             reasons = []
@@ -247,7 +247,7 @@ def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
                      if np.all(t == data.ignore_index) else []))
     for backend in ("tensorflow", "jax", "torch"):
         name = "SparseCategoricalCrossentropy" if index else "CategoricalCrossentropy"
-        options = {} if index else {"label_smoothing": ls}
+        options: dict[str, Any] = {} if index else {"label_smoothing": ls}
         reasons = _probability_reasons(data, "keras", backend)
         if ls and not index:
             reasons.append("Keras smooths the labels: t(1-ε) + ε/C")
@@ -448,6 +448,7 @@ def compare(
         raise ValueError(f"inputs must be 'logits' or 'probs', got {inputs!r}")
     x = np.asarray(x, dtype=np.float64)
     target = np.asarray(target)
+    kind: Literal["index", "probability"]
     if target.shape == x.shape:
         kind = "probability"
         target = target.astype(np.float64)

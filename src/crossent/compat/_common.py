@@ -30,7 +30,7 @@ def float_input(value: object, list_dtype: Any = np.float32) -> Array:
     return np.asarray(value, dtype=list_dtype)
 
 
-def like(xp: Any, reference: Array, value: object, dtype: Any = None) -> Array:
+def like(xp: Any, reference: Array, value: Any, dtype: Any = None) -> Array:
     """``value`` as an array of ``reference``'s library (and ``dtype`` if given).
 
     Frameworks convert their second argument with ``convert_to_tensor``; here the

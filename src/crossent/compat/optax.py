@@ -54,7 +54,7 @@ def _flatten_axes(xp: Any, array: Array, axes: tuple[int, ...]) -> Array:
     return xp.reshape(moved, tuple(int(moved.shape[i]) for i in range(len(batch))) + (-1,))
 
 
-def _class_mask(xp: Any, where: object | None, logits: Array, axis: int) -> tuple[Any, Any]:
+def _class_mask(xp: Any, where: Any, logits: Array, axis: int) -> tuple[Any, Any]:
     """``where`` split into a class mask (logits' shape) and an example mask (or None)."""
     if where is None:
         return None, None

@@ -34,7 +34,7 @@ from ._common import like
 __all__ = ["log_loss"]
 
 
-def _probabilities(y_proba: object) -> tuple[Any, Array]:
+def _probabilities(y_proba: Any) -> tuple[Any, Array]:
     """check_array(y_proba, dtype=float64/float32/float16): integers become float64."""
     if not is_array(y_proba):
         y_proba = np.asarray(y_proba)

@@ -45,7 +45,7 @@ _INF = float("inf")
 
 
 def _prepare(
-    labels: object, logits: object, *, integer_labels: bool = False
+    labels: Any, logits: Any, *, integer_labels: bool = False
 ) -> tuple[Any, Array, Array]:
     logits = float_input(logits)
     xp = namespace(logits)

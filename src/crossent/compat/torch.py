@@ -34,6 +34,7 @@ from typing import Any
 
 from .. import losses as _losses
 from .._array import Array, is_floating, is_integer, namespace
+from .._validate import Reduction, check_reduction
 from ..grad import binary_cross_entropy as _bce_grad
 from ..information import entropy
 from ._common import cast_to, float_input, like, nan_where, require_floating, size
@@ -50,10 +51,10 @@ __all__ = [
 _BCE_BACKWARD_EPSILON = 1e-12
 
 
-def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> Reduction:
     """torch/nn/_reduction.py legacy_get_string: the deprecated flags win when given."""
     if size_average is None and reduce is None:
-        return reduction
+        return check_reduction(reduction)
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
     legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
@@ -63,7 +64,7 @@ def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -
         UserWarning,
         stacklevel=3,
     )
-    return legacy
+    return check_reduction(legacy)
 
 
 def _class_axis(input: Array) -> int:
@@ -429,9 +430,9 @@ def _torch_bce_function() -> Any:
         return _BCE_FUNCTION
     torch = sys.modules["torch"]
 
-    class BinaryCrossEntropy(torch.autograd.Function):
+    class BinaryCrossEntropy(torch.autograd.Function):  # type: ignore[name-defined,misc]
         @staticmethod
-        def forward(ctx: Any, probs: Any, target: Any, weight: Any, reduction: str) -> Any:
+        def forward(ctx: Any, probs: Any, target: Any, weight: Any, reduction: Reduction) -> Any:
             ctx.save_for_backward(probs, target, weight)
             ctx.reduction = reduction
             return _losses.binary_cross_entropy(
