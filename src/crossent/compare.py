@@ -88,8 +88,12 @@ def _scalar(value: Any) -> float:
 
 
 def _evaluate(function: Callable[[], Any]) -> tuple[float | None, str | None]:
+    import warnings
+
     try:
-        return _scalar(function()), None
+        with warnings.catch_warnings():  # expected ones (rows not summing to 1) are reasons
+            warnings.simplefilter("ignore")
+            return _scalar(function()), None
     except Exception as error:  # a convention that refuses the input is a result too
         message = (str(error).splitlines() or [""])[0]
         return None, f"{type(error).__name__}: {message[:160]}"
