@@ -12,6 +12,8 @@ The public API, listed once::
     ce.metrics       # binary_accuracy, categorical_accuracy, sparse_categorical_accuracy
     ce.explain       # step-by-step traces, the seeds' worked examples, renderers
     ce.advise        # warnings about the classic misuses (double softmax, multi-hot CE, ...)
+    ce.compare       # every framework's value for one input, and why they differ
+    crossent.compat  # torch, keras, tf, optax, sklearn: each framework's own numbers
 
 Inputs may be NumPy, PyTorch, JAX or CuPy arrays (or lists); results come back
 in the same library. Class axis -1 by default; PyTorch's layout with ``axis=1``
@@ -21,6 +23,7 @@ or :mod:`crossent.compat.torch`.
 from . import explain, grad, information, metrics
 from .activations import log_sigmoid, log_softmax, logit, sigmoid, softmax, softmax_inverse
 from .advise import advise
+from .compare import compare
 from .grad import value_and_grad
 from .losses import (
     binary_cross_entropy,
@@ -52,4 +55,5 @@ __all__ = [
     "metrics",
     "explain",
     "advise",
+    "compare",
 ]

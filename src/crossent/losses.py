@@ -179,7 +179,7 @@ def _nll_loss(
     *,
     axis: int = -1,
     weight: Array | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     reduction: str = "mean",
     where: Array | None = None,
     compute_grad: bool = False,
@@ -207,7 +207,7 @@ def nll_loss(
     *,
     axis: int = -1,
     weight: Array | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     reduction: v.Reduction = "mean",
     where: Array | None = None,
 ) -> Array:
@@ -225,7 +225,8 @@ def nll_loss(
         :math:`\ell_i = -\sum_c w_c t_{ic} x_{ic}`).
       axis: the class axis (default -1).
       weight: optional class weights ``[num_classes]``.
-      ignore_index: integer targets equal to it are not counted (loss 0, no gradient).
+      ignore_index: integer targets equal to it are not counted (loss 0, no gradient);
+        None counts every target.
       reduction: 'none' (per position), 'mean' or 'sum'. With integer targets, 'mean'
         divides by the summed weight of the counted targets (their count without
         weights); with probability targets, by the number of counted positions.
@@ -266,7 +267,7 @@ def _cross_entropy(
     *,
     axis: int = -1,
     weight: Array | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
     where: Array | None = None,
@@ -299,7 +300,7 @@ def cross_entropy(
     *,
     axis: int = -1,
     weight: Array | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     reduction: v.Reduction = "mean",
     where: Array | None = None,
@@ -325,7 +326,8 @@ def cross_entropy(
         or probabilities with the shape of ``logits`` (rows need not be one-hot).
       axis: the class axis (default -1).
       weight: optional class weights ``[num_classes]``.
-      ignore_index: integer targets equal to it are not counted (loss 0, gradient 0).
+      ignore_index: integer targets equal to it are not counted (loss 0, gradient 0);
+        None counts every target.
       label_smoothing: ε in [0, 1]; the target becomes :math:`t(1-\varepsilon) + \varepsilon/C`.
       reduction: 'none', 'mean' or 'sum'. 'mean' divides by the summed weight of the
         counted targets (integer targets; their count without weights) or by the

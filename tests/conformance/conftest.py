@@ -91,10 +91,8 @@ class KerasWorker:
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.stdin.close()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            self.process.kill()  # our own child: no need to wait for TF/JAX shutdown hooks
+            self.process.wait()
         self._log.close()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ def float_input(value: object, list_dtype: Any = np.float32) -> Array:
     return np.asarray(value, dtype=list_dtype)
 
 
-def like(xp: Any, reference: Array, value: object, dtype: Any = None) -> Array:
+def like(xp: Any, reference: Array, value: Any, dtype: Any = None) -> Array:
     """``value`` as an array of ``reference``'s library (and ``dtype`` if given).
 
     Frameworks convert their second argument with ``convert_to_tensor``; here the
@@ -115,3 +116,31 @@ def nan_where(xp: Any, value: Array, mask: Array | None) -> Array:
     if mask is None:
         return value
     return value + xp.where(mask, xp.full_like(value, float("nan")), xp.zeros_like(value))
+
+
+def stop_gradient(value: Array) -> Array:
+    """``value`` cut from autograd (torch ``detach``, JAX ``stop_gradient``; NumPy as is)."""
+    if hasattr(value, "detach"):
+        return value.detach()
+    if type(value).__module__.startswith("jax"):
+        return sys.modules["jax"].lax.stop_gradient(value)
+    return value
+
+
+def tf_softmax_xent_gradient(
+    xp: Any, losses: Array, logits: Array, labels: Array, axis: int
+) -> Array:
+    """Give ``losses`` TensorFlow's gradient ``softmax - labels`` w.r.t. the logits.
+
+    TensorFlow's softmax_cross_entropy_with_logits kernel backpropagates
+    ``softmax(x) - labels`` (tensorflow/core/kernels/xent_op.h), which is the gradient
+    only when each row of labels sums to 1; the true one is ``(Σ labels)·softmax - labels``.
+    Adding :math:`(1 - \\sum t)\\,(L - \\mathrm{stop}(L))` with :math:`L = \\log\\sum e^{x}`
+    changes no value and moves the gradient by :math:`(1 - \\sum t)\\,\\mathrm{softmax}`.
+    """
+    from ..activations import log_softmax
+
+    # logsumexp as max(x) - max(log_softmax(x)): finite, and its gradient is softmax(x)
+    lse = xp.max(logits, axis=axis) - xp.max(log_softmax(logits, axis=axis), axis=axis)
+    missing_mass = 1.0 - stop_gradient(xp.sum(labels, axis=axis))
+    return losses + missing_mass * (lse - stop_gradient(lse))

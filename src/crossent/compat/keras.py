@@ -52,6 +52,7 @@ from ._common import (
     nan_where,
     require_floating,
     size,
+    tf_softmax_xent_gradient,
 )
 
 __all__ = [
@@ -182,7 +183,9 @@ def categorical_crossentropy(
       label_smoothing: ε in [0, 1]; C is ``y_true.shape[-1]`` (Keras's choice, even if
         ``axis`` is not -1).
       axis: the class axis.
-      backend: accepted for symmetry; every Keras backend gives these numbers.
+      backend: the values are the same on every backend; on "tensorflow" the gradient
+        from logits is ``softmax - y_true`` (TensorFlow's kernel), which is the true
+        gradient only when each row of ``y_true`` sums to 1.
 
     Returns:
       Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
@@ -202,6 +205,8 @@ def categorical_crossentropy(
     y_true = _smooth_categorical(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
     if from_logits:
         losses = cross_entropy(y_pred, y_true, axis=axis, reduction="none")
+        if backend == "tensorflow":  # tf.nn.softmax_cross_entropy_with_logits's gradient
+            losses = tf_softmax_xent_gradient(xp, losses, y_pred, y_true, axis)
         # every backend computes target · log_softmax: 0 · (-inf) = NaN for -inf logits
         losses = nan_where(xp, losses, xp.any((y_true == 0) & (y_pred == -math.inf), axis=axis))
     else:

@@ -1,0 +1,121 @@
+"""crossent.compare and the `crossent compare` command (no real frameworks: --no-real)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import crossent as ce
+from crossent.cli import app
+
+CASES = [
+    ("cross_entropy", [[0.4, 0.3, 0.7], [1.2, 0.4, 0.6]], [2, 1], "logits", 0.0),
+    ("cross_entropy", [[0.4, 0.3, 0.7], [1.2, 0.4, 0.6]], [2, -100], "logits", 0.1),
+    ("cross_entropy", [[0.0, -math.inf, 1.0]], [[1.0, 0.0, 0.0]], "logits", 0.0),
+    ("cross_entropy", [[0.5, 0.0, 0.5], [0.2, 0.7, 0.1]], [1, 0], "probs", 0.0),
+    ("cross_entropy", [[0.5, 0.25, 0.0]], [[1.0, 0.0, 0.0]], "probs", 0.0),
+    ("binary_cross_entropy", [[0.0, 0.9]], [[1.0, 0.0]], "probs", 0.0),
+    ("binary_cross_entropy", [[0.3, 0.9]], [[1.0, 0.0]], "probs", 0.2),
+    ("binary_cross_entropy", [[12.0, 3.0, -math.inf]], [[1.0, 0.0, 0.0]], "logits", 0.0),
+    ("binary_cross_entropy", [[0.7]], [[0.0]], "logits", 0.1),
+]
+
+
+@pytest.mark.parametrize(("loss", "x", "target", "inputs", "smoothing"), CASES)
+def test_every_difference_has_a_reason(loss, x, target, inputs, smoothing):
+    result = ce.compare(loss, x, target, inputs=inputs, label_smoothing=smoothing, real=False)
+    native = result.rows[0]
+    assert native.convention == "crossent (native)" and native.reason == ""
+    assert len(result.rows) >= 5
+    for row in result.rows[1:]:
+        if row.error is not None:  # a convention that refuses the input says so
+            assert row.value is None and row.error
+        elif not _close(row.value, native.value):
+            assert row.reason and "no known reason" not in row.reason, row
+        else:
+            assert row.reason == "", row
+
+
+def _close(first, second):
+    if math.isnan(first) or math.isnan(second):
+        return math.isnan(first) and math.isnan(second)
+    return math.isclose(first, second, rel_tol=1e-5) or first == second
+
+
+def test_seed_004_numbers_and_keras_reason():
+    # seed 004's logits and multi-label targets: BCE mean 1.2554386947664657 everywhere
+    logits = [[12, 3, 2], [3, 10, 1], [1, 2, 5], [4, 6.5, 1.2], [3, 6, 1]]
+    y = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 0]]
+    result = ce.compare("binary_cross_entropy", logits, y, real=False)
+    for row in result.rows:
+        assert row.value == pytest.approx(1.2554386947664657, rel=1e-6), row
+    probs = ce.compare("binary_cross_entropy", [[1.0, 0.5]], [[0.0, 1.0]], inputs="probs",
+                       real=False)
+    keras_row = next(r for r in probs.rows if r.convention.startswith("Keras"))
+    # Keras computes in float32, where 1 - 1e-7 rounds to 1 - 2**-23: -log(2**-23) = 15.94
+    assert keras_row.value == pytest.approx((23 * math.log(2) + math.log(2)) / 2, rel=1e-5)
+    assert "Keras clips p to [1e-7, 1-1e-7]" in keras_row.reason
+    assert probs.rows[0].value == pytest.approx((100 + math.log(2)) / 2)
+
+
+def test_tensorflow_backend_clips_before_renormalising():
+    result = ce.compare("cross_entropy", [[0.5, 0.0]], [1], inputs="probs", real=False)
+    by_name = {row.convention: row for row in result.rows}
+    tf_row = by_name["Keras SparseCategoricalCrossentropy (tensorflow)"]
+    torch_row = by_name["Keras SparseCategoricalCrossentropy (torch)"]
+    assert tf_row.value == pytest.approx(-math.log(1e-7 / (0.5 + 1e-7)), rel=1e-5)
+    assert torch_row.value == pytest.approx(-math.log(1e-7), rel=1e-5)
+    assert "clips p then renormalises" in tf_row.reason
+
+
+def test_pytorch_nan_for_all_ignored():
+    result = ce.compare("cross_entropy", [[0.4, 0.3, 0.7]], [-100], real=False)
+    assert result.rows[0].value == 0.0
+    torch_row = result.rows[1]
+    assert math.isnan(torch_row.value) and "0/0 = NaN" in torch_row.reason
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="loss must be one of 'cross_entropy'"):
+        ce.compare("hinge", [[0.1]], [0], real=False)
+    with pytest.raises(ValueError, match=r"target has shape \(3,\), but x has shape \(1, 2\)"):
+        ce.compare("cross_entropy", [[0.1, 0.2]], [0, 1, 2], real=False)
+
+
+runner = CliRunner()
+
+
+def test_cli_text_table():
+    result = runner.invoke(app, ["compare", "binary_cross_entropy", "--probs", "[[0.0, 0.9]]",
+                                 "--target", "[[1.0, 0.0]]", "--no-real"])
+    assert result.exit_code == 0, result.output
+    assert "crossent (native)" in result.output
+    assert "Keras clips p to [1e-7, 1-1e-7]" in result.output
+    assert "51.1513" in result.output and "9.21034" in result.output
+
+
+def test_cli_json():
+    result = runner.invoke(app, ["compare", "cross_entropy", "--logits", "[[0.4, 0.3, 0.7]]",
+                                 "--target", "[-100]", "--no-real", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["loss"] == "cross_entropy" and data["target_kind"] == "index"
+    assert data["rows"][0]["value"] == 0.0
+    assert data["rows"][1]["value"] == "nan"
+
+
+def test_cli_errors_name_the_option():
+    result = runner.invoke(app, ["compare", "cross_entropy", "--logits", "[[0.4,", "--target",
+                                 "[0]", "--no-real"])
+    assert result.exit_code != 0 and "--logits/--probs must be a JSON array" in result.output
+    result = runner.invoke(app, ["compare", "cross_entropy", "--target", "[0]", "--no-real"])
+    assert result.exit_code != 0 and "exactly one of --logits and --probs" in result.output
+
+
+def test_numpy_inputs():
+    result = ce.compare("cross_entropy", np.array([[1.0, 2.0]]), np.array([1]), real=False)
+    assert result.rows[0].value == pytest.approx(math.log(1 + math.exp(-1)))
