@@ -251,7 +251,7 @@ def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
                      if np.all(t == data.ignore_index) else []))
     for backend in ("tensorflow", "jax", "torch"):
         name = "SparseCategoricalCrossentropy" if index else "CategoricalCrossentropy"
-        options: dict[str, Any] = {} if index else {"label_smoothing": ls}
+        options = {} if index else {"label_smoothing": ls}
         reasons = _probability_reasons(data, "keras", backend)
         if ls and not index:
             reasons.append("Keras smooths the labels: t(1-ε) + ε/C")

@@ -36,29 +36,21 @@ _METRIC_NAMES = {
 }
 
 
-def worked_examples() -> list[dict[str, Any]] | None:
-    """The seeds' worked examples as rows (example, quantity, seed, crossent, agrees),
-    or None when :mod:`crossent.explain.examples` is not available."""
-    try:
-        from crossent.explain import examples
-    except ImportError:
-        return None
-    try:
-        from crossent.explain.render import format_value
-    except ImportError:  # pragma: no cover - render ships with examples
-        format_value = None
+def worked_examples() -> list[dict[str, Any]]:
+    """The seeds' worked examples as rows (example, quantity, seed, crossent, agrees)."""
+    from crossent.explain import examples
+    from crossent.explain.render import format_value
+
     rows = []
     for trace in examples.all_traces():
         for check in trace.checks:
-            value = (format_value(check.crossent, precision=8, width=200).replace("\n", " ")
-                     if format_value else str(check.crossent))
             rows.append({
                 "example": trace.name or trace.title,
                 "title": trace.title,
                 "source": trace.source or "",
                 "quantity": check.label,
                 "seed": str(check.seed),
-                "crossent": value,
+                "crossent": format_value(check.crossent, precision=8, width=200).replace("\n", " "),
                 "agrees": bool(check.matches),
                 "erratum": check.erratum or "",
             })
@@ -127,7 +119,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _markdown(results: ExperimentResults, plots: dict[str, Path],
-              examples: list[dict[str, Any]] | None, command: str) -> str:
+              examples: list[dict[str, Any]], command: str) -> str:
     lines = [
         "# Seed 004's CE-vs-BCE experiments, reproduced by crossent", "",
         f"Produced by `{command}` in {results.wall_s:.0f} s "
@@ -154,9 +146,7 @@ def _markdown(results: ExperimentResults, plots: dict[str, Path],
         if scenario in plots:
             lines += ["", f"![learning curves, {scenario}]({plots[scenario].name})", ""]
     lines += ["## The seeds' worked examples", ""]
-    if examples is None:
-        lines += ["(crossent.explain is not installed; the worked examples are left out.)", ""]
-    else:
+    if examples:
         agree = sum(e["agrees"] for e in examples)
         lines += [f"{agree} of {len(examples)} numbers printed in the seeds agree with crossent.",
                   ""]
@@ -220,7 +210,7 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _html(results: ExperimentResults, plots: dict[str, Path],
-          examples: list[dict[str, Any]] | None, command: str) -> str:
+          examples: list[dict[str, Any]], command: str) -> str:
     escape = html.escape
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -261,10 +251,7 @@ def _html(results: ExperimentResults, plots: dict[str, Path],
             parts.append(f'<img class="plot" alt="learning curves, {escape(scenario)}" '
                          f'src="data:image/png;base64,{data}">')
     parts.append("<h2>The seeds' worked examples</h2>")
-    if examples is None:
-        parts.append("<p>(crossent.explain is not installed; the worked examples are left out.)"
-                     "</p>")
-    else:
+    if examples:
         agree = sum(e["agrees"] for e in examples)
         parts.append(f"<p>{agree} of {len(examples)} numbers printed in the seeds agree with "
                      "crossent.</p><table><tr><th>example</th><th>quantity</th>"
