@@ -66,14 +66,21 @@ def float64_reference(
     return losses.sum() / divisor, grad / divisor
 
 
-def numpy_naive(logits: np.ndarray, target: np.ndarray) -> tuple[Any, np.ndarray]:
-    """Cross-entropy written the obvious way in NumPy: softmax, log, pick, mean."""
+def numpy_naive(
+    logits: np.ndarray, target: np.ndarray, with_grad: bool = True
+) -> tuple[Any, np.ndarray | None]:
+    """Cross-entropy written the obvious way in NumPy: softmax, log, pick, mean.
+
+    The gradient is ``(softmax - one_hot) / N``; ``with_grad=False`` stops after the loss.
+    """
     num_rows = logits.shape[0]
     shifted = logits - logits.max(axis=1, keepdims=True)
     exps = np.exp(shifted)
     probs = exps / exps.sum(axis=1, keepdims=True)
     rows = np.arange(num_rows)
     loss = -np.log(probs[rows, target]).mean()
+    if not with_grad:
+        return loss, None
     grad = probs
     grad[rows, target] -= 1
     grad /= num_rows

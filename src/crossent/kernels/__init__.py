@@ -20,6 +20,8 @@ True
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -31,6 +33,40 @@ from .._array import Array, move_class_axis_back
 __all__ = ["applies", "backend", "cross_entropy"]
 
 _rows: ModuleType | None = None
+_pool: ThreadPoolExecutor | None = None
+
+# Rows are split among threads (the compiled rows release the GIL) in chunks of at least
+# this many elements; smaller problems run on the calling thread.
+MIN_CHUNK_ELEMENTS = 1 << 17
+
+
+def num_threads() -> int:
+    """Threads the kernels use: ``CROSSENT_NUM_THREADS``, else the CPUs this process may use."""
+    configured = os.environ.get("CROSSENT_NUM_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _run_rows(function: Callable[..., None], num_rows: int, num_classes: int, *args: Any) -> None:
+    """``function(*args, start, stop)`` over all rows, in parallel chunks when it pays."""
+    global _pool
+    threads = num_threads()
+    # several chunks per thread, so a thread delayed by a busy machine does not hold the rest
+    chunks = min(num_rows, 4 * threads, max(1, num_rows * num_classes // MIN_CHUNK_ELEMENTS))
+    if threads == 1 or chunks <= 1:
+        function(*args, 0, num_rows)
+        return
+    if _pool is None or _pool._max_workers != threads:
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crossent-kernel")
+    bounds = np.linspace(0, num_rows, chunks + 1).astype(np.int64)
+    futures = [_pool.submit(function, *args, int(start), int(stop))
+               for start, stop in zip(bounds[:-1], bounds[1:])]
+    for future in futures:
+        future.result()  # re-raises an error from a chunk
 
 
 def _row_kernels() -> ModuleType:
@@ -107,7 +143,8 @@ def cross_entropy(
     scale = 1.0 / divisor if reduction == "mean" and divisor != 0 else 1.0
     losses = np.empty(num_rows, np.float64)
     grad = np.empty((num_rows if compute_grad else 0, num_classes), dtype)
-    row_function(
+    _run_rows(
+        row_function, num_rows, num_classes,
         logits, target, counted, weight, float(label_smoothing), scale, bool(compute_grad),
         losses, grad,
     )

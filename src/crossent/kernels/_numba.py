@@ -21,7 +21,7 @@ For probability targets a_c = w_c ((1-ε) t_c + ε/C) is formed on the fly from 
 
 The reduction enters as one factor ``scale`` on the gradient (1/D for 'mean', else 1),
 computed before the sweep, so each row is read from memory once and the gradient row is
-written once:
+written once (threads take disjoint ranges of rows):
 
     pass 1  m = max z                       (reads the row from memory; it then sits in L2)
     pass 2  s = Σ e_c (+ Σ a_c (z_c - m))   (re-reads the row from cache)
@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic, overload
 
 # No 'nnan'/'ninf': NaN and -inf logits are data here. 'reassoc' lets LLVM vectorise the sums.
@@ -253,7 +253,7 @@ def _cast_like_overload(value, reference):  # type: ignore[no-untyped-def]
 # ==================================================================================
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _index_row_exact(z, y, hard, spread, weight, scale, want_grad, g):  # type: ignore[no-untyped-def]
     """The generic formula on one row, term by term with libm (rows with NaN / ±inf)."""
     num_classes = z.size
@@ -281,19 +281,21 @@ def _index_row_exact(z, y, hard, spread, weight, scale, want_grad, g):  # type: 
     return loss
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad):  # type: ignore[no-untyped-def]
-    """Loss per row into ``losses`` (float64) and, if ``want_grad``, the gradient into ``grad``.
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop):  # type: ignore[no-untyped-def]
+    """Rows start..stop: loss per row into ``losses`` (float64), gradient rows into ``grad``.
 
     logits [N, C] float32/float64 (C-contiguous); target [N] int64; counted [N] bool;
-    weight [C] (ones when there are none); smoothing ε; scale = d(reduced)/d(row loss).
+    weight [C] (ones when there are none); smoothing ε; scale = d(reduced)/d(row loss);
+    ``grad`` is only written if ``want_grad``. The GIL is released: threads run
+    disjoint row ranges in parallel (:func:`crossent.kernels._run_rows`).
     """
-    num_rows, num_classes = logits.shape
+    num_classes = logits.shape[1]
     spread = smoothing / num_classes
     weight_sum = 0.0
     for c in range(num_classes):
         weight_sum += weight[c]
-    for i in prange(num_rows):
+    for i in range(start, stop):
         z = logits[i]
         if not counted[i]:
             losses[i] = 0.0
@@ -343,7 +345,7 @@ def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, los
 # ==================================================================================
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _probability_row_exact(z, t, weight, smoothing, scale, want_grad, g):  # type: ignore[no-untyped-def]
     """The generic formula on one row, term by term with libm (rows with NaN / ±inf)."""
     num_classes = z.size
@@ -372,12 +374,12 @@ def _probability_row_exact(z, t, weight, smoothing, scale, want_grad, g):  # typ
     return loss
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def probability_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad):  # type: ignore[no-untyped-def]
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def probability_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop):  # type: ignore[no-untyped-def]
     """As :func:`index_rows`, with probability targets ``target`` [N, C] (logits' dtype)."""
-    num_rows, num_classes = logits.shape
+    num_classes = logits.shape[1]
     spread = smoothing / num_classes
-    for i in prange(num_rows):
+    for i in range(start, stop):
         z = logits[i]
         t = target[i]
         if not counted[i]:

@@ -13,10 +13,10 @@ import numpy as np
 BLOCK_ELEMENTS = 1 << 16  # rows per block × classes: 256 KiB of float32, within L2
 
 
-def _blocks(num_rows: int, num_classes: int) -> list[slice]:
-    """Consecutive row slices of about BLOCK_ELEMENTS elements each."""
+def _blocks(start: int, stop: int, num_classes: int) -> list[slice]:
+    """Consecutive slices of rows start..stop, about BLOCK_ELEMENTS elements each."""
     step = max(1, BLOCK_ELEMENTS // max(num_classes, 1))
-    return [slice(start, start + step) for start in range(0, num_rows, step)]
+    return [slice(row, min(row + step, stop)) for row in range(start, stop, step)]
 
 
 def _shifted_and_exp(
@@ -43,13 +43,13 @@ def _gradient_from_exps(
     return exps
 
 
-def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad):  # type: ignore[no-untyped-def]
+def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop):  # type: ignore[no-untyped-def]
     """See :func:`crossent.kernels._numba.index_rows`."""
-    num_rows, num_classes = logits.shape
+    num_classes = logits.shape[1]
     spread = smoothing / num_classes
     weight_sum = float(np.sum(weight, dtype=np.float64))
     nonzero_weight = weight != 0
-    for rows in _blocks(num_rows, num_classes):
+    for rows in _blocks(start, stop, num_classes):
         z, y, keep = logits[rows], target[rows], counted[rows]
         y_safe = np.where(keep, y, 0)  # rows not counted may hold any index
         out = grad[rows] if want_grad else None
@@ -72,11 +72,11 @@ def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, los
             g[~keep] = 0
 
 
-def probability_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad):  # type: ignore[no-untyped-def]
+def probability_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop):  # type: ignore[no-untyped-def]
     """See :func:`crossent.kernels._numba.probability_rows`."""
-    num_rows, num_classes = logits.shape
+    num_classes = logits.shape[1]
     spread = smoothing / num_classes
-    for rows in _blocks(num_rows, num_classes):
+    for rows in _blocks(start, stop, num_classes):
         z, keep = logits[rows], counted[rows]
         out = grad[rows] if want_grad else None
         shifted, exps, sums = _shifted_and_exp(z, out)
