@@ -225,7 +225,8 @@ def measure_size(
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
     for mode in MODES:
-        timed = {r["contender"]: r["median_s"] for r in rows if r["mode"] == mode and "median_s" in r}
+        timed = {r["contender"]: r["median_s"] for r in rows
+                 if r["mode"] == mode and "median_s" in r}
         ours = timed.get("crossent")
         peers = [timed[p] for p in PEERS if p in timed]
         for row in rows:
@@ -298,7 +299,9 @@ def _machine() -> str:
     return f"{platform.node()} {model} {os.cpu_count()} cores {memory_gib:.0f} GiB"
 
 
-def append_csv(rows: list[dict[str, Any]], startup: dict[str, float], path: Path = RESULTS) -> Path:
+def append_csv(
+    rows: list[dict[str, Any]], startup: dict[str, float], path: Path = RESULTS
+) -> Path:
     """One CSV row per metric (the long format shared with the other benchmarks)."""
     import torch
 

@@ -64,7 +64,7 @@ def _run_rows(function: Callable[..., None], num_rows: int, num_classes: int, *a
         _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crossent-kernel")
     bounds = np.linspace(0, num_rows, chunks + 1).astype(np.int64)
     futures = [_pool.submit(function, *args, int(start), int(stop))
-               for start, stop in zip(bounds[:-1], bounds[1:])]
+               for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
     for future in futures:
         future.result()  # re-raises an error from a chunk
 

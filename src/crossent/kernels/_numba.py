@@ -282,7 +282,9 @@ def _index_row_exact(z, y, hard, spread, weight, scale, want_grad, g):  # type: 
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop):  # type: ignore[no-untyped-def]
+def index_rows(  # type: ignore[no-untyped-def]
+    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+):
     """Rows start..stop: loss per row into ``losses`` (float64), gradient rows into ``grad``.
 
     logits [N, C] float32/float64 (C-contiguous); target [N] int64; counted [N] bool;
@@ -375,7 +377,9 @@ def _probability_row_exact(z, t, weight, smoothing, scale, want_grad, g):  # typ
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def probability_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop):  # type: ignore[no-untyped-def]
+def probability_rows(  # type: ignore[no-untyped-def]
+    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+):
     """As :func:`index_rows`, with probability targets ``target`` [N, C] (logits' dtype)."""
     num_classes = logits.shape[1]
     spread = smoothing / num_classes

@@ -43,7 +43,9 @@ def _gradient_from_exps(
     return exps
 
 
-def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop):  # type: ignore[no-untyped-def]
+def index_rows(  # type: ignore[no-untyped-def]
+    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+):
     """See :func:`crossent.kernels._numba.index_rows`."""
     num_classes = logits.shape[1]
     spread = smoothing / num_classes
@@ -72,7 +74,9 @@ def index_rows(logits, target, counted, weight, smoothing, scale, want_grad, los
             g[~keep] = 0
 
 
-def probability_rows(logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop):  # type: ignore[no-untyped-def]
+def probability_rows(  # type: ignore[no-untyped-def]
+    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+):
     """See :func:`crossent.kernels._numba.probability_rows`."""
     num_classes = logits.shape[1]
     spread = smoothing / num_classes
