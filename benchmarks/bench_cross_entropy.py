@@ -362,11 +362,12 @@ def print_table(rows: list[dict[str, Any]], startup: dict[str, float], load: tup
                         cells[MODES[0]].get("error", "")[:60])
             table.add_row(*line, end_section=contender == CONTENDERS[-1])
     console.print(table)
-    console.print(
-        f"import crossent: {startup['import_crossent_s']:.2f} s; first kernel call with an "
-        f"empty numba cache (compile): {startup['first_call_empty_cache_s']:.2f} s; "
-        f"in a later process (disk cache): {startup['first_call_cached_s']:.2f} s"
-    )
+    if startup:
+        console.print(
+            f"import crossent: {startup['import_crossent_s']:.2f} s; first kernel call with an "
+            f"empty numba cache (compile): {startup['first_call_empty_cache_s']:.2f} s; "
+            f"in a later process (disk cache): {startup['first_call_cached_s']:.2f} s"
+        )
     first_calls = [f"{r['contender']} {r['mode']} {r['first_call_s']:.2f} s" for r in rows
                    if r["contender"] in ("jax", "torch.compile") and "first_call_s" in r
                    and (r["N"], r["V"]) == sizes[0]]
@@ -401,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", default=None,
                         help=f"comma-separated subset of {','.join(CONTENDERS)}")
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
+    parser.add_argument("--no-startup", action="store_true",
+                        help="skip the import / compile / cache timings (fresh processes)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     default = tuple(c for c in CONTENDERS if not (args.quick and c == "torch.compile"))
@@ -409,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown contender(s) {sorted(unknown)}; choose from {list(CONTENDERS)}")
     load_before = os.getloadavg()[0]
-    startup = startup_costs()
+    startup = {} if args.no_startup else startup_costs()
     rows = run(args.quick, repeats, contenders)
     load = (load_before, os.getloadavg()[0])
     if args.format == "json":
