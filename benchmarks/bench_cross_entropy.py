@@ -382,8 +382,9 @@ def print_table(rows: list[dict[str, Any]], startup: dict[str, float], load: tup
 # ==================================================================================
 
 
-def run(quick: bool, repeats: int, contenders: tuple[str, ...]) -> list[dict[str, Any]]:
-    sizes = QUICK_SIZES if quick else FULL_SIZES
+def run(
+    sizes: tuple[tuple[int, int], ...], repeats: int, contenders: tuple[str, ...]
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for num_rows, num_classes in sizes:
         rows += measure_size(num_rows, num_classes, contenders, repeats,
@@ -402,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", default=None,
                         help=f"comma-separated subset of {','.join(CONTENDERS)}")
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
+    parser.add_argument("--sizes", default=None,
+                        help="comma-separated NxV sizes, e.g. 4096x32000 (default: the five "
+                             "sizes of issue 6; two small ones with --quick)")
     parser.add_argument("--no-startup", action="store_true",
                         help="skip the import / compile / cache timings (fresh processes)")
     args = parser.parse_args(argv)
@@ -413,7 +417,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown contender(s) {sorted(unknown)}; choose from {list(CONTENDERS)}")
     load_before = os.getloadavg()[0]
     startup = {} if args.no_startup else startup_costs()
-    rows = run(args.quick, repeats, contenders)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.sizes:
+        try:
+            sizes = tuple(tuple(int(n) for n in size.lower().split("x", 1))  # type: ignore[misc]
+                          for size in args.sizes.split(","))
+        except ValueError:
+            parser.error(f"--sizes must look like 4096x32000,256x256000, got {args.sizes!r}")
+    rows = run(sizes, repeats, contenders)
     load = (load_before, os.getloadavg()[0])
     if args.format == "json":
         print(json.dumps({"rows": rows, "startup": startup, "load_average": load}, indent=2))

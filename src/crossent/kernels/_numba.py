@@ -24,8 +24,10 @@ computed before the sweep, so each row is read from memory once and the gradient
 written once (threads take disjoint ranges of rows):
 
     pass 1  m = max z                       (reads the row from memory; it then sits in L2)
-    pass 2  s = Σ e_c (+ Σ a_c (z_c - m))   (re-reads the row from cache)
-    pass 3  g_k = scale·((A/s) e_k - a_k)   (writes the gradient row; skipped for the loss alone)
+    pass 2  s = Σ e_c (+ Σ a_c (z_c - m))   (re-reads the row from cache; e_c kept in the
+                                             gradient row when the gradient is wanted)
+    pass 3  g_k = scale·((A/s) e_k - a_k)   (scales the gradient row in cache; skipped for
+                                             the loss alone)
 
 exp is written out (range reduction + polynomial, below) because numba's ``math.exp``
 calls libm once per element and does not vectorise (no SVML in PyPI's llvmlite).
@@ -312,8 +314,15 @@ def index_rows(  # type: ignore[no-untyped-def]
         s = zero
         linear = 0.0  # Σ_{w_c≠0} w_c (z_c - m)
         if -np.inf < m < np.inf:
-            for c in range(num_classes):
-                s += fast_exp(z[c] - m)
+            if want_grad:  # keep e_c in the gradient row (cache-resident) for pass 3
+                g = grad[i]
+                for c in range(num_classes):
+                    e = fast_exp(z[c] - m)
+                    g[c] = e
+                    s += e
+            else:
+                for c in range(num_classes):
+                    s += fast_exp(z[c] - m)
             if spread != 0.0:
                 for c in range(num_classes):
                     w = weight[c]
@@ -335,10 +344,10 @@ def index_rows(  # type: ignore[no-untyped-def]
             if spread != 0.0:
                 smooth = cast_like(scale * spread, m)
                 for c in range(num_classes):
-                    g[c] = ratio * fast_exp(z[c] - m) - smooth * weight[c]
+                    g[c] = ratio * g[c] - smooth * weight[c]  # g holds e_c
             else:
                 for c in range(num_classes):
-                    g[c] = ratio * fast_exp(z[c] - m)
+                    g[c] = ratio * g[c]
             g[y] -= scale * hard
 
 
@@ -399,8 +408,16 @@ def probability_rows(  # type: ignore[no-untyped-def]
         if -np.inf < m < np.inf:
             keep = cast_like(1.0 - smoothing, m)
             spread_t = cast_like(spread, m)
+            if want_grad:  # keep e_c in the gradient row (cache-resident) for pass 3
+                g = grad[i]
+                for c in range(num_classes):
+                    e = fast_exp(z[c] - m)
+                    g[c] = e
+                    s += e
+            else:
+                for c in range(num_classes):
+                    s += fast_exp(z[c] - m)
             for c in range(num_classes):
-                s += fast_exp(z[c] - m)
                 a = weight[c] * (t[c] * keep + spread_t)
                 total += a
                 linear += _select(a != 0, a * (z[c] - m), zero)
@@ -415,4 +432,4 @@ def probability_rows(  # type: ignore[no-untyped-def]
             keep = cast_like(scale * (1.0 - smoothing), m)
             shift = cast_like(scale * spread, m)
             for c in range(num_classes):
-                g[c] = ratio * fast_exp(z[c] - m) - weight[c] * (t[c] * keep + shift)
+                g[c] = ratio * g[c] - weight[c] * (t[c] * keep + shift)  # g holds e_c
