@@ -175,12 +175,13 @@ FACTORIES: dict[str, Callable[[np.ndarray, np.ndarray], dict[str, Timed]]] = {
 # ==================================================================================
 
 
-def _time_once(function: Timed) -> float:
-    start = time.perf_counter()
+def _time_once(function: Timed) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (all threads) of one call."""
+    cpu, start = time.process_time(), time.perf_counter()
     result = function()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     del result
-    return elapsed
+    return elapsed, cpu
 
 
 def measure_size(
@@ -198,11 +199,11 @@ def measure_size(
         try:
             timed = FACTORIES[contender](logits, target)
             for mode in MODES:  # warm-up: jit compilation, caches, allocator
-                warm_up = _time_once(timed[mode])
+                warm_up, _ = _time_once(timed[mode])
                 functions[contender, mode] = timed[mode]
                 rows[contender, mode] = {"contender": contender, "mode": mode,
                                          "N": num_rows, "V": num_classes, "times": [],
-                                         "first_call_s": warm_up}
+                                         "cpu_times": [], "first_call_s": warm_up}
         except Exception as error:  # noqa: BLE001 - a contender that cannot run is reported
             for mode in MODES:
                 functions.pop((contender, mode), None)
@@ -213,11 +214,15 @@ def measure_size(
         progress(f"({num_rows}, {num_classes}) repetition {repeat + 1}/{repeats}")
         for key, function in functions.items():
             gc.collect()
-            rows[key]["times"].append(_time_once(function))
+            wall, cpu = _time_once(function)
+            rows[key]["times"].append(wall)
+            rows[key]["cpu_times"].append(cpu)
     for row in rows.values():
         if row["times"]:
             times = row["times"]
             row["median_s"] = statistics.median(times)
+            row["min_s"] = min(times)
+            row["cpu_median_s"] = statistics.median(row["cpu_times"])
             row["spread"] = (max(times) - min(times)) / row["median_s"]
     _add_ratios(list(rows.values()))
     return list(rows.values())
@@ -314,7 +319,8 @@ def append_csv(
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     common = {"date": date, "version": _version(), "torch": torch.__version__,
               "machine": _machine(), "benchmark": BENCHMARK}
-    metrics = (("median_s", "s"), ("spread", "ratio"), ("vs_crossent", "ratio"),
+    metrics = (("median_s", "s"), ("min_s", "s"), ("cpu_median_s", "s"), ("spread", "ratio"),
+               ("vs_crossent", "ratio"),
                ("vs_fastest_peer", "ratio"), ("first_call_s", "s"))
     with open(path, "a", newline="") as output:
         writer = csv.DictWriter(output, fieldnames=CSV_FIELDS)
@@ -337,10 +343,11 @@ def print_table(rows: list[dict[str, Any]], startup: dict[str, float], load: tup
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=120)
     table = Table(title="Softmax cross-entropy, float32, integer targets, mean "
                         "(median ms; x = time / crossent's)")
-    for column in ("N × V", "contender", "forward ms", "x", "fwd+bwd ms", "x", "spread"):
+    for column in ("N × V", "contender", "forward ms", "x", "fwd+bwd ms", "x", "fwd+bwd cpu ms",
+                   "spread"):
         table.add_column(column, justify="left" if column in ("N × V", "contender") else "right")
     sizes = sorted({(r["N"], r["V"]) for r in rows}, key=lambda s: s[1])
     for size in sizes:
@@ -358,6 +365,8 @@ def print_table(rows: list[dict[str, Any]], startup: dict[str, float], load: tup
                     spreads.append(row["spread"])
                 else:
                     line += ["n/a", ""]
+            both = cells[MODES[1]]
+            line.append(f"{1e3 * both['cpu_median_s']:.0f}" if "cpu_median_s" in both else "")
             line.append(f"{100 * max(spreads):.0f}%" if spreads else
                         cells[MODES[0]].get("error", "")[:60])
             table.add_row(*line, end_section=contender == CONTENDERS[-1])
@@ -374,7 +383,8 @@ def print_table(rows: list[dict[str, Any]], startup: dict[str, float], load: tup
     if first_calls:
         console.print("first call at the first size (jit compile): " + "; ".join(first_calls))
     console.print(f"load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f} on "
-                  f"{os.cpu_count()} cores; spread = (max - min) / median over the repetitions")
+                  f"{os.cpu_count()} cores; spread = (max - min) / median of the wall times; "
+                  f"cpu = process CPU time summed over threads (median)")
 
 
 # ==================================================================================
