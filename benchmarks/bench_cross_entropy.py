@@ -16,7 +16,8 @@ the tested code):
                       the memory-traffic floor of forward+backward
 
 All contenders run in one process, interleaved (every repetition runs each contender
-once, in turn), after one warm-up call each; the table shows the median of the
+once, in an order rotated each repetition, after a 0.2 s pause so the previous
+contender's worker threads stop spinning), after one warm-up call each; the table shows the median of the
 repetitions, the spread (max-min over median: how noisy the machine was), and ratios
 to crossent. Compile times (numba with an empty cache and from the disk cache, jax.jit,
 torch.compile) and ``import crossent`` are measured separately, in fresh processes where
@@ -68,6 +69,7 @@ PEERS = ("torch", "torch.compile", "jax", "numpy")  # the frameworks crossent is
 FULL_SIZES = ((65536, 10), (16384, 1000), (4096, 32000), (1024, 128000), (256, 256000))
 QUICK_SIZES = ((4096, 100), (64, 32000))
 MODES = ("forward", "forward+backward")
+PAUSE_S = 0.2  # idle time before each timed call (OpenMP / XLA threads spin after work)
 
 Timed = Callable[[], Any]
 
@@ -210,10 +212,15 @@ def measure_size(
                 rows[contender, mode] = {"contender": contender, "mode": mode, "N": num_rows,
                                          "V": num_classes, "times": [],
                                          "error": f"{type(error).__name__}: {error}"[:200]}
+    keys = list(functions)
     for repeat in range(repeats):
         progress(f"({num_rows}, {num_classes}) repetition {repeat + 1}/{repeats}")
-        for key, function in functions.items():
+        # rotate the order each repetition, so no contender always follows the same one
+        shift = repeat % len(keys) if keys else 0
+        for key in keys[shift:] + keys[:shift]:
+            function = functions[key]
             gc.collect()
+            time.sleep(PAUSE_S)  # let the previous contender's worker threads stop spinning
             wall, cpu = _time_once(function)
             rows[key]["times"].append(wall)
             rows[key]["cpu_times"].append(cpu)

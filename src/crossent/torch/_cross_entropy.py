@@ -79,14 +79,16 @@ class _FusedCrossEntropy(torch.autograd.Function):
         ctx.reduction = reduction
         if ctx.needs_input_grad[0]:
             loss, grad = value_and_grad(_core_cross_entropy, logits, target_array, **options)
-            ctx.grad = torch.from_numpy(grad)  # the only N × V array kept for backward
+            # the only N × V array kept for backward; saved (not a ctx attribute) so autograd
+            # frees it after backward and can hand it to .grad without a copy
+            ctx.save_for_backward(torch.from_numpy(grad))
         else:
             loss = _core_cross_entropy(logits, target_array, **options)
         return torch.from_numpy(np.asarray(loss, dtype=logits.dtype))
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grad = ctx.grad
+        (grad,) = ctx.saved_tensors
         if ctx.reduction == "none":
             # per-position losses: grad_output has the input's shape without the class axis
             grad = grad * (grad_output.unsqueeze(1) if grad.dim() > 1 else grad_output)
