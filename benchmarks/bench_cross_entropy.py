@@ -17,11 +17,12 @@ the tested code):
 
 All contenders run in one process, interleaved (every repetition runs each contender
 once, in an order rotated each repetition, after a 0.2 s pause so the previous
-contender's worker threads stop spinning), after one warm-up call each; the table shows the median of the
-repetitions, the spread (max-min over median: how noisy the machine was), and ratios
-to crossent. Compile times (numba with an empty cache and from the disk cache, jax.jit,
-torch.compile) and ``import crossent`` are measured separately, in fresh processes where
-it matters. Results are appended to ``benchmarks/results.csv`` (version, machine, date).
+contender's worker threads stop spinning), after one warm-up call each; the table shows
+the median of the repetitions, the spread (max-min over median: how noisy the machine
+was), and ratios to crossent. Compile times (numba with an empty cache and from the disk
+cache, jax.jit, torch.compile) and ``import crossent`` are measured separately, in fresh
+processes where it matters. Results are appended to ``benchmarks/results.csv`` (version,
+machine, date).
 
 Usage::
 
