@@ -120,3 +120,42 @@ def jax_optax(with_grad: bool = True) -> Callable[[Any, Any], Any]:
         return optax.softmax_cross_entropy_with_integer_labels(logits, target).mean()
 
     return jax.jit(jax.value_and_grad(mean_loss) if with_grad else mean_loss)
+
+
+# ----------------------------------------------------------------------------------
+# accuracy: inputs and error measures shared by the tests and the accuracy script
+# ----------------------------------------------------------------------------------
+
+ACCURACY_CASES = ("normal", "wide", "huge", "minus_inf")
+
+
+def accuracy_inputs(
+    case: str, num_rows: int, num_classes: int, seed: int = 7
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 logits and int64 targets: 'normal' N(0, 1), 'wide' N(0, 30²), 'huge' uniform
+    in [-1e4, 1e4], 'minus_inf' N(0, 5²) with 20% of the classes -inf (never the target)."""
+    rng = np.random.default_rng(seed)
+    target = rng.integers(0, num_classes, num_rows)
+    if case == "huge":
+        return rng.uniform(-1e4, 1e4, (num_rows, num_classes)).astype(np.float32), target
+    scale = {"normal": 1.0, "wide": 30.0, "minus_inf": 5.0}[case]
+    logits = (rng.standard_normal((num_rows, num_classes)) * scale).astype(np.float32)
+    if case == "minus_inf":
+        impossible = rng.random(logits.shape) < 0.2
+        impossible[np.arange(num_rows), target] = False
+        logits[impossible] = -np.inf
+    return logits, target
+
+
+def relative_errors(
+    loss: Any, grad: Any, reference_loss: Any, reference_grad: np.ndarray
+) -> np.ndarray:
+    """[loss relative error, gradient max-norm relative error, worst element-wise relative
+    error of the gradient over entries above 1e-30 in magnitude]."""
+    loss_error = abs(float(loss) - float(reference_loss)) / abs(float(reference_loss))
+    grad = np.asarray(grad, np.float64)
+    difference = np.abs(grad - reference_grad)
+    norm_error = difference.max() / np.abs(reference_grad).max()
+    sizable = np.abs(reference_grad) > 1e-30
+    element_error = (difference[sizable] / np.abs(reference_grad[sizable])).max()
+    return np.array([loss_error, norm_error, element_error])
