@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -73,14 +74,11 @@ def _row_kernels() -> ModuleType:
     """The module with ``index_rows`` / ``probability_rows``: numba's, else NumPy's."""
     global _rows
     if _rows is None:
-        if os.environ.get("CROSSENT_KERNELS", "").lower() == "numpy":
-            from . import _numpy as rows
-        else:
-            try:
-                from . import _numba as rows
-            except ImportError:  # numba (or llvmlite) missing or broken: same rows in NumPy
-                from . import _numpy as rows
-        _rows = rows
+        name = "_numpy" if os.environ.get("CROSSENT_KERNELS", "").lower() == "numpy" else "_numba"
+        try:
+            _rows = importlib.import_module(f"{__name__}.{name}")
+        except ImportError:  # numba (or llvmlite) missing or broken: same rows in NumPy
+            _rows = importlib.import_module(f"{__name__}._numpy")
     return _rows
 
 
@@ -131,6 +129,7 @@ def cross_entropy(
         else np.ascontiguousarray(inputs.counted, dtype=np.bool_).reshape(-1)
     )
     rows = _row_kernels()
+    target: np.ndarray
     if inputs.kind == "index":
         target = np.ascontiguousarray(inputs.target, dtype=np.int64).reshape(-1)
         # 'mean' divides by Σ w[y] over counted rows (their count without weights)

@@ -148,7 +148,7 @@ def fast_exp(x):  # type: ignore[no-untyped-def]
     return math.exp(x)
 
 
-@overload(fast_exp, inline="always", fastmath=FASTMATH)
+@overload(fast_exp, inline="always", jit_options={"fastmath": FASTMATH})
 def _fast_exp_overload(x):  # type: ignore[no-untyped-def]
     if x == types.float32:
 
@@ -219,7 +219,7 @@ def row_max(row):  # type: ignore[no-untyped-def]
     return row.max()
 
 
-@overload(row_max, inline="always", fastmath=FASTMATH)
+@overload(row_max, inline="always", jit_options={"fastmath": FASTMATH})
 def _row_max_overload(row):  # type: ignore[no-untyped-def]
     int_type = np.int32 if row.dtype == types.float32 else np.int64
     # typed constants: with a plain Python int, numba would widen int32 arithmetic to int64

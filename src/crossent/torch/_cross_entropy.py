@@ -68,7 +68,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
         ctx: Any, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
         ignore_index: int, reduction: str, label_smoothing: float,
     ) -> torch.Tensor:
-        options = dict(
+        options: dict[str, Any] = dict(
             axis=1 if input.dim() > 1 else 0,  # PyTorch's class axis; (C,) is one unbatched row
             weight=None if weight is None else weight.detach().numpy(),
             ignore_index=ignore_index,
