@@ -212,6 +212,23 @@ def test_special_rows(monkeypatch, path):
         assert_close(grad, generic_grad, 2e-6, 1e-7)
 
 
+@pytest.mark.parametrize("path", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tied_maxima_of_magnitude_1e4(monkeypatch, path, dtype):
+    """Hand values: the max picked (0), -1e4 against 1e4 (2e4), one of two tied maxima (log 2)."""
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4], [1e4, 1e4, -1e4]], dtype=dtype)
+    target = np.array([0, 1, 1])
+    for options in ({}, {"label_smoothing": 0.0, "weight": np.ones(3)}):
+        loss, grad, forward = run_path(path, monkeypatch, logits, target, reduction="none",
+                                       **options)
+        np.testing.assert_allclose(loss, [0.0, 2e4, np.log(2)], rtol=1e-6)
+        np.testing.assert_allclose(forward, [0.0, 2e4, np.log(2)], rtol=1e-6)
+        np.testing.assert_allclose(grad, [[0, 0, 0], [0, -1, 1], [0.5, -0.5, 0]], atol=1e-6)
+        probabilities = np.eye(3, dtype=dtype)[target]
+        loss, grad, _ = run_path(path, monkeypatch, logits, probabilities, reduction="none")
+        np.testing.assert_allclose(loss, [0.0, 2e4, np.log(2)], rtol=1e-6)
+
+
 def test_nothing_counted_gives_zero(monkeypatch):
     logits = np.ones((3, 4), np.float32)
     target = np.full(3, -100)

@@ -331,7 +331,9 @@ def index_rows(  # type: ignore[no-untyped-def]
             # the special values of the generic path, exactly
             losses[i] = _index_row_exact(z, y, hard, spread, weight, scale, want_grad, grad[i])
             continue
-        lse = math.log(s)
+        # lse in float64: with 'reassoc', lse - (z_y - m) may be evaluated as (lse + m) - z_y,
+        # which in float32 would lose lse to the rounding of m (|m| up to 1e4)
+        lse = math.log(np.float64(s))
         loss = 0.0
         if hard != 0.0:
             loss += hard * (lse - (z[y] - m))
@@ -424,7 +426,7 @@ def probability_rows(  # type: ignore[no-untyped-def]
         if not (1.0 <= s < np.inf):
             losses[i] = _probability_row_exact(z, t, weight, smoothing, scale, want_grad, grad[i])
             continue
-        lse = math.log(s)
+        lse = math.log(np.float64(s))  # float64, as in index_rows
         losses[i] = total * lse - linear
         if want_grad:
             g = grad[i]
