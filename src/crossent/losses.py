@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import _validate as v
+from . import kernels
 from ._array import (
     Array,
     arrays_in_namespace,
@@ -279,6 +280,8 @@ def _cross_entropy(
         logits, target, axis=axis, weight=weight, ignore_index=ignore_index, where=where,
         name="logits",
     )
+    if kernels.applies(inputs):  # NumPy float32/64: the fused kernel, same maths in one sweep
+        return kernels.cross_entropy(inputs, label_smoothing, reduction, compute_grad)
     xp = inputs.xp
     log_probs = _log_softmax_last(xp, inputs.values)
     coefficients, divisor = _coefficients(inputs, label_smoothing)

@@ -1,14 +1,17 @@
-"""PyTorch-only parts of crossent: large-vocabulary and vocabulary-parallel losses.
+"""PyTorch-only parts of crossent (``import crossent.torch as ct``).
 
-::
-
-    import crossent.torch as ct
-    ct.vocab_parallel_cross_entropy, ct.vocab_parallel_linear_cross_entropy
+- :func:`cross_entropy` / :class:`CrossEntropyLoss`: ``F.cross_entropy`` on CPU tensors
+  through the fused kernel (loss and gradient in one sweep), PyTorch's numbers.
+- :func:`vocab_parallel_cross_entropy`, :func:`vocab_parallel_linear_cross_entropy`:
+  a vocabulary sharded across a torch.distributed process group.
 """
 
+from ._cross_entropy import CrossEntropyLoss, cross_entropy
 from ._vocab_parallel import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
 
 __all__ = [
+    "cross_entropy",
+    "CrossEntropyLoss",
     "vocab_parallel_cross_entropy",
     "vocab_parallel_linear_cross_entropy",
 ]

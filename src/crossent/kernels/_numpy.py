@@ -1,0 +1,99 @@
+"""The fused kernel's pure-NumPy fallback, used when numba cannot be imported.
+
+The same row functions as :mod:`crossent.kernels._numba` (same arguments, same
+outputs, same derivation; see its docstring), written with NumPy's vectorised
+``exp`` over blocks of rows small enough to stay in cache, so no temporary is
+larger than one block: memory stays at the logits and the gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK_ELEMENTS = 1 << 16  # rows per block × classes: 256 KiB of float32, within L2
+
+
+def _blocks(start: int, stop: int, num_classes: int) -> list[slice]:
+    """Consecutive slices of rows start..stop, about BLOCK_ELEMENTS elements each."""
+    step = max(1, BLOCK_ELEMENTS // max(num_classes, 1))
+    return [slice(row, min(row + step, stop)) for row in range(start, stop, step)]
+
+
+def _shifted_and_exp(
+    z: np.ndarray, out: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """z - m (m the row max, 0 where it is not finite), e = exp(z - m) (into ``out``), s = Σ e."""
+    row_max = z.max(axis=1, keepdims=True)  # NaN propagates, as in the generic path
+    # a row of all -inf (or with +inf / NaN) is shifted by 0, as the generic path does
+    row_max = np.where(np.isfinite(row_max), row_max, 0)
+    shifted = z - row_max
+    exps = np.exp(shifted, out=out)
+    return shifted, exps, exps.sum(axis=1)
+
+
+def _gradient_from_exps(
+    exps: np.ndarray, shifted: np.ndarray, sums: np.ndarray, ratio_numerator: np.ndarray
+) -> np.ndarray:
+    """(c / s)·e per row, in place in ``exps``; rows with s outside [1, inf): c·exp(z - m - lse)."""
+    exps *= (ratio_numerator / sums)[:, None].astype(exps.dtype)
+    special = ~((sums >= 1) & (sums < np.inf))
+    if np.any(special):  # NaN, +inf or all -inf rows: the generic formula, term by term
+        log_probs = shifted[special] - np.log(sums[special])[:, None]
+        exps[special] = ratio_numerator[special, None] * np.exp(log_probs)
+    return exps
+
+
+def index_rows(  # type: ignore[no-untyped-def]
+    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+):
+    """See :func:`crossent.kernels._numba.index_rows`."""
+    num_classes = logits.shape[1]
+    spread = smoothing / num_classes
+    weight_sum = float(np.sum(weight, dtype=np.float64))
+    nonzero_weight = weight != 0
+    for rows in _blocks(start, stop, num_classes):
+        z, y, keep = logits[rows], target[rows], counted[rows]
+        y_safe = np.where(keep, y, 0)  # rows not counted may hold any index
+        out = grad[rows] if want_grad else None
+        shifted, exps, sums = _shifted_and_exp(z, out)
+        lse = np.log(sums)
+        hard = np.where(keep, (1.0 - smoothing) * weight[y_safe], 0.0)
+        picked = np.take_along_axis(shifted, y_safe[:, None], axis=1)[:, 0]
+        # ℓ = h (lse - (z_y - m)) + σ (W lse - Σ_{w≠0} w_c (z_c - m)); h = 0 adds 0
+        loss = np.where(hard != 0, hard * (lse - picked), 0.0)
+        if spread != 0:
+            linear = np.sum(np.where(nonzero_weight, shifted, 0) * weight, axis=1, dtype=np.float64)
+            loss = loss + spread * (weight_sum * lse - linear)
+        losses[rows] = np.where(keep, loss, 0.0)
+        if want_grad:
+            total = hard + spread * weight_sum
+            g = _gradient_from_exps(exps, shifted, sums, scale * total)
+            if spread != 0:
+                g -= (scale * spread * weight).astype(g.dtype)
+            g[np.arange(len(y_safe)), y_safe] -= (scale * hard).astype(g.dtype)
+            g[~keep] = 0
+
+
+def probability_rows(  # type: ignore[no-untyped-def]
+    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+):
+    """See :func:`crossent.kernels._numba.probability_rows`."""
+    num_classes = logits.shape[1]
+    spread = smoothing / num_classes
+    for rows in _blocks(start, stop, num_classes):
+        z, keep = logits[rows], counted[rows]
+        out = grad[rows] if want_grad else None
+        shifted, exps, sums = _shifted_and_exp(z, out)
+        lse = np.log(sums)
+        coefficients = weight * (target[rows] * (1.0 - smoothing) + spread)
+        total = np.sum(coefficients, axis=1, dtype=np.float64)
+        # ℓ = A lse - Σ_{a≠0} a_c (z_c - m); 0 · (-inf) = 0 for an impossible class
+        linear = np.sum(
+            np.where(coefficients != 0, coefficients * shifted, 0), axis=1, dtype=np.float64
+        )
+        loss = np.where(total != 0, total * lse - linear, 0.0)
+        losses[rows] = np.where(keep, loss, 0.0)
+        if want_grad:
+            g = _gradient_from_exps(exps, shifted, sums, scale * total)
+            g -= scale * coefficients
+            g[~keep] = 0

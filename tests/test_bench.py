@@ -1,0 +1,82 @@
+"""`crossent bench`: the registry of benchmark scripts, argument passing, and a smoke run.
+
+No timings are asserted (benchmarks do not assert); these tests check that the
+command finds and runs the scripts and says clearly when it cannot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crossent import cli
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fake_benchmarks(tmp_path: Path, monkeypatch) -> Path:
+    """A benchmarks/ folder whose scripts print the arguments they were given."""
+    for script in cli.BENCHMARKS.values():
+        (tmp_path / script).write_text(
+            "import json, sys\nprint(json.dumps([__file__.rsplit('/', 1)[-1], sys.argv[1:]]))\n"
+        )
+    monkeypatch.setattr(cli, "benchmarks_folder", lambda: tmp_path)
+    return tmp_path
+
+
+def _ran(output: str) -> list:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_default_is_cross_entropy(fake_benchmarks):
+    result = runner.invoke(cli.app, ["bench", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert _ran(result.output) == ["bench_cross_entropy.py", ["--format", "table", "--quick"]]
+
+
+def test_linear_maps_to_its_script_and_passes_options(fake_benchmarks):
+    result = runner.invoke(cli.app, ["bench", "linear", "--format", "json", "--no-csv",
+                                     "--repeats", "5"])
+    assert result.exit_code == 0, result.output
+    assert _ran(result.output) == [
+        "bench_linear_cross_entropy.py", ["--format", "json", "--no-csv", "--repeats", "5"]
+    ]
+
+
+def test_script_options_without_what(fake_benchmarks):
+    result = runner.invoke(cli.app, ["bench", "--repeats", "3"])
+    assert _ran(result.output) == ["bench_cross_entropy.py", ["--format", "table", "--repeats",
+                                                              "3"]]
+
+
+def test_unknown_benchmark():
+    result = runner.invoke(cli.app, ["bench", "softmax"])
+    assert result.exit_code == 2
+    assert "unknown benchmark 'softmax'; choose one of cross-entropy, linear" in result.output
+
+
+def test_missing_benchmarks_folder(monkeypatch):
+    monkeypatch.setattr(cli, "benchmarks_folder", lambda: None)
+    result = runner.invoke(cli.app, ["bench"])
+    assert result.exit_code == 2
+    assert "runs the scripts in the repository's benchmarks/ folder" in result.output
+    assert "run it from a checkout of crossent" in result.output
+
+
+def test_quick_smoke_run():
+    """The real script, smallest useful run: crossent, NumPy and the copy, one repetition."""
+    if not (Path(cli.__file__).resolve().parents[2] / "benchmarks").is_dir():
+        pytest.skip("not a checkout")
+    result = runner.invoke(cli.app, ["bench", "--quick", "--no-csv", "--format", "json",
+                                     "--contenders", "crossent,numpy,copy", "--repeats", "1",
+                                     "--no-startup"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    rows = {(r["contender"], r["mode"], r["V"]): r for r in report["rows"]}
+    assert len(rows) == 3 * 2 * 2
+    assert all(r["median_s"] > 0 for r in rows.values())
+    assert rows["numpy", "forward+backward", 100]["vs_crossent"] > 0
