@@ -1,0 +1,309 @@
+"""Linear cross-entropy for large vocabularies: crossent vs PyTorch, time and peak memory.
+
+Contenders (forward + backward of the mean loss, gradients of hidden and weight):
+
+- ``crossent``       ``crossent.torch.linear_cross_entropy`` (chunk_size='auto')
+- ``plain``          ``F.cross_entropy(hidden @ weight.T, target)`` (the reference composition
+                     imported from tests/test_torch_linear.py, so the two never drift apart)
+- ``torch``          ``F.linear_cross_entropy(hidden, weight, target)`` (options=None: PyTorch's
+                     reference path, no chunking)
+- ``torch_chunked``  ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``
+                     (PyTorch 2.13's chunked path with its 'auto' chunking and accumulation)
+
+Each (size, dtype, contender) runs in its own subprocess: inputs are built in place
+(``torch.randn(V, D).mul_(0.02)``), the resident size after set-up is the baseline, and the
+peak resident size (``ru_maxrss``) minus that baseline is the memory above the inputs. Time
+is the median of ``--repeats`` (>= 3) forward+backward passes after one warm-up pass.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_linear_cross_entropy.py            # full table
+    PYTHONPATH=src python benchmarks/bench_linear_cross_entropy.py --quick    # small sizes
+    PYTHONPATH=src python benchmarks/bench_linear_cross_entropy.py --format json
+
+Results are printed as a table (or JSON) and appended to ``benchmarks/results.csv``
+(one row per measurement, with version, machine and date). Benchmarks do not assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results.csv"
+CSV_FIELDS = [
+    "date", "version", "torch", "machine", "benchmark", "case", "contender",
+    "metric", "value", "unit",
+]
+BENCHMARK = "linear_cross_entropy"
+CONTENDERS = ("crossent", "plain", "torch", "torch_chunked")
+FULL_SIZES = ((4096, 1024, 32000), (2048, 1024, 128000), (8192, 512, 50000))
+QUICK_SIZES = ((1024, 256, 8000), (512, 256, 32000))
+DTYPES = ("float32", "bfloat16")
+
+
+# ==================================================================================
+# Worker: one contender, one size, one process
+# ==================================================================================
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reference_module() -> Any:
+    """tests/test_torch_linear.py, for its plain composition."""
+    path = ROOT / "tests" / "test_torch_linear.py"
+    spec = importlib.util.spec_from_file_location("_test_torch_linear", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _loss_function(contender: str) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    if contender == "crossent":
+        from crossent.torch import linear_cross_entropy
+
+        return lambda h, w, y: linear_cross_entropy(h, w, y)
+    if contender == "plain":
+        plain = _reference_module().plain_linear_cross_entropy
+        return lambda h, w, y: plain(h, w, y)
+    if contender == "torch":
+        return lambda h, w, y: F.linear_cross_entropy(h, w, y)
+    if contender == "torch_chunked":
+        options = torch.nn.LinearCrossEntropyOptions()
+        return lambda h, w, y: F.linear_cross_entropy(h, w, y, options=options)
+    raise ValueError(f"unknown contender {contender!r}; expected one of {CONTENDERS}")
+
+
+def worker(contender: str, tokens: int, hidden_size: int, vocab: int, dtype_name: str,
+           repeats: int) -> dict[str, Any]:
+    """Run one contender in this process; returns times and memory."""
+    import torch
+
+    torch.manual_seed(0)
+    dtype = getattr(torch, dtype_name)
+    loss_function = _loss_function(contender)
+    # inputs built in place, so set-up never peaks above the inputs themselves
+    hidden = torch.randn(tokens, hidden_size, dtype=dtype).requires_grad_()
+    weight = torch.randn(vocab, hidden_size, dtype=dtype).mul_(0.02).requires_grad_()
+    target = torch.randint(0, vocab, (tokens,))
+    baseline = _rss_bytes()
+    baseline_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = []
+    for index in range(repeats + 1):  # the first pass warms up (page faults, kernel choice)
+        hidden.grad = None
+        weight.grad = None
+        start = time.perf_counter()
+        loss_function(hidden, weight, target).backward()
+        elapsed = time.perf_counter() - start
+        if index > 0:
+            times.append(elapsed)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    grad_bytes = (tokens + vocab) * hidden_size * hidden.element_size()
+    return {
+        "contender": contender,
+        "tokens": tokens,
+        "hidden_size": hidden_size,
+        "vocab": vocab,
+        "dtype": dtype_name,
+        "times_s": times,
+        "median_s": statistics.median(times),
+        "peak_above_inputs_mb": (peak - baseline) / 2**20,
+        "setup_peak_above_baseline_mb": max(0, baseline_peak - baseline) / 2**20,
+        "grads_mb": grad_bytes / 2**20,
+        "threads": torch.get_num_threads(),
+    }
+
+
+# ==================================================================================
+# Driver
+# ==================================================================================
+
+
+def _run_worker(contender: str, size: tuple[int, int, int], dtype: str, repeats: int) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--worker", contender,
+        *map(str, size), dtype, str(repeats),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        return {
+            "contender": contender, "tokens": size[0], "hidden_size": size[1], "vocab": size[2],
+            "dtype": dtype, "error": (result.stderr.strip().splitlines() or ["failed"])[-1],
+        }
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool = False, repeats: int = 3, contenders: tuple[str, ...] = CONTENDERS,
+        sizes: tuple[tuple[int, int, int], ...] | None = None,
+        dtypes: tuple[str, ...] = DTYPES, progress: bool = True) -> list[dict[str, Any]]:
+    """Measure every (size, dtype, contender), each in its own process; add the ratios."""
+    sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
+    repeats = max(3, repeats)
+    rows: list[dict[str, Any]] = []
+    cases = [(size, dtype) for size in sizes for dtype in dtypes]
+    total = len(cases) * len(contenders)
+    done = 0
+    for size, dtype in cases:
+        case_rows = []
+        for contender in contenders:
+            if progress:
+                print(f"[{done + 1}/{total}] {contender:14s} N,D,V={size} {dtype} "
+                      f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+            row = _run_worker(contender, size, dtype, repeats)
+            row["load_avg_1min"] = os.getloadavg()[0]
+            case_rows.append(row)
+            done += 1
+        _add_ratios(case_rows)
+        rows.extend(case_rows)
+    return rows
+
+
+def _add_ratios(case_rows: list[dict[str, Any]]) -> None:
+    by_name = {row["contender"]: row for row in case_rows if "error" not in row}
+    for row in case_rows:
+        if "error" in row:
+            continue
+        row["memory_vs_grads"] = row["peak_above_inputs_mb"] / row["grads_mb"]
+        for peer in ("plain", "torch_chunked"):
+            if peer in by_name:
+                row[f"time_vs_{peer}"] = row["median_s"] / by_name[peer]["median_s"]
+
+
+def _case(row: dict[str, Any]) -> str:
+    return f"N={row['tokens']} D={row['hidden_size']} V={row['vocab']} {row['dtype']}"
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table, one line per measurement."""
+    header = (
+        f"{'case':34s} {'contender':14s} {'median s':>9s} {'MB above':>9s} {'grads MB':>9s} "
+        f"{'mem/grads':>9s} {'t/plain':>8s} {'t/chunked':>9s} {'load':>5s}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"{_case(row):34s} {row['contender']:14s} error: {row['error']}")
+            continue
+        lines.append(
+            f"{_case(row):34s} {row['contender']:14s} {row['median_s']:9.3f} "
+            f"{row['peak_above_inputs_mb']:9.1f} {row['grads_mb']:9.1f} "
+            f"{row['memory_vs_grads']:9.2f} {row.get('time_vs_plain', float('nan')):8.2f} "
+            f"{row.get('time_vs_torch_chunked', float('nan')):9.2f} {row['load_avg_1min']:5.1f}"
+        )
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    try:
+        import crossent
+
+        version = crossent.__version__
+    except ImportError:
+        version = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return f"{version}+{commit}" if commit else version
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.node()} {model} {os.cpu_count()} cores {memory_gib:.0f} GiB"
+
+
+def append_csv(rows: list[dict[str, Any]], path: Path = RESULTS) -> Path:
+    """Append one CSV row per metric; a file with another header gets a sibling file instead."""
+    import torch
+
+    if path.exists():
+        with open(path, newline="") as existing:
+            header = next(csv.reader(existing), None)
+        if header != CSV_FIELDS:
+            path = path.with_name(f"results_{BENCHMARK}.csv")
+    new = not path.exists()
+    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    common = {"date": date, "version": _version(), "torch": torch.__version__,
+              "machine": _machine(), "benchmark": BENCHMARK}
+    metrics = (("median_s", "s"), ("peak_above_inputs_mb", "MB"), ("grads_mb", "MB"),
+               ("memory_vs_grads", "ratio"), ("time_vs_plain", "ratio"),
+               ("time_vs_torch_chunked", "ratio"), ("load_avg_1min", "load"))
+    with open(path, "a", newline="") as output:
+        writer = csv.DictWriter(output, fieldnames=CSV_FIELDS)
+        if new:
+            writer.writeheader()
+        for row in rows:
+            for metric, unit in metrics:
+                if metric in row:
+                    writer.writerow({**common, "case": _case(row), "contender": row["contender"],
+                                     "metric": metric, "value": f"{row[metric]:.6g}",
+                                     "unit": unit})
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a minute or so)")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="print a table or JSON")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes (>= 3)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS),
+                        help=f"comma-separated subset of {','.join(CONTENDERS)}")
+    parser.add_argument("--dtypes", default=",".join(DTYPES), help="float32,bfloat16")
+    parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
+    parser.add_argument("--worker", nargs=6, metavar=("CONTENDER", "N", "D", "V", "DTYPE", "REPS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        contender, tokens, hidden_size, vocab, dtype, repeats = args.worker
+        print(json.dumps(worker(contender, int(tokens), int(hidden_size), int(vocab), dtype,
+                                int(repeats))))
+        return 0
+    rows = run(quick=args.quick, repeats=args.repeats,
+               contenders=tuple(args.contenders.split(",")), dtypes=tuple(args.dtypes.split(",")))
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows))
+    if not args.no_csv:
+        path = append_csv(rows)
+        print(f"appended to {path.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
