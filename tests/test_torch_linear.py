@@ -139,7 +139,7 @@ def test_matches_plain_composition(
     expected_grads = _grads(expected, inputs, grad_output)
     assert loss.shape == expected.shape and loss.dtype == expected.dtype
     _close(loss, expected, dtype, scale=float(expected.detach().abs().max()) if expected.numel() else None)
-    for grad, expected_grad in zip(grads, expected_grads):
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
         assert grad.dtype == dtype
         _close(grad, expected_grad, dtype)
 
@@ -160,7 +160,7 @@ def test_extreme_but_finite_logits(dtype, reduction):
     assert torch.isfinite(loss).all()
     # loss magnitudes ~1e4 · z-loss ~1e4: compare relative to the size of the numbers
     torch.testing.assert_close(loss, expected, rtol=TOLERANCE[dtype]["rtol"] * 10, atol=0.0)
-    for grad, expected_grad in zip(grads, expected_grads):
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
         assert torch.isfinite(grad).all()
         scale = float(expected_grad.abs().max())
         torch.testing.assert_close(grad, expected_grad, rtol=0.0,
@@ -203,7 +203,7 @@ def test_chunk_size_does_not_change_the_numbers():
                                     softcap=4.0, chunk_size=chunk_size)
         results.append((loss, *torch.autograd.grad(loss, inputs)))
     for other in results[1:]:
-        for actual, expected in zip(other, results[0]):
+        for actual, expected in zip(other, results[0], strict=True):
             torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-14)
 
 
@@ -244,7 +244,7 @@ def test_16_bit_inputs_against_float32_composition(dtype, options):
     # the logits themselves are rounded to 16 bits by the matrix product (2^-8 relative
     # for bfloat16): tolerances of that order, relative to the size of each result
     torch.testing.assert_close(loss, expected, rtol=2e-2, atol=2e-2)
-    for grad, expected_grad in zip(grads, expected_grads):
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
         assert grad.dtype == dtype
         scale = float(expected_grad.abs().max())
         torch.testing.assert_close(grad.float(), expected_grad, rtol=0.0, atol=3e-2 * scale)
