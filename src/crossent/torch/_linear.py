@@ -57,10 +57,10 @@ from .. import _validate as v
 __all__ = ["linear_cross_entropy", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-_AUTO_BUDGET_FRACTION = 0.04  # chunk buffers ≈ 4% of the gradients' bytes
+_AUTO_BUDGET_FRACTION = 0.10  # chunk buffers ≈ 10% of the gradients' bytes
 _AUTO_BUDGET_MIN = 4 * 2**20
 _AUTO_BUDGET_MAX = 64 * 2**20
-_MIN_AUTO_ROWS = 16
+_MIN_AUTO_ROWS = 64  # fewer rows make the matrix products inefficient
 
 
 @dataclass(frozen=True)
@@ -415,6 +415,18 @@ def _run(
     class_weight = rows.class_weight
     smoothing = options.label_smoothing > 0
 
+    # float32/float64 without a soft cap: g = diag(r) P - a is never formed; the row scale r
+    # goes into the small [chunk, D] operands and the sparse -a into index_add_ corrections
+    factored = not problem.low_precision and options.softcap is None
+    spread = class_weight if class_weight is not None else torch.ones(
+        num_classes, dtype=dtype, device=device
+    )
+    spread_weight = None  # wᵀW: the smoothing correction of ∂h
+    smooth_hidden = torch.zeros(hidden.shape[1], dtype=dtype, device=device)  # Σ_i u s_i h_i
+    smooth_total = torch.zeros((), dtype=dtype, device=device)  # Σ_i u s_i
+    if factored and smoothing and want_hidden:
+        spread_weight = spread.to(weight.dtype) @ weight
+
     chunk = problem.chunk_rows()
     buffer = torch.empty(chunk, num_classes, dtype=dtype, device=device)
     for start in range(0, num_tokens, chunk):
@@ -424,26 +436,26 @@ def _run(
         target_chunk = rows.target[start:stop]
         logits = buffer[:size]
         cap_slope = _logits(problem, hidden_chunk, weight, bias_compute, logits, first_pass_grads)
-        row_max = logits.amax(dim=1, keepdim=True)
-        logits.sub_(row_max)  # shifted logits z' = z - max z ≤ 0: exp cannot overflow
-        target_logit = logits.gather(1, target_chunk.unsqueeze(1)).squeeze(1)
-        # Σ_c a_ic z'_ic = (1-ε) w_y z'_y + (ε/V) Σ_c w_c z'_c
-        picked = rows.hit[start:stop] * target_logit
+        row_max, argmax = logits.max(dim=1)
+        # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
+        # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
+        picked = rows.hit[start:stop] * (row_max - logits.gather(1, target_chunk.unsqueeze(1))[:, 0])
         if smoothing:
-            spread_sum = logits.sum(dim=1) if class_weight is None else logits @ class_weight
-            picked = picked + rows.smooth[start:stop] * spread_sum
-        logits.exp_()
-        sum_exp = logits.sum(dim=1)
-        log_sum_exp = torch.log(sum_exp)
-        chunk_lse = row_max.squeeze(1) + log_sum_exp
+            spread_dot = logits.sum(dim=1) if class_weight is None else logits @ class_weight
+            picked = picked + rows.smooth[start:stop] * (float(spread.sum()) * row_max - spread_dot)
+        torch._softmax(logits, 1, False, out=logits)  # P in place: one fused, row-local kernel
+        # p at the row maximum is exp(0) / Σ exp(z - m), so log Σ exp(z - m) = -log p_max:
+        # accurate because p_max ≥ 1/V never underflows
+        log_sum_exp = torch.log(logits.gather(1, argmax.unsqueeze(1))[:, 0]).neg_()
+        chunk_lse = row_max + log_sum_exp
         lse[start:stop] = chunk_lse
-        # ℓ_i = A_i lse_i - Σ_c a_ic z_ic   (both sides shifted by max z: the shift cancels)
-        losses[start:stop] = rows.total_mass[start:stop] * log_sum_exp - picked
+        # ℓ_i = A_i lse_i - Σ_c a_ic z_ic
+        losses[start:stop] = rows.total_mass[start:stop] * log_sum_exp + picked
         if upstream is None:
             continue
         u = upstream[0] if upstream[0].ndim == 0 else upstream[0][start:stop]
         v_scale = upstream[1] if upstream[1].ndim == 0 else upstream[1][start:stop]
-        # ∂L/∂z = p (u A + 2 λ v lse) - u a
+        # ∂L/∂z = p (u A + 2 λ v lse) - u a  =  diag(r) P - u a
         row_coef = u * rows.total_mass[start:stop]
         if options.z_loss > 0:
             row_coef = row_coef + (2.0 * options.z_loss) * v_scale * chunk_lse * rows.counted[
@@ -453,25 +465,54 @@ def _run(
             coef[start:stop] = row_coef
         if not first_pass_grads:
             continue
-        logits.mul_((row_coef / sum_exp).unsqueeze(1))  # exp(z') / Σ exp(z') = p
-        grad = _finish_grad(
-            problem,
-            logits,
-            u * rows.hit[start:stop],
-            target_chunk,
-            (u * rows.smooth[start:stop]).to(dtype) if smoothing else None,
-            class_weight,
-            cap_slope,
-        )
-        grad_low = grad.to(hidden.dtype) if grad.dtype != hidden.dtype else grad
+        hit = u * rows.hit[start:stop]
+        smooth = (u * rows.smooth[start:stop]).to(dtype) if smoothing else None
+        if factored:
+            lhs, row_scale = logits, row_coef
+        else:
+            lhs = _finish_grad(
+                problem, logits.mul_(row_coef.unsqueeze(1)), hit, target_chunk, smooth,
+                class_weight, cap_slope,
+            )
+            row_scale = None
+        lhs_low = lhs.to(hidden.dtype) if lhs.dtype != hidden.dtype else lhs
         if grad_hidden is not None:
-            torch.mm(grad_low, weight, out=grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
+            # ∂h_i = Σ_c g_ic W_c = r_i (P W)_i - u (1-ε) w_y W_y - u (ε/V) wᵀW
+            out = grad_hidden[start:stop]
+            torch.mm(lhs_low, weight, out=out)
+            if row_scale is not None:
+                out.mul_(row_scale.unsqueeze(1).to(out.dtype))
+                out.sub_(hit.unsqueeze(1).to(out.dtype) * weight[target_chunk])
+                if spread_weight is not None:
+                    assert smooth is not None
+                    out.addr_(smooth.to(out.dtype), spread_weight, alpha=-1.0)
         if first_pass_weight:
             assert grad_weight is not None
-            grad_weight.addmm_(grad.T, hidden_chunk)  # ∂W += gᵀ H, in place in its output
+            # ∂W += gᵀ H = Pᵀ (diag(r) H) - Σ_i u (1-ε) w_y e_y h_iᵀ - w (Σ_i u (ε/V) h_i)ᵀ
+            if row_scale is None:
+                grad_weight.addmm_(lhs.T, hidden_chunk)
+            else:
+                grad_weight.addmm_(lhs.T, hidden_chunk * row_scale.unsqueeze(1).to(hidden.dtype))
+                grad_weight.index_add_(0, target_chunk, hidden_chunk * hit.unsqueeze(1), alpha=-1)
+                if smooth is not None:
+                    smooth_hidden.add_(smooth @ hidden_chunk.to(dtype))
         if first_pass_bias:
             assert grad_bias_acc is not None
-            grad_bias_acc.add_(grad.sum(dim=0))  # ∂b += Σ_i g_i
+            if row_scale is None:
+                grad_bias_acc.add_(lhs.sum(dim=0))  # ∂b += Σ_i g_i
+            else:
+                grad_bias_acc.addmv_(lhs.T, row_scale)
+                grad_bias_acc.index_add_(0, target_chunk, hit.to(dtype), alpha=-1)
+        if row_scale is not None and smooth is not None:
+            smooth_total.add_(smooth.sum())
+    if factored and smoothing:
+        # the smoothing part of -a, summed over all tokens at once: a rank-one update
+        if first_pass_weight:
+            assert grad_weight is not None
+            grad_weight.addr_(spread.to(grad_weight.dtype), smooth_hidden.to(grad_weight.dtype), alpha=-1)
+        if first_pass_bias:
+            assert grad_bias_acc is not None
+            grad_bias_acc.sub_(spread * smooth_total)
     del buffer
 
     if second_pass:
