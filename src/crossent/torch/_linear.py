@@ -207,7 +207,8 @@ def _check_tensors(
             )
         if name == "class_weight" and value.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"class_weight must have a floating dtype, got {value.dtype}")
-    devices = {t.device for t in (hidden, weight, target, bias, class_weight) if t is not None}  # type: ignore[union-attr]
+    tensors = [t for t in (hidden, weight, target, bias, class_weight) if isinstance(t, torch.Tensor)]
+    devices = {t.device for t in tensors}
     if len(devices) > 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
     bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
