@@ -41,7 +41,7 @@ Passes
 Memory above the inputs: the gradients themselves (``N·D + V·D`` elements of the input dtype,
 plus ``V`` for the bias) and a chunk buffer of ``chunk_size × V`` float32 values (twice that
 with a soft cap), plus a few length-N vectors. ``chunk_size="auto"`` sizes the buffer at about
-4% of the gradients (at least 4 MiB, at most 64 MiB).
+10% of the gradients (at least 64 rows and 4 MiB, at most 64 MiB).
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ class _Problem:
         return self.hidden.dtype in (torch.bfloat16, torch.float16)
 
     def chunk_rows(self) -> int:
-        """Tokens per chunk: the user's ``chunk_size`` or a buffer of ~4% of the gradients."""
+        """Tokens per chunk: the user's ``chunk_size`` or a buffer of ~10% of the gradients."""
         if self.options.chunk_size is not None:
             return max(1, min(self.options.chunk_size, self.num_tokens))
         grad_bytes = (self.num_tokens + self.num_classes) * int(self.hidden.shape[1])
@@ -704,8 +704,8 @@ def linear_cross_entropy(
         without weights) and the z-loss by the number of counted tokens; with nothing
         counted it returns 0 and zero gradients.
       return_lse: also return the log-sum-exp of each token's logits.
-      chunk_size: tokens per chunk, or 'auto' (a chunk buffer of about 4% of the
-        gradients' size, between 4 and 64 MiB).
+      chunk_size: tokens per chunk, or 'auto' (a chunk buffer of about 10% of the
+        gradients' size, at least 64 rows and 4 MiB, at most 64 MiB).
       group: reserved for the vocabulary-parallel version; must be None.
 
     Returns:
