@@ -10,10 +10,12 @@ Contenders (forward + backward of the mean loss, gradients of hidden and weight)
 - ``torch_chunked``  ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``
                      (PyTorch 2.13's chunked path with its 'auto' chunking and accumulation)
 
-Each (size, dtype, contender) runs in its own subprocess: inputs are built in place
-(``torch.randn(V, D).mul_(0.02)``), the resident size after set-up is the baseline, and the
-peak resident size (``ru_maxrss``) minus that baseline is the memory above the inputs. Time
-is the median of ``--repeats`` (>= 3) forward+backward passes. A contender that runs past
+Memory: each (size, dtype, contender) runs one forward+backward pass in its own subprocess:
+inputs are built in place (``torch.randn(V, D).mul_(0.02)``), the BLAS workspace is
+initialised with small products, the resident size is then the baseline, and the peak
+resident size (``ru_maxrss``) minus that baseline is the memory above the inputs.
+Time: the contenders of one (size, dtype) run interleaved in one subprocess (a change in the
+machine's load hits them alike), ``--repeats`` (>= 3) rounds; the median per contender. A contender that runs past
 ``--timeout`` seconds is reported as such (PyTorch's chunked path in bfloat16 on CPU can take
 minutes per pass).
 
@@ -113,44 +115,58 @@ def _initialise_blas(hidden_size: int, dtype: Any) -> None:
     del left, right, product
 
 
-def worker(contender: str, tokens: int, hidden_size: int, vocab: int, dtype_name: str,
-           repeats: int) -> dict[str, Any]:
-    """Run one contender in this process; returns times and memory."""
+def _inputs(tokens: int, hidden_size: int, vocab: int, dtype_name: str) -> tuple[Any, Any, Any]:
     import torch
 
     torch.manual_seed(0)
     dtype = getattr(torch, dtype_name)
-    loss_function = _loss_function(contender)
     # inputs built in place, so set-up never peaks above the inputs themselves
     hidden = torch.randn(tokens, hidden_size, dtype=dtype).requires_grad_()
     weight = torch.randn(vocab, hidden_size, dtype=dtype).mul_(0.02).requires_grad_()
     target = torch.randint(0, vocab, (tokens,))
     _initialise_blas(hidden_size, dtype)
+    return hidden, weight, target
+
+
+def _one_pass(loss_function: Any, hidden: Any, weight: Any, target: Any) -> float:
+    hidden.grad = None  # the previous pass's gradients are freed first
+    weight.grad = None
+    start = time.perf_counter()
+    loss_function(hidden, weight, target).backward()
+    return time.perf_counter() - start
+
+
+def memory_worker(contender: str, tokens: int, hidden_size: int, vocab: int,
+                  dtype_name: str) -> dict[str, Any]:
+    """Peak resident memory above the inputs of one forward+backward pass, in this process."""
+    loss_function = _loss_function(contender)
+    hidden, weight, target = _inputs(tokens, hidden_size, vocab, dtype_name)
     baseline = _rss_bytes()
     baseline_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
-    for _ in range(repeats):
-        # no separate warm-up: buffers this large are fresh mmap pages on every pass anyway
-        hidden.grad = None
-        weight.grad = None
-        start = time.perf_counter()
-        loss_function(hidden, weight, target).backward()
-        times.append(time.perf_counter() - start)
+    _one_pass(loss_function, hidden, weight, target)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    grad_bytes = (tokens + vocab) * hidden_size * hidden.element_size()
     return {
-        "contender": contender,
-        "tokens": tokens,
-        "hidden_size": hidden_size,
-        "vocab": vocab,
-        "dtype": dtype_name,
-        "times_s": times,
-        "median_s": statistics.median(times),
         "peak_above_inputs_mb": (peak - baseline) / 2**20,
         "setup_peak_above_baseline_mb": max(0, baseline_peak - baseline) / 2**20,
-        "grads_mb": grad_bytes / 2**20,
-        "threads": torch.get_num_threads(),
+        "grads_mb": (tokens + vocab) * hidden_size * hidden.element_size() / 2**20,
     }
+
+
+def time_worker(contenders: list[str], tokens: int, hidden_size: int, vocab: int,
+                dtype_name: str, repeats: int) -> None:
+    """Time the contenders interleaved in one process (load drifts hit all alike).
+
+    Prints one JSON line per pass as soon as it is measured, so a timeout keeps what was done.
+    """
+    import torch
+
+    functions = {name: _loss_function(name) for name in contenders}
+    hidden, weight, target = _inputs(tokens, hidden_size, vocab, dtype_name)
+    for repeat in range(repeats):
+        for name, loss_function in functions.items():
+            elapsed = _one_pass(loss_function, hidden, weight, target)
+            print(json.dumps({"contender": name, "repeat": repeat, "time_s": elapsed,
+                              "threads": torch.get_num_threads()}), flush=True)
 
 
 # ==================================================================================
@@ -158,62 +174,83 @@ def worker(contender: str, tokens: int, hidden_size: int, vocab: int, dtype_name
 # ==================================================================================
 
 
-def _run_worker(contender: str, size: tuple[int, int, int], dtype: str, repeats: int,
-                timeout: float) -> dict:
+def _subprocess(arguments: list[str], timeout: float) -> tuple[str, str | None]:
+    """Run this script with ``arguments``; returns (stdout, error or None)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    command = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", contender,
-        *map(str, size), dtype, str(repeats),
-    ]
-    failed = {"contender": contender, "tokens": size[0], "hidden_size": size[1], "vocab": size[2],
-              "dtype": dtype}
+    command = [sys.executable, str(Path(__file__).resolve()), *arguments]
     try:
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False,
                                 timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {**failed, "error": f"timeout after {timeout:.0f} s"}
+    except subprocess.TimeoutExpired as expired:
+        output = expired.stdout or ""
+        if isinstance(output, bytes):
+            output = output.decode()
+        return output, f"timeout after {timeout:.0f} s"
     if result.returncode != 0:
-        return {**failed, "error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        return result.stdout, (result.stderr.strip().splitlines() or ["failed"])[-1]
+    return result.stdout, None
+
+
+def _measure_case(size: tuple[int, int, int], dtype: str, contenders: tuple[str, ...],
+                  repeats: int, timeout: float, progress: bool) -> list[dict[str, Any]]:
+    rows = {name: {"contender": name, "tokens": size[0], "hidden_size": size[1],
+                   "vocab": size[2], "dtype": dtype} for name in contenders}
+    for name in contenders:
+        if progress:
+            print(f"memory {name:14s} N,D,V={size} {dtype} (load {os.getloadavg()[0]:.1f})",
+                  file=sys.stderr, flush=True)
+        output, error = _subprocess(["--memory-worker", name, *map(str, size), dtype], timeout)
+        if error:
+            rows[name]["error"] = f"memory: {error}"
+        else:
+            rows[name].update(json.loads(output.strip().splitlines()[-1]))
+    if progress:
+        print(f"time   {','.join(contenders)} N,D,V={size} {dtype} x{repeats} interleaved",
+              file=sys.stderr, flush=True)
+    output, error = _subprocess(
+        ["--time-worker", ",".join(contenders), *map(str, size), dtype, str(repeats)],
+        timeout * len(contenders),
+    )
+    for line in output.strip().splitlines():
+        record = json.loads(line)
+        rows[record["contender"]].setdefault("times_s", []).append(record["time_s"])
+    load = os.getloadavg()[0]
+    for row in rows.values():
+        row["load_avg_1min"] = load
+        times = row.get("times_s", [])
+        if times:
+            row["median_s"] = statistics.median(times)
+        if len(times) < repeats and error:
+            row["time_error"] = f"{len(times)} of {repeats} passes: {error}"
+        if progress:
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return list(rows.values())
 
 
 def run(quick: bool = False, repeats: int = 3, timeout: float = 600.0,
         contenders: tuple[str, ...] = CONTENDERS,
         sizes: tuple[tuple[int, int, int], ...] | None = None,
         dtypes: tuple[str, ...] = DTYPES, progress: bool = True) -> list[dict[str, Any]]:
-    """Measure every (size, dtype, contender), each in its own process; add the ratios."""
+    """Measure every (size, dtype): memory per contender in its own process, time interleaved."""
     sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
     repeats = max(3, repeats)
     rows: list[dict[str, Any]] = []
     cases = [(size, dtype) for dtype in dtypes for size in sizes]
-    total = len(cases) * len(contenders)
-    done = 0
     for size, dtype in cases:
-        case_rows = []
-        for contender in contenders:
-            if progress:
-                print(f"[{done + 1}/{total}] {contender:14s} N,D,V={size} {dtype} "
-                      f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
-            row = _run_worker(contender, size, dtype, repeats, timeout)
-            row["load_avg_1min"] = os.getloadavg()[0]
-            if progress:
-                print(json.dumps(row), file=sys.stderr, flush=True)
-            case_rows.append(row)
-            done += 1
+        case_rows = _measure_case(size, dtype, contenders, repeats, timeout, progress)
         _add_ratios(case_rows)
         rows.extend(case_rows)
     return rows
 
 
 def _add_ratios(case_rows: list[dict[str, Any]]) -> None:
-    by_name = {row["contender"]: row for row in case_rows if "error" not in row}
+    by_name = {row["contender"]: row for row in case_rows}
     for row in case_rows:
-        if "error" in row:
-            continue
-        row["memory_vs_grads"] = row["peak_above_inputs_mb"] / row["grads_mb"]
+        if "peak_above_inputs_mb" in row:
+            row["memory_vs_grads"] = row["peak_above_inputs_mb"] / row["grads_mb"]
         for peer in ("plain", "torch_chunked"):
-            if peer in by_name:
+            if "median_s" in row and "median_s" in by_name.get(peer, {}):
                 row[f"time_vs_{peer}"] = row["median_s"] / by_name[peer]["median_s"]
 
 
@@ -222,22 +259,27 @@ def _case(row: dict[str, Any]) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table, one line per measurement."""
+    """A plain-text table, one line per contender and case; '-' where nothing was measured."""
     header = (
-        f"{'case':34s} {'contender':14s} {'median s':>9s} {'MB above':>9s} {'grads MB':>9s} "
-        f"{'mem/grads':>9s} {'t/plain':>8s} {'t/chunked':>9s} {'load':>5s}"
+        f"{'case':34s} {'contender':14s} {'median s':>9s} {'n':>2s} {'MB above':>9s} "
+        f"{'grads MB':>9s} {'mem/grads':>9s} {'t/plain':>8s} {'t/chunked':>9s} {'load':>5s}"
     )
     lines = [header, "-" * len(header)]
+
+    def number(row: dict[str, Any], key: str, width: int, digits: int) -> str:
+        return f"{row[key]:{width}.{digits}f}" if key in row else f"{'-':>{width}s}"
+
     for row in rows:
-        if "error" in row:
-            lines.append(f"{_case(row):34s} {row['contender']:14s} error: {row['error']}")
-            continue
         lines.append(
-            f"{_case(row):34s} {row['contender']:14s} {row['median_s']:9.3f} "
-            f"{row['peak_above_inputs_mb']:9.1f} {row['grads_mb']:9.1f} "
-            f"{row['memory_vs_grads']:9.2f} {row.get('time_vs_plain', float('nan')):8.2f} "
-            f"{row.get('time_vs_torch_chunked', float('nan')):9.2f} {row['load_avg_1min']:5.1f}"
+            f"{_case(row):34s} {row['contender']:14s} {number(row, 'median_s', 9, 3)} "
+            f"{len(row.get('times_s', [])):2d} {number(row, 'peak_above_inputs_mb', 9, 1)} "
+            f"{number(row, 'grads_mb', 9, 1)} {number(row, 'memory_vs_grads', 9, 2)} "
+            f"{number(row, 'time_vs_plain', 8, 2)} {number(row, 'time_vs_torch_chunked', 9, 2)} "
+            f"{row['load_avg_1min']:5.1f}"
         )
+        for key in ("error", "time_error"):
+            if key in row:
+                lines.append(f"{'':34s} {'':14s} {key}: {row[key]}")
     return "\n".join(lines)
 
 
@@ -313,13 +355,19 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {','.join(CONTENDERS)}")
     parser.add_argument("--dtypes", default=",".join(DTYPES), help="float32,bfloat16")
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
-    parser.add_argument("--worker", nargs=6, metavar=("CONTENDER", "N", "D", "V", "DTYPE", "REPS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--memory-worker", nargs=5, help=argparse.SUPPRESS,
+                        metavar=("CONTENDER", "N", "D", "V", "DTYPE"))
+    parser.add_argument("--time-worker", nargs=6, help=argparse.SUPPRESS,
+                        metavar=("CONTENDERS", "N", "D", "V", "DTYPE", "REPS"))
     args = parser.parse_args(argv)
-    if args.worker:
-        contender, tokens, hidden_size, vocab, dtype, repeats = args.worker
-        print(json.dumps(worker(contender, int(tokens), int(hidden_size), int(vocab), dtype,
-                                int(repeats))))
+    if args.memory_worker:
+        name, tokens, hidden_size, vocab, dtype = args.memory_worker
+        print(json.dumps(memory_worker(name, int(tokens), int(hidden_size), int(vocab), dtype)))
+        return 0
+    if args.time_worker:
+        names, tokens, hidden_size, vocab, dtype, repeats = args.time_worker
+        time_worker(names.split(","), int(tokens), int(hidden_size), int(vocab), dtype,
+                    int(repeats))
         return 0
     rows = run(quick=args.quick, repeats=args.repeats, timeout=args.timeout,
                contenders=tuple(args.contenders.split(",")), dtypes=tuple(args.dtypes.split(",")))

@@ -416,18 +416,6 @@ def _run(
     class_weight = rows.class_weight
     smoothing = options.label_smoothing > 0
 
-    # float32/float64 without a soft cap: g = diag(r) P - a is never formed; the row scale r
-    # goes into the small [chunk, D] operands and the sparse -a into index_add_ corrections
-    factored = not problem.low_precision and options.softcap is None
-    spread = class_weight if class_weight is not None else torch.ones(
-        num_classes, dtype=dtype, device=device
-    )
-    spread_weight = None  # wᵀW: the smoothing correction of ∂h
-    smooth_hidden = torch.zeros(hidden.shape[1], dtype=dtype, device=device)  # Σ_i u s_i h_i
-    smooth_total = torch.zeros((), dtype=dtype, device=device)  # Σ_i u s_i
-    if factored and smoothing and want_hidden:
-        spread_weight = spread.to(weight.dtype) @ weight
-
     chunk = problem.chunk_rows()
     buffer = torch.empty(chunk, num_classes, dtype=dtype, device=device)
     for start in range(0, num_tokens, chunk):
@@ -443,7 +431,8 @@ def _run(
         picked = rows.hit[start:stop] * (row_max - logits.gather(1, target_chunk.unsqueeze(1))[:, 0])
         if smoothing:
             spread_dot = logits.sum(dim=1) if class_weight is None else logits @ class_weight
-            picked = picked + rows.smooth[start:stop] * (float(spread.sum()) * row_max - spread_dot)
+            weight_sum = num_classes if class_weight is None else float(class_weight.sum())
+            picked = picked + rows.smooth[start:stop] * (weight_sum * row_max - spread_dot)
         torch._softmax(logits, 1, False, out=logits)  # P in place: one fused, row-local kernel
         # p at the row maximum is exp(0) / Σ exp(z - m), so log Σ exp(z - m) = -log p_max:
         # accurate because p_max ≥ 1/V never underflows
@@ -466,54 +455,26 @@ def _run(
             coef[start:stop] = row_coef
         if not first_pass_grads:
             continue
-        hit = u * rows.hit[start:stop]
-        smooth = (u * rows.smooth[start:stop]).to(dtype) if smoothing else None
-        if factored:
-            lhs, row_scale = logits, row_coef
-        else:
-            lhs = _finish_grad(
-                problem, logits.mul_(row_coef.unsqueeze(1)), hit, target_chunk, smooth,
-                class_weight, cap_slope,
-            )
-            row_scale = None
-        lhs_low = lhs.to(hidden.dtype) if lhs.dtype != hidden.dtype else lhs
+        # g = r·P - u·a (·cap'), formed in place in the buffer: one pass, so few operations per
+        # chunk (each parallel operation costs a thread hand-off on a busy machine)
+        grad = _finish_grad(
+            problem,
+            logits.mul_(row_coef.unsqueeze(1)),
+            u * rows.hit[start:stop],
+            target_chunk,
+            (u * rows.smooth[start:stop]).to(dtype) if smoothing else None,
+            class_weight,
+            cap_slope,
+        )
+        grad_low = grad.to(hidden.dtype) if grad.dtype != hidden.dtype else grad
         if grad_hidden is not None:
-            # ∂h_i = Σ_c g_ic W_c = r_i (P W)_i - u (1-ε) w_y W_y - u (ε/V) wᵀW
-            out = grad_hidden[start:stop]
-            torch.mm(lhs_low, weight, out=out)
-            if row_scale is not None:
-                out.mul_(row_scale.unsqueeze(1).to(out.dtype))
-                out.sub_(hit.unsqueeze(1).to(out.dtype) * weight[target_chunk])
-                if spread_weight is not None:
-                    assert smooth is not None
-                    out.addr_(smooth.to(out.dtype), spread_weight, alpha=-1.0)
+            torch.mm(grad_low, weight, out=grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
         if first_pass_weight:
             assert grad_weight is not None
-            # ∂W += gᵀ H = Pᵀ (diag(r) H) - Σ_i u (1-ε) w_y e_y h_iᵀ - w (Σ_i u (ε/V) h_i)ᵀ
-            if row_scale is None:
-                grad_weight.addmm_(lhs.T, hidden_chunk)
-            else:
-                grad_weight.addmm_(lhs.T, hidden_chunk * row_scale.unsqueeze(1).to(hidden.dtype))
-                grad_weight.index_add_(0, target_chunk, hidden_chunk * hit.unsqueeze(1), alpha=-1)
-                if smooth is not None:
-                    smooth_hidden.add_(smooth @ hidden_chunk.to(dtype))
+            grad_weight.addmm_(grad.T, hidden_chunk)  # ∂W += gᵀ H, in place in its output
         if first_pass_bias:
             assert grad_bias_acc is not None
-            if row_scale is None:
-                grad_bias_acc.add_(lhs.sum(dim=0))  # ∂b += Σ_i g_i
-            else:
-                grad_bias_acc.addmv_(lhs.T, row_scale)
-                grad_bias_acc.index_add_(0, target_chunk, hit.to(dtype), alpha=-1)
-        if row_scale is not None and smooth is not None:
-            smooth_total.add_(smooth.sum())
-    if factored and smoothing:
-        # the smoothing part of -a, summed over all tokens at once: a rank-one update
-        if first_pass_weight:
-            assert grad_weight is not None
-            grad_weight.addr_(spread.to(grad_weight.dtype), smooth_hidden.to(grad_weight.dtype), alpha=-1)
-        if first_pass_bias:
-            assert grad_bias_acc is not None
-            grad_bias_acc.sub_(spread * smooth_total)
+            grad_bias_acc.add_(grad.sum(dim=0))  # ∂b += Σ_i g_i
     del buffer
 
     if second_pass:
