@@ -15,9 +15,9 @@ inputs are built in place (``torch.randn(V, D).mul_(0.02)``), the BLAS workspace
 initialised with small products, the resident size is then the baseline, and the peak
 resident size (``ru_maxrss``) minus that baseline is the memory above the inputs.
 Time: the contenders of one (size, dtype) run interleaved in one subprocess (a change in the
-machine's load hits them alike), ``--repeats`` (>= 3) rounds; the median per contender. A contender that runs past
-``--timeout`` seconds is reported as such (PyTorch's chunked path in bfloat16 on CPU can take
-minutes per pass).
+machine's load hits them alike), ``--repeats`` (>= 3) rounds; the median per contender.
+A process that runs past ``--timeout`` seconds (per contender) is reported as such, keeping
+the passes it finished (PyTorch's chunked path in bfloat16 on CPU can take minutes per pass).
 
 Usage::
 
@@ -98,21 +98,21 @@ def _loss_function(contender: str) -> Any:
     raise ValueError(f"unknown contender {contender!r}; expected one of {CONTENDERS}")
 
 
-def _initialise_blas(hidden_size: int, dtype: Any) -> None:
-    """Run the three product layouts once on small operands (freed again).
+def _initialise_blas(hidden: Any, weight: Any) -> None:
+    """Run the contenders' product layouts once on 16 tokens (the results are freed again).
 
-    The BLAS library keeps its packing workspace (tens of MB with 2 threads) for the life of
-    the process; it belongs to the process, not to any contender's loss, so it is allocated
-    before the baseline is read.
+    The BLAS library keeps a packing workspace for the life of the process, sized by the
+    operands' shapes (about 10 MB for a 32000 × 1024 weight with 2 threads). It belongs to the
+    process, not to any contender's loss, so it is allocated before the baseline is read.
     """
     import torch
 
-    left = torch.randn(512, hidden_size, dtype=dtype)
-    right = torch.randn(4096, hidden_size, dtype=dtype)
-    product = left @ right.T  # like hidden @ weight.T
-    product @ right  # like grad_logits @ weight
-    product.T @ left  # like grad_logits.T @ hidden
-    del left, right, product
+    with torch.no_grad():
+        few = hidden[:16]
+        logits = few @ weight.T  # like hidden @ weight.T
+        logits @ weight  # like grad_logits @ weight
+        torch.zeros_like(weight[:16]).addmm_(logits.T[:16], few)  # like ∂W += gᵀ H
+    del few, logits
 
 
 def _inputs(tokens: int, hidden_size: int, vocab: int, dtype_name: str) -> tuple[Any, Any, Any]:
@@ -124,7 +124,7 @@ def _inputs(tokens: int, hidden_size: int, vocab: int, dtype_name: str) -> tuple
     hidden = torch.randn(tokens, hidden_size, dtype=dtype).requires_grad_()
     weight = torch.randn(vocab, hidden_size, dtype=dtype).mul_(0.02).requires_grad_()
     target = torch.randint(0, vocab, (tokens,))
-    _initialise_blas(hidden_size, dtype)
+    _initialise_blas(hidden, weight)
     return hidden, weight, target
 
 
@@ -193,7 +193,8 @@ def _subprocess(arguments: list[str], timeout: float) -> tuple[str, str | None]:
 
 
 def _measure_case(size: tuple[int, int, int], dtype: str, contenders: tuple[str, ...],
-                  repeats: int, timeout: float, progress: bool) -> list[dict[str, Any]]:
+                  repeats: int, timeout: float, progress: bool,
+                  memory_only: bool = False) -> list[dict[str, Any]]:
     rows = {name: {"contender": name, "tokens": size[0], "hidden_size": size[1],
                    "vocab": size[2], "dtype": dtype} for name in contenders}
     for name in contenders:
@@ -205,6 +206,10 @@ def _measure_case(size: tuple[int, int, int], dtype: str, contenders: tuple[str,
             rows[name]["error"] = f"memory: {error}"
         else:
             rows[name].update(json.loads(output.strip().splitlines()[-1]))
+    if memory_only:
+        for row in rows.values():
+            row["load_avg_1min"] = os.getloadavg()[0]
+        return list(rows.values())
     if progress:
         print(f"time   {','.join(contenders)} N,D,V={size} {dtype} x{repeats} interleaved",
               file=sys.stderr, flush=True)
@@ -231,14 +236,16 @@ def _measure_case(size: tuple[int, int, int], dtype: str, contenders: tuple[str,
 def run(quick: bool = False, repeats: int = 3, timeout: float = 600.0,
         contenders: tuple[str, ...] = CONTENDERS,
         sizes: tuple[tuple[int, int, int], ...] | None = None,
-        dtypes: tuple[str, ...] = DTYPES, progress: bool = True) -> list[dict[str, Any]]:
+        dtypes: tuple[str, ...] = DTYPES, progress: bool = True,
+        memory_only: bool = False) -> list[dict[str, Any]]:
     """Measure every (size, dtype): memory per contender in its own process, time interleaved."""
     sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
     repeats = max(3, repeats)
     rows: list[dict[str, Any]] = []
     cases = [(size, dtype) for dtype in dtypes for size in sizes]
     for size, dtype in cases:
-        case_rows = _measure_case(size, dtype, contenders, repeats, timeout, progress)
+        case_rows = _measure_case(size, dtype, contenders, repeats, timeout, progress,
+                                  memory_only)
         _add_ratios(case_rows)
         rows.extend(case_rows)
     return rows
@@ -355,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {','.join(CONTENDERS)}")
     parser.add_argument("--dtypes", default=",".join(DTYPES), help="float32,bfloat16")
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
+    parser.add_argument("--memory-only", action="store_true", help="skip the timing")
     parser.add_argument("--memory-worker", nargs=5, help=argparse.SUPPRESS,
                         metavar=("CONTENDER", "N", "D", "V", "DTYPE"))
     parser.add_argument("--time-worker", nargs=6, help=argparse.SUPPRESS,
@@ -370,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                     int(repeats))
         return 0
     rows = run(quick=args.quick, repeats=args.repeats, timeout=args.timeout,
-               contenders=tuple(args.contenders.split(",")), dtypes=tuple(args.dtypes.split(",")))
+               contenders=tuple(args.contenders.split(",")), dtypes=tuple(args.dtypes.split(",")),
+               memory_only=args.memory_only)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
