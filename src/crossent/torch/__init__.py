@@ -2,16 +2,22 @@
 
 - :func:`cross_entropy` / :class:`CrossEntropyLoss`: ``F.cross_entropy`` on CPU tensors
   through the fused kernel (loss and gradient in one sweep), PyTorch's numbers.
+- :func:`linear_cross_entropy` / :class:`LinearCrossEntropyLoss`: the loss of a linear
+  output layer over a large vocabulary, chunked so the ``N × V`` logits never exist.
 - :func:`vocab_parallel_cross_entropy`, :func:`vocab_parallel_linear_cross_entropy`:
   a vocabulary sharded across a torch.distributed process group.
 """
 
 from ._cross_entropy import CrossEntropyLoss, cross_entropy
+from ._linear import LinearCrossEntropyLoss, LinearCrossEntropyOutput, linear_cross_entropy
 from ._vocab_parallel import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
 
 __all__ = [
     "cross_entropy",
     "CrossEntropyLoss",
+    "linear_cross_entropy",
+    "LinearCrossEntropyLoss",
+    "LinearCrossEntropyOutput",
     "vocab_parallel_cross_entropy",
     "vocab_parallel_linear_cross_entropy",
 ]

@@ -1,0 +1,394 @@
+"""Linear cross-entropy for large vocabularies: crossent vs PyTorch, time and peak memory.
+
+Contenders (forward + backward of the mean loss, gradients of hidden and weight):
+
+- ``crossent``       ``crossent.torch.linear_cross_entropy`` (chunk_size='auto')
+- ``plain``          ``F.cross_entropy(hidden @ weight.T, target)`` (the reference composition
+                     imported from tests/test_torch_linear.py, so the two never drift apart)
+- ``torch``          ``F.linear_cross_entropy(hidden, weight, target)`` (options=None: PyTorch's
+                     reference path, no chunking)
+- ``torch_chunked``  ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``
+                     (PyTorch 2.13's chunked path with its 'auto' chunking and accumulation)
+
+Memory: each (size, dtype, contender) runs one forward+backward pass in its own subprocess:
+inputs are built in place (``torch.randn(V, D).mul_(0.02)``), the BLAS workspace is
+initialised with small products, the resident size is then the baseline, and the peak
+resident size (``ru_maxrss``) minus that baseline is the memory above the inputs.
+Time: the contenders of one (size, dtype) run interleaved in one subprocess (a change in the
+machine's load hits them alike), ``--repeats`` (>= 3) rounds; the median per contender.
+A process that runs past ``--timeout`` seconds (per contender) is reported as such, keeping
+the passes it finished (PyTorch's chunked path in bfloat16 on CPU can take minutes per pass).
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_linear_cross_entropy.py            # full table
+    PYTHONPATH=src python benchmarks/bench_linear_cross_entropy.py --quick    # small sizes
+    PYTHONPATH=src python benchmarks/bench_linear_cross_entropy.py --format json
+
+Results are printed as a table (or JSON) and appended to ``benchmarks/results.csv``
+(one row per measurement, with version, machine and date). Benchmarks do not assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results.csv"
+CSV_FIELDS = [
+    "date", "version", "torch", "machine", "benchmark", "case", "contender",
+    "metric", "value", "unit",
+]
+BENCHMARK = "linear_cross_entropy"
+CONTENDERS = ("crossent", "plain", "torch", "torch_chunked")
+FULL_SIZES = ((4096, 1024, 32000), (2048, 1024, 128000), (8192, 512, 50000))
+QUICK_SIZES = ((1024, 256, 8000),)
+DTYPES = ("float32", "bfloat16")
+
+
+# ==================================================================================
+# Worker: one contender, one size, one process
+# ==================================================================================
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reference_module() -> Any:
+    """tests/test_torch_linear.py, for its plain composition."""
+    path = ROOT / "tests" / "test_torch_linear.py"
+    spec = importlib.util.spec_from_file_location("_test_torch_linear", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _loss_function(contender: str) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    if contender == "crossent":
+        from crossent.torch import linear_cross_entropy
+
+        return lambda h, w, y: linear_cross_entropy(h, w, y)
+    if contender == "plain":
+        plain = _reference_module().plain_linear_cross_entropy
+        return lambda h, w, y: plain(h, w, y)
+    if contender == "torch":
+        return lambda h, w, y: F.linear_cross_entropy(h, w, y)
+    if contender == "torch_chunked":
+        options = torch.nn.LinearCrossEntropyOptions()
+        return lambda h, w, y: F.linear_cross_entropy(h, w, y, options=options)
+    raise ValueError(f"unknown contender {contender!r}; expected one of {CONTENDERS}")
+
+
+def _initialise_blas(hidden: Any, weight: Any) -> None:
+    """Run the contenders' product layouts once on 16 tokens (the results are freed again).
+
+    The BLAS library keeps a packing workspace for the life of the process, sized by the
+    operands' shapes (about 10 MB for a 32000 × 1024 weight with 2 threads). It belongs to the
+    process, not to any contender's loss, so it is allocated before the baseline is read.
+    """
+    import torch
+
+    with torch.no_grad():
+        few = hidden[:16]
+        logits = few @ weight.T  # like hidden @ weight.T
+        logits @ weight  # like grad_logits @ weight
+        torch.zeros_like(weight[:16]).addmm_(logits.T[:16], few)  # like ∂W += gᵀ H
+    del few, logits
+
+
+def _inputs(tokens: int, hidden_size: int, vocab: int, dtype_name: str) -> tuple[Any, Any, Any]:
+    import torch
+
+    torch.manual_seed(0)
+    dtype = getattr(torch, dtype_name)
+    # inputs built in place, so set-up never peaks above the inputs themselves
+    hidden = torch.randn(tokens, hidden_size, dtype=dtype).requires_grad_()
+    weight = torch.randn(vocab, hidden_size, dtype=dtype).mul_(0.02).requires_grad_()
+    target = torch.randint(0, vocab, (tokens,))
+    _initialise_blas(hidden, weight)
+    return hidden, weight, target
+
+
+def _one_pass(loss_function: Any, hidden: Any, weight: Any, target: Any) -> float:
+    hidden.grad = None  # the previous pass's gradients are freed first
+    weight.grad = None
+    start = time.perf_counter()
+    loss_function(hidden, weight, target).backward()
+    return time.perf_counter() - start
+
+
+def memory_worker(contender: str, tokens: int, hidden_size: int, vocab: int,
+                  dtype_name: str) -> dict[str, Any]:
+    """Peak resident memory above the inputs of one forward+backward pass, in this process."""
+    loss_function = _loss_function(contender)
+    hidden, weight, target = _inputs(tokens, hidden_size, vocab, dtype_name)
+    baseline = _rss_bytes()
+    baseline_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    _one_pass(loss_function, hidden, weight, target)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "peak_above_inputs_mb": (peak - baseline) / 2**20,
+        "setup_peak_above_baseline_mb": max(0, baseline_peak - baseline) / 2**20,
+        "grads_mb": (tokens + vocab) * hidden_size * hidden.element_size() / 2**20,
+    }
+
+
+def time_worker(contenders: list[str], tokens: int, hidden_size: int, vocab: int,
+                dtype_name: str, repeats: int) -> None:
+    """Time the contenders interleaved in one process (load drifts hit all alike).
+
+    Prints one JSON line per pass as soon as it is measured, so a timeout keeps what was done.
+    """
+    import torch
+
+    functions = {name: _loss_function(name) for name in contenders}
+    hidden, weight, target = _inputs(tokens, hidden_size, vocab, dtype_name)
+    for repeat in range(repeats):
+        for name, loss_function in functions.items():
+            elapsed = _one_pass(loss_function, hidden, weight, target)
+            print(json.dumps({"contender": name, "repeat": repeat, "time_s": elapsed,
+                              "threads": torch.get_num_threads()}), flush=True)
+
+
+# ==================================================================================
+# Driver
+# ==================================================================================
+
+
+def _subprocess(arguments: list[str], timeout: float) -> tuple[str, str | None]:
+    """Run this script with ``arguments``; returns (stdout, error or None)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    command = [sys.executable, str(Path(__file__).resolve()), *arguments]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False,
+                                timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        output = expired.stdout or ""
+        if isinstance(output, bytes):
+            output = output.decode()
+        return output, f"timeout after {timeout:.0f} s"
+    if result.returncode != 0:
+        return result.stdout, (result.stderr.strip().splitlines() or ["failed"])[-1]
+    return result.stdout, None
+
+
+def _measure_case(size: tuple[int, int, int], dtype: str, contenders: tuple[str, ...],
+                  repeats: int, timeout: float, progress: bool,
+                  memory_only: bool = False) -> list[dict[str, Any]]:
+    rows = {name: {"contender": name, "tokens": size[0], "hidden_size": size[1],
+                   "vocab": size[2], "dtype": dtype} for name in contenders}
+    for name in contenders:
+        if progress:
+            print(f"memory {name:14s} N,D,V={size} {dtype} (load {os.getloadavg()[0]:.1f})",
+                  file=sys.stderr, flush=True)
+        output, error = _subprocess(["--memory-worker", name, *map(str, size), dtype], timeout)
+        if error:
+            rows[name]["error"] = f"memory: {error}"
+        else:
+            rows[name].update(json.loads(output.strip().splitlines()[-1]))
+    if memory_only:
+        for row in rows.values():
+            row["load_avg_1min"] = os.getloadavg()[0]
+        return list(rows.values())
+    if progress:
+        print(f"time   {','.join(contenders)} N,D,V={size} {dtype} x{repeats} interleaved",
+              file=sys.stderr, flush=True)
+    output, error = _subprocess(
+        ["--time-worker", ",".join(contenders), *map(str, size), dtype, str(repeats)],
+        timeout * len(contenders),
+    )
+    for line in output.strip().splitlines():
+        record = json.loads(line)
+        rows[record["contender"]].setdefault("times_s", []).append(record["time_s"])
+    load = os.getloadavg()[0]
+    for row in rows.values():
+        row["load_avg_1min"] = load
+        times = row.get("times_s", [])
+        if times:
+            row["median_s"] = statistics.median(times)
+        if len(times) < repeats and error:
+            row["time_error"] = f"{len(times)} of {repeats} passes: {error}"
+        if progress:
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return list(rows.values())
+
+
+def run(quick: bool = False, repeats: int = 3, timeout: float = 600.0,
+        contenders: tuple[str, ...] = CONTENDERS,
+        sizes: tuple[tuple[int, int, int], ...] | None = None,
+        dtypes: tuple[str, ...] = DTYPES, progress: bool = True,
+        memory_only: bool = False) -> list[dict[str, Any]]:
+    """Measure every (size, dtype): memory per contender in its own process, time interleaved."""
+    sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
+    repeats = max(3, repeats)
+    rows: list[dict[str, Any]] = []
+    cases = [(size, dtype) for dtype in dtypes for size in sizes]
+    for size, dtype in cases:
+        case_rows = _measure_case(size, dtype, contenders, repeats, timeout, progress,
+                                  memory_only)
+        _add_ratios(case_rows)
+        rows.extend(case_rows)
+    return rows
+
+
+def _add_ratios(case_rows: list[dict[str, Any]]) -> None:
+    by_name = {row["contender"]: row for row in case_rows}
+    for row in case_rows:
+        if "peak_above_inputs_mb" in row:
+            row["memory_vs_grads"] = row["peak_above_inputs_mb"] / row["grads_mb"]
+        for peer in ("plain", "torch_chunked"):
+            if "median_s" in row and "median_s" in by_name.get(peer, {}):
+                row[f"time_vs_{peer}"] = row["median_s"] / by_name[peer]["median_s"]
+
+
+def _case(row: dict[str, Any]) -> str:
+    return f"N={row['tokens']} D={row['hidden_size']} V={row['vocab']} {row['dtype']}"
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table, one line per contender and case; '-' where nothing was measured."""
+    header = (
+        f"{'case':34s} {'contender':14s} {'median s':>9s} {'n':>2s} {'MB above':>9s} "
+        f"{'grads MB':>9s} {'mem/grads':>9s} {'t/plain':>8s} {'t/chunked':>9s} {'load':>5s}"
+    )
+    lines = [header, "-" * len(header)]
+
+    def number(row: dict[str, Any], key: str, width: int, digits: int) -> str:
+        return f"{row[key]:{width}.{digits}f}" if key in row else f"{'-':>{width}s}"
+
+    for row in rows:
+        lines.append(
+            f"{_case(row):34s} {row['contender']:14s} {number(row, 'median_s', 9, 3)} "
+            f"{len(row.get('times_s', [])):2d} {number(row, 'peak_above_inputs_mb', 9, 1)} "
+            f"{number(row, 'grads_mb', 9, 1)} {number(row, 'memory_vs_grads', 9, 2)} "
+            f"{number(row, 'time_vs_plain', 8, 2)} {number(row, 'time_vs_torch_chunked', 9, 2)} "
+            f"{row['load_avg_1min']:5.1f}"
+        )
+        for key in ("error", "time_error"):
+            if key in row:
+                lines.append(f"{'':34s} {'':14s} {key}: {row[key]}")
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    try:
+        import crossent
+
+        version = crossent.__version__
+    except ImportError:
+        version = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return f"{version}+{commit}" if commit else version
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.node()} {model} {os.cpu_count()} cores {memory_gib:.0f} GiB"
+
+
+def append_csv(rows: list[dict[str, Any]], path: Path = RESULTS) -> Path:
+    """Append one CSV row per metric; a file with another header gets a sibling file instead."""
+    import torch
+
+    if path.exists():
+        with open(path, newline="") as existing:
+            header = next(csv.reader(existing), None)
+        if header != CSV_FIELDS:
+            path = path.with_name(f"results_{BENCHMARK}.csv")
+    new = not path.exists()
+    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    common = {"date": date, "version": _version(), "torch": torch.__version__,
+              "machine": _machine(), "benchmark": BENCHMARK}
+    metrics = (("median_s", "s"), ("peak_above_inputs_mb", "MB"), ("grads_mb", "MB"),
+               ("memory_vs_grads", "ratio"), ("time_vs_plain", "ratio"),
+               ("time_vs_torch_chunked", "ratio"), ("load_avg_1min", "load"))
+    with open(path, "a", newline="") as output:
+        writer = csv.DictWriter(output, fieldnames=CSV_FIELDS)
+        if new:
+            writer.writeheader()
+        for row in rows:
+            for metric, unit in metrics:
+                if metric in row:
+                    writer.writerow({**common, "case": _case(row), "contender": row["contender"],
+                                     "metric": metric, "value": f"{row[metric]:.6g}",
+                                     "unit": unit})
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a minute or so)")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="print a table or JSON")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes (>= 3)")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds per contender process before it is reported as a timeout")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS),
+                        help=f"comma-separated subset of {','.join(CONTENDERS)}")
+    parser.add_argument("--dtypes", default=",".join(DTYPES), help="float32,bfloat16")
+    parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
+    parser.add_argument("--memory-only", action="store_true", help="skip the timing")
+    parser.add_argument("--memory-worker", nargs=5, help=argparse.SUPPRESS,
+                        metavar=("CONTENDER", "N", "D", "V", "DTYPE"))
+    parser.add_argument("--time-worker", nargs=6, help=argparse.SUPPRESS,
+                        metavar=("CONTENDERS", "N", "D", "V", "DTYPE", "REPS"))
+    args = parser.parse_args(argv)
+    if args.memory_worker:
+        name, tokens, hidden_size, vocab, dtype = args.memory_worker
+        print(json.dumps(memory_worker(name, int(tokens), int(hidden_size), int(vocab), dtype)))
+        return 0
+    if args.time_worker:
+        names, tokens, hidden_size, vocab, dtype, repeats = args.time_worker
+        time_worker(names.split(","), int(tokens), int(hidden_size), int(vocab), dtype,
+                    int(repeats))
+        return 0
+    rows = run(quick=args.quick, repeats=args.repeats, timeout=args.timeout,
+               contenders=tuple(args.contenders.split(",")), dtypes=tuple(args.dtypes.split(",")),
+               memory_only=args.memory_only)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows))
+    if not args.no_csv:
+        path = append_csv(rows)
+        print(f"appended to {path.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

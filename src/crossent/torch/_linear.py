@@ -1,0 +1,792 @@
+r"""Linear cross-entropy for large vocabularies: ``cross_entropy(hidden @ weight.T + bias, target)``
+without ever holding the ``N × V`` logits.
+
+Derivation (the per-row maths is :func:`crossent.losses._cross_entropy`'s coefficient form)
+----------------------------------------------------------------------------------------
+For token :math:`i` with logits :math:`z_i = \operatorname{cap}(W h_i + b)` (``cap`` is the
+Gemma 2 soft cap :math:`c \tanh(x / c)`, or the identity), the loss of the core is
+
+.. math:: \ell_i = -\sum_c a_{ic} \log p_{ic} = A_i\, \mathrm{lse}_i - \sum_c a_{ic} z_{ic},
+          \qquad A_i = \sum_c a_{ic},
+
+with the coefficient row :math:`a_i = (1-\varepsilon)\, w_{y_i} e_{y_i} + \tfrac{\varepsilon}{V} w`
+(zero for an ignored token) and :math:`p_i = \operatorname{softmax}(z_i)`. The PaLM z-loss adds
+:math:`\lambda\, \mathrm{lse}_i^2`. With :math:`u_i` and :math:`v_i` the upstream gradients of
+the two terms (1/divisor and 1/count for 'mean', 1 for 'sum', ``grad_output[i]`` for 'none'):
+
+.. math:: g_{ic} = \frac{\partial L}{\partial z_{ic}}
+        = p_{ic}\,\big(u_i A_i + 2 \lambda v_i\, \mathrm{lse}_i\big) - u_i a_{ic},
+        \qquad \frac{\partial L}{\partial x_{ic}} = g_{ic}\,\big(1 - \tanh^2(x_{ic}/c)\big),
+
+and the gradients of the linear layer are :math:`\partial h_i = \sum_c g_{ic} W_c`,
+:math:`\partial W = g^\top H`, :math:`\partial b = \sum_i g_i`. Every term needs only one row of
+logits at a time, so the tokens are processed in chunks of ``chunk_size`` rows: a chunk's
+logits are computed, reduced to its loss and lse, turned into ``g`` in place, pushed into the
+three gradients, and dropped.
+
+Passes
+------
+- 'mean' and 'sum' (float32/float64): one pass. The loss is a scalar, so the gradients are
+  computed in the forward pass (upstream gradient 1) and backward only scales them by
+  ``grad_output``; ``∂W`` accumulates chunk by chunk in place in its own output buffer.
+  Matrix work: 3·N·D·V multiply-adds, as for the plain composition.
+- bfloat16/float16: ``∂W`` summed over chunks in the 16-bit dtype would round once per chunk,
+  and a float32 accumulator would cost 2× the gradient of ``W``. Instead a second pass over
+  vocabulary blocks recomputes the block's logits for all tokens (with the first pass's lse)
+  and computes ``∂W[block] = g[:, block]ᵀ H`` in one matrix product (float32 accumulation
+  inside the product, rounded once). Matrix work: 4·N·D·V.
+- 'none': the upstream gradient is per token, so the forward pass computes losses only and
+  backward recomputes the chunks (one more N·D·V).
+
+Memory above the inputs: the gradients themselves (``N·D + V·D`` elements of the input dtype,
+plus ``V`` for the bias) and a chunk buffer of ``chunk_size × V`` float32 values (twice that
+with a soft cap), plus a few length-N vectors. ``chunk_size="auto"`` sizes the buffer at about
+10% of the gradients (at least 64 rows and 4 MiB, at most 64 MiB).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from .. import _validate as v
+
+__all__ = ["linear_cross_entropy", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput"]
+
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_AUTO_BUDGET_FRACTION = 0.10  # chunk buffers ≈ 10% of the gradients' bytes
+_AUTO_BUDGET_MIN = 4 * 2**20
+_AUTO_BUDGET_MAX = 64 * 2**20
+_MIN_AUTO_ROWS = 64  # fewer rows make the matrix products inefficient
+
+
+@dataclass(frozen=True)
+class LinearCrossEntropyOutput:
+    """What :func:`linear_cross_entropy` returns with ``return_lse=True``.
+
+    Attributes:
+      loss: the loss (scalar, or per token for ``reduction='none'``).
+      lse: log-sum-exp of each token's (soft-capped) logits, ``hidden.shape[:-1]``, in the
+        computation dtype (float32 for 16-bit inputs); not differentiable. Ignored tokens
+        get their lse too.
+    """
+
+    loss: torch.Tensor
+    lse: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Checked, hashable settings of one call."""
+
+    ignore_index: int
+    label_smoothing: float
+    z_loss: float
+    softcap: float | None
+    reduction: Literal["none", "mean", "sum"]
+    chunk_size: int | None  # None = auto
+
+
+# ==================================================================================
+# Checks
+# ==================================================================================
+
+
+def _check_options(
+    *,
+    ignore_index: object,
+    label_smoothing: object,
+    z_loss: object,
+    softcap: object,
+    reduction: object,
+    chunk_size: object,
+    group: object,
+) -> _Options:
+    if group is not None:
+        raise NotImplementedError(
+            f"group={group!r}: vocabulary-parallel linear cross-entropy is not implemented "
+            "yet; pass group=None (the whole vocabulary on this process)"
+        )
+    checked_reduction = v.check_reduction(reduction)
+    checked_ignore = v.check_ignore_index(ignore_index)
+    smoothing = v.check_unit_interval("label_smoothing", label_smoothing)  # type: ignore[arg-type]
+    checked_z_loss = v.check_non_negative("z_loss", z_loss)  # type: ignore[arg-type]
+    checked_softcap: float | None = None
+    if softcap is not None:
+        if isinstance(softcap, bool) or not isinstance(softcap, (int, float)) or math.isnan(softcap):
+            raise TypeError(f"softcap must be a positive number or None, got {softcap!r}")
+        if not 0 < softcap < math.inf:
+            raise ValueError(
+                f"softcap must be a positive finite number (e.g. 30.0 as in Gemma 2) or None, "
+                f"got {softcap}"
+            )
+        checked_softcap = float(softcap)
+    checked_chunk: int | None
+    if chunk_size == "auto":
+        checked_chunk = None
+    elif isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size > 0:
+        checked_chunk = chunk_size
+    else:
+        raise ValueError(
+            f"chunk_size must be 'auto' or a positive int (tokens per chunk), got {chunk_size!r}"
+        )
+    return _Options(
+        checked_ignore, smoothing, checked_z_loss, checked_softcap, checked_reduction, checked_chunk
+    )
+
+
+def _check_tensors(
+    hidden: object,
+    weight: object,
+    target: object,
+    bias: object,
+    class_weight: object,
+    ignore_index: int,
+) -> None:
+    for name, value in (("hidden", hidden), ("weight", weight), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    for name, value in (("bias", bias), ("class_weight", class_weight)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
+    assert isinstance(hidden, torch.Tensor) and isinstance(weight, torch.Tensor)  # for mypy
+    assert isinstance(target, torch.Tensor)
+    if hidden.dtype not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"hidden must have dtype float32, bfloat16, float16 or float64, got {hidden.dtype}; "
+            f"convert it first (e.g. hidden.float())"
+        )
+    if weight.dtype != hidden.dtype:
+        raise TypeError(
+            f"weight has dtype {weight.dtype}, but hidden has dtype {hidden.dtype}; "
+            f"expected the same dtype (convert one of them, e.g. weight.to(hidden.dtype))"
+        )
+    if hidden.ndim < 1:
+        raise ValueError("hidden must have at least one dimension (the hidden size D), got a scalar")
+    if weight.ndim != 2:
+        raise ValueError(
+            f"weight must have shape (num_classes, hidden_size), got shape {tuple(weight.shape)}"
+        )
+    num_classes, hidden_size = (int(d) for d in weight.shape)
+    if int(hidden.shape[-1]) != hidden_size:
+        raise ValueError(
+            f"hidden has hidden size {int(hidden.shape[-1])} (its last dimension), but weight has "
+            f"shape {tuple(weight.shape)}, i.e. hidden size {hidden_size}; expected "
+            f"hidden of shape (..., {hidden_size}) and weight of shape (num_classes, "
+            f"{int(hidden.shape[-1])})"
+        )
+    if num_classes == 0:
+        raise ValueError("weight has 0 rows; expected at least one class")
+    if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(
+            f"target must hold integer class indices, got dtype {target.dtype}; convert it "
+            f"(e.g. target.long())"
+        )
+    positions = tuple(int(d) for d in hidden.shape[:-1])
+    if tuple(int(d) for d in target.shape) != positions:
+        raise ValueError(
+            f"target has shape {tuple(target.shape)}, but hidden has shape {tuple(hidden.shape)}; "
+            f"expected one class index per token, shape {positions}"
+        )
+    for name, value in (("bias", bias), ("class_weight", class_weight)):
+        if value is None:
+            continue
+        assert isinstance(value, torch.Tensor)
+        if tuple(value.shape) != (num_classes,):
+            raise ValueError(
+                f"{name} must have shape ({num_classes},), one entry per row of weight, "
+                f"got shape {tuple(value.shape)}"
+            )
+        if name == "bias" and value.dtype != hidden.dtype:
+            raise TypeError(
+                f"bias has dtype {value.dtype}, but hidden has dtype {hidden.dtype}; expected "
+                f"the same dtype"
+            )
+        if name == "class_weight" and value.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"class_weight must have a floating dtype, got {value.dtype}")
+    tensors = [t for t in (hidden, weight, target, bias, class_weight) if isinstance(t, torch.Tensor)]
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
+    bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
+    if bool(bad.any()):
+        found = int(target[bad].reshape(-1)[0])
+        kind = "negative class index" if found < 0 else "class index"
+        raise ValueError(
+            f"target contains {kind} {found}, but weight has {num_classes} rows (classes); "
+            f"expected indices in [0, {num_classes - 1}] or ignore_index={ignore_index}"
+        )
+
+
+# ==================================================================================
+# Per-row terms (length-N vectors: the sparse coefficient rows of the core)
+# ==================================================================================
+
+
+@dataclass
+class _Rows:
+    """The coefficient row :math:`a_i = (1-ε) w_{y_i} e_{y_i} + (ε/V) w` of every token, kept sparse."""
+
+    target: torch.Tensor  # [N] int64, ignored tokens mapped to class 0 (their weight is 0)
+    counted: torch.Tensor  # [N] compute dtype, 1 where the token enters the loss
+    hit: torch.Tensor  # [N] (1-ε) w_y: coefficient of the target class (0 when ignored)
+    smooth: torch.Tensor  # [N] (ε/V)·counted: the row's multiplier of the class-weight vector w
+    total_mass: torch.Tensor  # [N] A_i = Σ_c a_ic = (1-ε) w_y + (ε/V)·counted·Σ w
+    class_weight: torch.Tensor | None  # [V] compute dtype
+    divisor: torch.Tensor  # Σ_i w_{y_i} over counted tokens ('mean' of the cross-entropy)
+    count: torch.Tensor  # number of counted tokens ('mean' of the z-loss)
+
+
+def _rows(
+    target: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    options: _Options,
+    num_classes: int,
+    dtype: torch.dtype,
+) -> _Rows:
+    counted_mask = target != options.ignore_index
+    safe_target = torch.where(counted_mask, target, torch.zeros_like(target)).long()
+    counted = counted_mask.to(dtype)
+    weight = None if class_weight is None else class_weight.detach().to(dtype)
+    target_weight = counted if weight is None else weight[safe_target] * counted
+    eps = options.label_smoothing
+    weight_sum = float(num_classes) if weight is None else weight.sum()
+    smooth = counted * (eps / num_classes)
+    return _Rows(
+        target=safe_target,
+        counted=counted,
+        hit=(1.0 - eps) * target_weight,
+        smooth=smooth,
+        total_mass=(1.0 - eps) * target_weight + smooth * weight_sum,
+        class_weight=weight,
+        divisor=target_weight.sum(),  # PyTorch: Σ w[y_i] over counted i, smoothing or not
+        count=counted.sum(),
+    )
+
+
+def _safe_inverse(value: torch.Tensor) -> torch.Tensor:
+    """1/value, and 0 where value is 0: a mean over nothing counted is 0 (DESIGN)."""
+    return torch.where(value == 0, torch.zeros_like(value), 1.0 / torch.where(value == 0, 1.0, value))
+
+
+# ==================================================================================
+# Chunk kernels
+# ==================================================================================
+
+
+@dataclass
+class _Problem:
+    """Inputs of one call, 2-D, with the settings and the per-row terms."""
+
+    hidden: torch.Tensor  # [N, D]
+    weight: torch.Tensor  # [V, D]
+    bias: torch.Tensor | None  # [V]
+    rows: _Rows
+    options: _Options
+    compute_dtype: torch.dtype
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.hidden.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def low_precision(self) -> bool:
+        return self.hidden.dtype in (torch.bfloat16, torch.float16)
+
+    def chunk_rows(self) -> int:
+        """Tokens per chunk: the user's ``chunk_size`` or a buffer of ~10% of the gradients."""
+        if self.options.chunk_size is not None:
+            return max(1, min(self.options.chunk_size, self.num_tokens))
+        grad_bytes = (self.num_tokens + self.num_classes) * int(self.hidden.shape[1])
+        grad_bytes *= self.hidden.element_size()
+        budget = min(max(_AUTO_BUDGET_FRACTION * grad_bytes, _AUTO_BUDGET_MIN), _AUTO_BUDGET_MAX)
+        per_row = self.num_classes * self._bytes_per_logit()
+        rows = max(_MIN_AUTO_ROWS, int(budget // per_row))
+        return max(1, min(rows, self.num_tokens))
+
+    def vocab_block(self) -> int:
+        """Classes per block of the second (16-bit) pass: as many logits as a token chunk."""
+        elements = self.chunk_rows() * self.num_classes
+        return max(1, min(self.num_classes, elements // max(1, self.num_tokens)))
+
+    def _bytes_per_logit(self) -> int:
+        size = torch.finfo(self.compute_dtype).bits // 8
+        if self.options.softcap is not None:
+            size *= 2  # the derivative of the cap is kept beside the logits
+        if self.low_precision:
+            size += 2  # the 16-bit product before it is widened
+        return size
+
+
+def _logits(
+    problem: _Problem,
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    out: torch.Tensor,
+    want_cap_slope: bool,
+) -> torch.Tensor | None:
+    """``out = cap(hidden @ weight.T + bias)`` in the compute dtype; returns ``cap'`` if asked."""
+    if problem.low_precision:
+        # the 16-bit product accumulates in float32 inside the kernel and is rounded once
+        out.copy_(hidden @ weight.T)
+    else:
+        torch.mm(hidden, weight.T, out=out)
+    if bias is not None:
+        out.add_(bias)
+    softcap = problem.options.softcap
+    if softcap is None:
+        return None
+    out.div_(softcap).tanh_()  # t = tanh(x / c)
+    slope = None
+    if want_cap_slope:
+        slope = torch.square(out).neg_().add_(1.0)  # d(c·tanh(x/c))/dx = 1 - t², from t (≤ 1)
+    out.mul_(softcap)
+    return slope
+
+
+def _finish_grad(
+    problem: _Problem,
+    probs_scaled: torch.Tensor,
+    hit: torch.Tensor,
+    target_local: torch.Tensor,
+    smooth: torch.Tensor | None,
+    class_weight: torch.Tensor | None,
+    cap_slope: torch.Tensor | None,
+) -> torch.Tensor:
+    """Turn ``p·(u A + 2λ v lse)`` into ``∂L/∂x``: subtract ``u a`` and apply the cap's slope."""
+    grad = probs_scaled
+    # - u (1-ε) w_y at the target class (hit is 0 for ignored tokens and foreign blocks)
+    grad.scatter_add_(1, target_local.unsqueeze(1), hit.neg().unsqueeze(1).to(grad.dtype))
+    if smooth is not None:
+        # - u (ε/V) w_c on every class: a rank-one update
+        spread = class_weight if class_weight is not None else torch.ones(
+            grad.shape[1], dtype=grad.dtype, device=grad.device
+        )
+        grad.addr_(smooth, spread, alpha=-1.0)
+    if cap_slope is not None:
+        grad.mul_(cap_slope)
+    return grad
+
+
+@dataclass
+class _Grads:
+    hidden: torch.Tensor | None
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+
+
+def _run(
+    problem: _Problem,
+    upstream: tuple[torch.Tensor, torch.Tensor] | None,
+    want: tuple[bool, bool, bool],
+) -> tuple[torch.Tensor, torch.Tensor, _Grads]:
+    """The chunked passes: per-token losses (cross-entropy part), lse, and the gradients.
+
+    ``upstream`` = (u, v): per-token (or scalar, broadcast) upstream gradients of the
+    cross-entropy and z-loss terms; None computes no gradient.
+    """
+    hidden, weight, bias, rows = problem.hidden, problem.weight, problem.bias, problem.rows
+    options, dtype = problem.options, problem.compute_dtype
+    num_tokens, num_classes = problem.num_tokens, problem.num_classes
+    want_hidden, want_weight, want_bias = want if upstream is not None else (False, False, False)
+    # 16-bit: ∂W and ∂b come from the second pass over vocabulary blocks
+    second_pass = problem.low_precision and (want_weight or want_bias)
+    first_pass_weight = want_weight and not second_pass
+    first_pass_bias = want_bias and not second_pass
+    first_pass_grads = want_hidden or first_pass_weight or first_pass_bias
+
+    device = hidden.device
+    losses = torch.empty(num_tokens, dtype=dtype, device=device)
+    lse = torch.empty(num_tokens, dtype=dtype, device=device)
+    coef = torch.empty(num_tokens, dtype=dtype, device=device) if second_pass else None
+    grad_hidden = torch.empty_like(hidden) if want_hidden else None
+    grad_weight = (
+        torch.zeros_like(weight) if first_pass_weight else (torch.empty_like(weight) if want_weight else None)
+    )
+    grad_bias_acc = torch.zeros(num_classes, dtype=dtype, device=device) if want_bias else None
+    bias_compute = None if bias is None else bias.detach().to(dtype)
+    class_weight = rows.class_weight
+    smoothing = options.label_smoothing > 0
+
+    chunk = problem.chunk_rows()
+    buffer = torch.empty(chunk, num_classes, dtype=dtype, device=device)
+    for start in range(0, num_tokens, chunk):
+        stop = min(start + chunk, num_tokens)
+        size = stop - start
+        hidden_chunk = hidden[start:stop]
+        target_chunk = rows.target[start:stop]
+        logits = buffer[:size]
+        cap_slope = _logits(problem, hidden_chunk, weight, bias_compute, logits, first_pass_grads)
+        row_max, argmax = logits.max(dim=1)
+        # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
+        # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
+        picked = rows.hit[start:stop] * (row_max - logits.gather(1, target_chunk.unsqueeze(1))[:, 0])
+        if smoothing:
+            spread_dot = logits.sum(dim=1) if class_weight is None else logits @ class_weight
+            weight_sum = num_classes if class_weight is None else float(class_weight.sum())
+            picked = picked + rows.smooth[start:stop] * (weight_sum * row_max - spread_dot)
+        torch._softmax(logits, 1, False, out=logits)  # P in place: one fused, row-local kernel
+        # p at the row maximum is exp(0) / Σ exp(z - m), so log Σ exp(z - m) = -log p_max:
+        # accurate because p_max ≥ 1/V never underflows
+        log_sum_exp = torch.log(logits.gather(1, argmax.unsqueeze(1))[:, 0]).neg_()
+        chunk_lse = row_max + log_sum_exp
+        lse[start:stop] = chunk_lse
+        # ℓ_i = A_i lse_i - Σ_c a_ic z_ic
+        losses[start:stop] = rows.total_mass[start:stop] * log_sum_exp + picked
+        if upstream is None:
+            continue
+        u = upstream[0] if upstream[0].ndim == 0 else upstream[0][start:stop]
+        v_scale = upstream[1] if upstream[1].ndim == 0 else upstream[1][start:stop]
+        # ∂L/∂z = p (u A + 2 λ v lse) - u a  =  diag(r) P - u a
+        row_coef = u * rows.total_mass[start:stop]
+        if options.z_loss > 0:
+            row_coef = row_coef + (2.0 * options.z_loss) * v_scale * chunk_lse * rows.counted[
+                start:stop
+            ]
+        if coef is not None:
+            coef[start:stop] = row_coef
+        if not first_pass_grads:
+            continue
+        # g = r·P - u·a (·cap'), formed in place in the buffer: one pass, so few operations per
+        # chunk (each parallel operation costs a thread hand-off on a busy machine)
+        grad = _finish_grad(
+            problem,
+            logits.mul_(row_coef.unsqueeze(1)),
+            u * rows.hit[start:stop],
+            target_chunk,
+            (u * rows.smooth[start:stop]).to(dtype) if smoothing else None,
+            class_weight,
+            cap_slope,
+        )
+        grad_low = grad.to(hidden.dtype) if grad.dtype != hidden.dtype else grad
+        if grad_hidden is not None:
+            torch.mm(grad_low, weight, out=grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
+        if first_pass_weight:
+            assert grad_weight is not None
+            grad_weight.addmm_(grad.T, hidden_chunk)  # ∂W += gᵀ H, in place in its output
+        if first_pass_bias:
+            assert grad_bias_acc is not None
+            grad_bias_acc.add_(grad.sum(dim=0))  # ∂b += Σ_i g_i
+    del buffer
+
+    if second_pass:
+        assert coef is not None and upstream is not None
+        _second_pass(problem, upstream, lse, coef, grad_weight, grad_bias_acc)
+
+    grad_bias = None
+    if grad_bias_acc is not None:
+        assert bias is not None
+        grad_bias = grad_bias_acc.to(bias.dtype)
+    return losses, lse, _Grads(grad_hidden, grad_weight, grad_bias)
+
+
+def _second_pass(
+    problem: _Problem,
+    upstream: tuple[torch.Tensor, torch.Tensor],
+    lse: torch.Tensor,
+    coef: torch.Tensor,
+    grad_weight: torch.Tensor | None,
+    grad_bias_acc: torch.Tensor | None,
+) -> None:
+    """16-bit inputs: ``∂W[block] = g[:, block]ᵀ H`` and ``∂b[block]`` per vocabulary block.
+
+    The block's logits of all tokens are recomputed and turned into ``g`` with the first
+    pass's lse, so each block of ``∂W`` is one matrix product (float32 accumulation inside it,
+    rounded to the input dtype once) instead of a sum of per-chunk roundings.
+    """
+    hidden, weight, bias, rows = problem.hidden, problem.weight, problem.bias, problem.rows
+    dtype = problem.compute_dtype
+    num_classes = problem.num_classes
+    smoothing = problem.options.label_smoothing > 0
+    block = problem.vocab_block()
+    bias_compute = None if bias is None else bias.detach().to(dtype)
+    u = upstream[0]
+    hit = u * rows.hit
+    smooth = (u * rows.smooth).to(dtype) if smoothing else None
+    buffer = torch.empty(problem.num_tokens * block, dtype=dtype, device=hidden.device)
+    for start in range(0, num_classes, block):
+        stop = min(start + block, num_classes)
+        logits = buffer[: problem.num_tokens * (stop - start)].view(problem.num_tokens, stop - start)
+        cap_slope = _logits(
+            problem,
+            hidden,
+            weight[start:stop],
+            None if bias_compute is None else bias_compute[start:stop],
+            logits,
+            True,
+        )
+        # p (u A + 2 λ v lse) with p = exp(z - lse)
+        logits.sub_(lse.unsqueeze(1)).exp_().mul_(coef.unsqueeze(1))
+        in_block = (rows.target >= start) & (rows.target < stop)
+        local_target = torch.where(in_block, rows.target - start, torch.zeros_like(rows.target))
+        grad = _finish_grad(
+            problem,
+            logits,
+            torch.where(in_block, hit, torch.zeros_like(hit)),
+            local_target,
+            smooth,
+            None if rows.class_weight is None else rows.class_weight[start:stop],
+            cap_slope,
+        )
+        if grad_weight is not None:
+            torch.mm(grad.T.to(hidden.dtype), hidden, out=grad_weight[start:stop])
+        if grad_bias_acc is not None:
+            grad_bias_acc[start:stop] = grad.sum(dim=0)
+
+
+# ==================================================================================
+# autograd
+# ==================================================================================
+
+
+class _LinearCrossEntropyFunction(torch.autograd.Function):
+    """Forward computes the loss (and, for 'mean'/'sum', the gradients); backward scales them."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        target: torch.Tensor,
+        class_weight: torch.Tensor | None,
+        options: _Options,
+        want: tuple[bool, bool, bool],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+        rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype)
+        problem = _Problem(hidden, weight, bias, rows, options, compute_dtype)
+        reduction = options.reduction
+        ce_scale = _safe_inverse(rows.divisor) if reduction == "mean" else torch.ones((), dtype=compute_dtype)
+        z_scale = _safe_inverse(rows.count) if reduction == "mean" else torch.ones((), dtype=compute_dtype)
+        precompute = reduction != "none" and any(want)
+        losses, lse, grads = _run(problem, (ce_scale, z_scale) if precompute else None, want)
+        z_term = None
+        if options.z_loss > 0:
+            z_term = options.z_loss * torch.square(lse) * rows.counted  # PaLM: λ lse², counted tokens
+        if reduction == "none":
+            loss = losses if z_term is None else losses + z_term
+        else:
+            loss = losses.sum() * ce_scale
+            if z_term is not None:
+                loss = loss + z_term.sum() * z_scale
+        ctx.options = options
+        ctx.want = want
+        if reduction == "none":
+            ctx.save_for_backward(hidden, weight, bias, target, class_weight)
+        else:
+            ctx.grads = grads
+        ctx.mark_non_differentiable(lse)
+        return loss, lse
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: torch.Tensor, _grad_lse: torch.Tensor) -> tuple[Any, ...]:
+        options: _Options = ctx.options
+        if options.reduction == "none":
+            hidden, weight, bias, target, class_weight = ctx.saved_tensors
+            compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+            rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype)
+            problem = _Problem(hidden, weight, bias, rows, options, compute_dtype)
+            upstream = grad_loss.to(compute_dtype)
+            _, _, grads = _run(problem, (upstream, upstream), ctx.want)
+        else:
+            grads = ctx.grads
+            if grads is None:
+                raise RuntimeError(
+                    "linear_cross_entropy: backward was called twice on the same graph; the "
+                    "gradients computed in the forward pass were consumed by the first call "
+                    "(retain_graph=True is not supported for reduction='mean'/'sum')"
+                )
+            ctx.grads = None
+            if not bool(grad_loss == 1):  # scale in place: no second gradient-sized allocation
+                for tensor in (grads.hidden, grads.weight, grads.bias):
+                    if tensor is not None:
+                        tensor.mul_(grad_loss.to(tensor.dtype))
+        return grads.hidden, grads.weight, grads.bias, None, None, None, None
+
+
+# ==================================================================================
+# Public API
+# ==================================================================================
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    bias: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    class_weight: torch.Tensor | None = None,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: v.Reduction = "mean",
+    return_lse: bool = False,
+    chunk_size: int | Literal["auto"] = "auto",
+    group: Any = None,
+) -> torch.Tensor | LinearCrossEntropyOutput:
+    r"""Cross-entropy of a linear layer's logits, without materialising the ``N × V`` logits.
+
+    .. math::
+        z_i = \operatorname{cap}(W h_i + b), \qquad
+        \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c
+                 + \lambda\, \mathrm{lse}(z_i)^2,
+
+    with :math:`a_{ic} = (1-\varepsilon)\, w_{y_i} [c = y_i] + \tfrac{\varepsilon}{V} w_c`
+    (``crossent.cross_entropy``'s coefficients), :math:`\operatorname{cap}(x) = c \tanh(x/c)`
+    (Gemma 2's soft cap, or the identity) and :math:`\lambda` the PaLM z-loss weight.
+    Tokens are processed in chunks; the gradients of ``hidden``, ``weight`` and ``bias``
+    are computed chunk by chunk, so memory above the inputs is the gradients plus one chunk
+    (see ``docs/linear_cross_entropy.md`` for the derivation and measurements).
+
+    Args:
+      hidden: ``[..., D]`` float32, bfloat16, float16 or float64 (e.g. ``(B, T, D)``).
+      weight: ``[V, D]``, the dtype of ``hidden`` (an ``nn.Linear(D, V)`` weight).
+      target: integer class indices, ``hidden.shape[:-1]``.
+      bias: optional ``[V]``, the dtype of ``hidden``.
+      ignore_index: tokens whose target equals it are not counted (loss 0, gradient 0).
+      label_smoothing: ε in [0, 1], as ``F.cross_entropy``: target mass (1-ε) on the
+        class and ε/V spread over all classes (times the class weights).
+      class_weight: optional ``[V]`` class weights (``F.cross_entropy``'s ``weight``).
+      z_loss: λ ≥ 0; adds λ·lse² per counted token, averaged over counted tokens for
+        'mean' (PaLM's auxiliary loss; 1e-4 there).
+      softcap: optional c > 0; logits become c·tanh(logits/c) (Gemma 2: 30.0).
+      reduction: 'none' (per token, ``hidden.shape[:-1]``), 'mean' or 'sum'. 'mean' divides
+        the cross-entropy by the summed class weight of the counted targets (their count
+        without weights) and the z-loss by the number of counted tokens; with nothing
+        counted it returns 0 and zero gradients.
+      return_lse: also return the log-sum-exp of each token's logits.
+      chunk_size: tokens per chunk, or 'auto' (a chunk buffer of about 10% of the
+        gradients' size, at least 64 rows and 4 MiB, at most 64 MiB).
+      group: reserved for the vocabulary-parallel version; must be None.
+
+    Returns:
+      The loss (float32 for 16-bit inputs, else the input dtype): a scalar, or per token for
+      ``reduction='none'``; with ``return_lse=True`` a :class:`LinearCrossEntropyOutput`
+      ``(loss, lse)``.
+
+    Raises:
+      ValueError: mismatched hidden size, target shape or class index out of range, bad
+        option values. TypeError: non-floating or mixed dtypes, non-integer target.
+      NotImplementedError: ``group`` other than None.
+
+    Example:
+
+    >>> import torch
+    >>> from crossent.torch import linear_cross_entropy
+    >>> hidden = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
+    >>> weight = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], requires_grad=True)
+    >>> target = torch.tensor([2, 1])
+    >>> loss = linear_cross_entropy(hidden, weight, target)
+    >>> # logits (1, 0, 1) and (0, 2, 2): mean of log(1 + 2e) - 1 and log(1 + 2e²) - 2
+    >>> import math
+    >>> round(loss.item(), 6), round((math.log(1 + 2 * math.e) - 1 + math.log(1 + 2 * math.e**2) - 2) / 2, 6)
+    (0.810309, 0.810309)
+    >>> reference = torch.nn.functional.cross_entropy(hidden @ weight.T, target)
+    >>> torch.allclose(loss, reference)
+    True
+
+    NOTE: unlike ``torch.nn.functional.cross_entropy`` and ``linear_cross_entropy``, a 'mean'
+    over nothing counted is 0 (not NaN), 16-bit inputs give a float32 loss, and
+    ``retain_graph=True`` is not supported for 'mean'/'sum' (the gradients are computed in the
+    forward pass and handed over once). Otherwise the numbers are PyTorch's, including the
+    weighted mean and label smoothing with class weights and ``ignore_index``.
+    """
+    options = _check_options(
+        ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+        softcap=softcap, reduction=reduction, chunk_size=chunk_size, group=group,
+    )
+    _check_tensors(hidden, weight, target, bias, class_weight, options.ignore_index)
+    positions = tuple(hidden.shape[:-1])
+    grad_enabled = torch.is_grad_enabled()
+    want = (
+        grad_enabled and hidden.requires_grad,
+        grad_enabled and weight.requires_grad,
+        grad_enabled and bias is not None and bias.requires_grad,
+    )
+    hidden_2d = hidden.reshape(-1, hidden.shape[-1])
+    if not hidden_2d.is_contiguous():
+        hidden_2d = hidden_2d.contiguous()
+    weight_c = weight if weight.is_contiguous() else weight.contiguous()
+    loss, lse = _LinearCrossEntropyFunction.apply(
+        hidden_2d, weight_c, bias, target.reshape(-1), class_weight, options, want
+    )
+    if options.reduction == "none":
+        loss = loss.reshape(positions)
+    if return_lse:
+        return LinearCrossEntropyOutput(loss, lse.reshape(positions))
+    return loss
+
+
+class LinearCrossEntropyLoss(torch.nn.Module):
+    """Module form of :func:`linear_cross_entropy`: settings checked once, here.
+
+    ``forward(hidden, weight, target, bias=None)`` takes the output layer's parameters as
+    arguments, so the loss can sit beside the model (which owns ``weight``) without copying.
+
+    Example:
+
+    >>> import torch
+    >>> from crossent.torch import LinearCrossEntropyLoss
+    >>> loss_fn = LinearCrossEntropyLoss(z_loss=1e-4, softcap=30.0)
+    >>> hidden, weight = torch.zeros(2, 3, 4), torch.zeros(5, 4)
+    >>> round(loss_fn(hidden, weight, torch.tensor([[0, 1, 2], [3, 4, -100]])).item(), 6)
+    1.609697
+    """
+
+    def __init__(
+        self,
+        *,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        class_weight: torch.Tensor | None = None,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
+        reduction: v.Reduction = "mean",
+        return_lse: bool = False,
+        chunk_size: int | Literal["auto"] = "auto",
+        group: Any = None,
+    ) -> None:
+        super().__init__()
+        self.options = _check_options(
+            ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+            softcap=softcap, reduction=reduction, chunk_size=chunk_size, group=group,
+        )
+        if class_weight is not None and not isinstance(class_weight, torch.Tensor):
+            raise TypeError(
+                f"class_weight must be a torch.Tensor or None, got {type(class_weight).__name__}"
+            )
+        self.class_weight: torch.Tensor | None
+        self.register_buffer("class_weight", class_weight)
+        self.return_lse = bool(return_lse)
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        target: torch.Tensor,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor | LinearCrossEntropyOutput:
+        o = self.options
+        return linear_cross_entropy(
+            hidden, weight, target, bias=bias, ignore_index=o.ignore_index,
+            label_smoothing=o.label_smoothing, class_weight=self.class_weight, z_loss=o.z_loss,
+            softcap=o.softcap, reduction=o.reduction, return_lse=self.return_lse,
+            chunk_size="auto" if o.chunk_size is None else o.chunk_size,
+        )
+
+    def extra_repr(self) -> str:
+        o = self.options
+        return (
+            f"reduction={o.reduction!r}, ignore_index={o.ignore_index}, "
+            f"label_smoothing={o.label_smoothing}, z_loss={o.z_loss}, softcap={o.softcap}"
+        )
