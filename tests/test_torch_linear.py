@@ -377,6 +377,14 @@ def test_wrong_shapes():
         linear_cross_entropy(hidden, weight[..., None], target)
 
 
+def test_group_with_an_option_the_parallel_path_lacks():
+    hidden, weight, target = _valid()
+    with pytest.raises(NotImplementedError,
+                       match=r"linear_cross_entropy with group= \(vocabulary-parallel\) does not "
+                             r"support z_loss, softcap; drop them or use group=None"):
+        linear_cross_entropy(hidden, weight, target, z_loss=1e-4, softcap=30.0, group="world")
+
+
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
@@ -390,9 +398,6 @@ def test_wrong_shapes():
         (dict(chunk_size=0), ValueError,
          r"chunk_size must be 'auto' or a positive int \(tokens per chunk\), got 0"),
         (dict(ignore_index=1.0), TypeError, r"ignore_index must be an int, got 1.0"),
-        (dict(group="world"), NotImplementedError,
-         r"group='world': vocabulary-parallel linear cross-entropy is not implemented yet; "
-         r"pass group=None"),
     ],
 )
 def test_bad_options_in_function_and_module(options, error, message):

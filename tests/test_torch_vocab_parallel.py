@@ -27,6 +27,7 @@ import torch.nn.functional as F  # noqa: E402
 import crossent  # noqa: E402
 from crossent.torch import (  # noqa: E402
     _vocab_parallel,  # noqa: E402
+    linear_cross_entropy,
     vocab_parallel_cross_entropy,
     vocab_parallel_linear_cross_entropy,
 )
@@ -64,6 +65,7 @@ class Case:
     hidden_grad: bool = True  # linear only: does hidden require a gradient
     no_grad: bool = False  # run the forward under torch.no_grad (loss only)
     rank_order: bool = False  # pass vocab_start=None: shards in rank order
+    through_linear_cross_entropy: bool = False  # call linear_cross_entropy(..., group=WORLD)
     seed: int = 0
 
 
@@ -111,6 +113,9 @@ def _cases() -> list[Case]:
                      ignore="some", label_smoothing=0.1, seed=2300 + world),
                 Case(f"linear-{layout}-vocab_start_none", "linear", layout, rank_order=True,
                      reduction="none", seed=2400 + world),
+                Case(f"linear-{layout}-linear_cross_entropy_group", "linear", layout,
+                     rank_order=True, through_linear_cross_entropy=True, ignore="some",
+                     label_smoothing=0.1, seed=2500 + world),
         ]
         cases += extra
     return cases
@@ -190,8 +195,17 @@ def _run_case(case: Case, rank: int) -> dict:
         with torch.no_grad():
             return {"loss": vocab_parallel_linear_cross_entropy(
                 hidden, weight, inputs["target"], bias_shard=bias, chunk_size=case.chunk_size, **options)}
-    loss = vocab_parallel_linear_cross_entropy(hidden, weight, inputs["target"], bias_shard=bias,
-                                               chunk_size=case.chunk_size, **options)
+    if case.through_linear_cross_entropy:  # issue 8 item 2: the public entry point
+        loss = linear_cross_entropy(
+            hidden, weight, inputs["target"], bias=bias, group=dist.group.WORLD,
+            chunk_size=case.chunk_size, ignore_index=case.ignore_index,
+            label_smoothing=case.label_smoothing, reduction=case.reduction,
+        )
+    else:
+        loss = vocab_parallel_linear_cross_entropy(
+            hidden, weight, inputs["target"], bias_shard=bias, chunk_size=case.chunk_size,
+            **options,
+        )
     _backward(loss, case, inputs["upstream"])
     return {"loss": loss.detach(), "grad_hidden": hidden.grad, "grad_weight": weight.grad,
             "grad_bias": None if bias is None else bias.grad}

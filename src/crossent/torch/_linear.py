@@ -103,13 +103,7 @@ def _check_options(
     softcap: object,
     reduction: object,
     chunk_size: object,
-    group: object,
 ) -> _Options:
-    if group is not None:
-        raise NotImplementedError(
-            f"group={group!r}: vocabulary-parallel linear cross-entropy is not implemented "
-            "yet; pass group=None (the whole vocabulary on this process)"
-        )
     checked_reduction = v.check_reduction(reduction)
     checked_ignore = v.check_ignore_index(ignore_index)
     smoothing = v.check_unit_interval("label_smoothing", label_smoothing)  # type: ignore[arg-type]
@@ -618,6 +612,42 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
 # ==================================================================================
 
 
+def _vocab_parallel(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    bias: torch.Tensor | None,
+    ignore_index: int,
+    label_smoothing: float,
+    class_weight: torch.Tensor | None,
+    z_loss: float,
+    softcap: float | None,
+    reduction: v.Reduction,
+    return_lse: bool,
+    chunk_size: int | Literal["auto"],
+    group: Any,
+) -> torch.Tensor:
+    """``linear_cross_entropy(..., group=group)``: the weight sharded by vocabulary rows."""
+    unsupported = {
+        "class_weight": class_weight is not None, "z_loss": z_loss != 0.0,
+        "softcap": softcap is not None, "return_lse": bool(return_lse),
+    }
+    missing = [name for name, given in unsupported.items() if given]
+    if missing:
+        raise NotImplementedError(
+            f"linear_cross_entropy with group= (vocabulary-parallel) does not support "
+            f"{', '.join(missing)}; drop {'them' if len(missing) > 1 else 'it'} or use group=None"
+        )
+    from ._vocab_parallel import vocab_parallel_linear_cross_entropy
+
+    return vocab_parallel_linear_cross_entropy(
+        hidden, weight, target, vocab_start=None, group=group, bias_shard=bias,
+        ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
+        chunk_size=chunk_size,
+    )
+
+
 def linear_cross_entropy(
     hidden: torch.Tensor,
     weight: torch.Tensor,
@@ -667,7 +697,12 @@ def linear_cross_entropy(
       return_lse: also return the log-sum-exp of each token's logits.
       chunk_size: tokens per chunk, or 'auto' (a chunk buffer of about 10% of the
         gradients' size, at least 64 rows and 4 MiB, at most 64 MiB).
-      group: reserved for the vocabulary-parallel version; must be None.
+      group: a ``torch.distributed`` process group over which ``weight`` (and ``bias``) are
+        sharded by vocabulary rows, in rank order (Megatron-LM's layout): each rank passes
+        its own ``[V_rank, D]`` slice and the same ``hidden`` and ``target``; the loss is
+        that of the whole vocabulary, and the gradient of ``hidden`` is all-reduced. This
+        runs :func:`crossent.torch.vocab_parallel_linear_cross_entropy`; ``class_weight``,
+        ``z_loss``, ``softcap`` and ``return_lse`` are not available there.
 
     Returns:
       The loss (float32 for 16-bit inputs, else the input dtype): a scalar, or per token for
@@ -677,7 +712,7 @@ def linear_cross_entropy(
     Raises:
       ValueError: mismatched hidden size, target shape or class index out of range, bad
         option values. TypeError: non-floating or mixed dtypes, non-integer target.
-      NotImplementedError: ``group`` other than None.
+      NotImplementedError: with ``group``, an option the vocabulary-parallel path lacks.
 
     Example:
 
@@ -701,9 +736,16 @@ def linear_cross_entropy(
     forward pass and handed over once). Otherwise the numbers are PyTorch's, including the
     weighted mean and label smoothing with class weights and ``ignore_index``.
     """
+    if group is not None:
+        return _vocab_parallel(
+            hidden, weight, target, bias=bias, ignore_index=ignore_index,
+            label_smoothing=label_smoothing, class_weight=class_weight, z_loss=z_loss,
+            softcap=softcap, reduction=reduction, return_lse=return_lse,
+            chunk_size=chunk_size, group=group,
+        )
     options = _check_options(
         ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-        softcap=softcap, reduction=reduction, chunk_size=chunk_size, group=group,
+        softcap=softcap, reduction=reduction, chunk_size=chunk_size,
     )
     _check_tensors(hidden, weight, target, bias, class_weight, options.ignore_index)
     positions = tuple(hidden.shape[:-1])
@@ -759,8 +801,9 @@ class LinearCrossEntropyLoss(torch.nn.Module):
         super().__init__()
         self.options = _check_options(
             ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-            softcap=softcap, reduction=reduction, chunk_size=chunk_size, group=group,
+            softcap=softcap, reduction=reduction, chunk_size=chunk_size,
         )
+        self.group = group
         if class_weight is not None and not isinstance(class_weight, torch.Tensor):
             raise TypeError(
                 f"class_weight must be a torch.Tensor or None, got {type(class_weight).__name__}"
@@ -781,7 +824,7 @@ class LinearCrossEntropyLoss(torch.nn.Module):
             hidden, weight, target, bias=bias, ignore_index=o.ignore_index,
             label_smoothing=o.label_smoothing, class_weight=self.class_weight, z_loss=o.z_loss,
             softcap=o.softcap, reduction=o.reduction, return_lse=self.return_lse,
-            chunk_size="auto" if o.chunk_size is None else o.chunk_size,
+            chunk_size="auto" if o.chunk_size is None else o.chunk_size, group=self.group,
         )
 
     def extra_repr(self) -> str:
