@@ -41,7 +41,6 @@ import datetime as _dt
 import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results.csv"
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _provenance  # noqa: E402
 
 import cross_entropy_references as references  # noqa: E402
 
@@ -287,31 +289,6 @@ def startup_costs() -> dict[str, float]:
 # ==================================================================================
 
 
-def _version() -> str:
-    import crossent
-
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        commit = ""
-    return f"{crossent.__version__}+{commit}" if commit else crossent.__version__
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.node()} {model} {os.cpu_count()} cores {memory_gib:.0f} GiB"
-
-
 def append_csv(
     rows: list[dict[str, Any]], startup: dict[str, float], path: Path = RESULTS
 ) -> Path:
@@ -325,8 +302,8 @@ def append_csv(
             path = path.with_name(f"results_{BENCHMARK}.csv")
     new = not path.exists()
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    common = {"date": date, "version": _version(), "torch": torch.__version__,
-              "machine": _machine(), "benchmark": BENCHMARK}
+    common = {"date": date, "version": _provenance.version(), "torch": torch.__version__,
+              "machine": _provenance.machine(), "benchmark": BENCHMARK}
     metrics = (("median_s", "s"), ("min_s", "s"), ("cpu_median_s", "s"), ("spread", "ratio"),
                ("vs_crossent", "ratio"),
                ("vs_fastest_peer", "ratio"), ("first_call_s", "s"))

@@ -37,7 +37,6 @@ import datetime as _dt
 import importlib.util
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -47,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _provenance  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results.csv"
 CSV_FIELDS = [
     "date", "version", "torch", "machine", "benchmark", "case", "contender",
@@ -290,37 +292,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _version() -> str:
-    try:
-        import crossent
-
-        version = crossent.__version__
-    except ImportError:
-        version = "unknown"
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return f"{version}+{commit}" if commit else version
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.node()} {model} {os.cpu_count()} cores {memory_gib:.0f} GiB"
-
-
 def append_csv(rows: list[dict[str, Any]], path: Path = RESULTS) -> Path:
     """Append one CSV row per metric; a file with another header gets a sibling file instead."""
     import torch
@@ -332,8 +303,8 @@ def append_csv(rows: list[dict[str, Any]], path: Path = RESULTS) -> Path:
             path = path.with_name(f"results_{BENCHMARK}.csv")
     new = not path.exists()
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    common = {"date": date, "version": _version(), "torch": torch.__version__,
-              "machine": _machine(), "benchmark": BENCHMARK}
+    common = {"date": date, "version": _provenance.version(), "torch": torch.__version__,
+              "machine": _provenance.machine(), "benchmark": BENCHMARK}
     metrics = (("median_s", "s"), ("peak_above_inputs_mb", "MB"), ("grads_mb", "MB"),
                ("memory_vs_grads", "ratio"), ("time_vs_plain", "ratio"),
                ("time_vs_torch_chunked", "ratio"), ("load_avg_1min", "load"))
