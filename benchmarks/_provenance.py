@@ -1,14 +1,18 @@
-"""Where a benchmark row comes from: crossent's version and commit, and the machine.
+"""Where a benchmark row comes from, and the shared results CSV.
 
-Shared by the benchmark scripts so every CSV row is labelled the same way.
+Shared by the benchmark scripts so every CSV row is labelled the same way: crossent's
+version and commit, torch's version, the machine, the date.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as _dt
 import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +48,36 @@ def machine() -> str:
         pass
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{platform.node()} {model} {os.cpu_count()} cores {memory_gib:.0f} GiB"
+
+
+RESULTS = ROOT / "benchmarks" / "results.csv"
+CSV_FIELDS = [
+    "date", "version", "torch", "machine", "benchmark", "case", "contender",
+    "metric", "value", "unit",
+]
+
+
+def append_csv(benchmark: str, records: list[dict[str, Any]], path: Path = RESULTS) -> Path:
+    """Append ``records`` (case, contender, metric, value, unit) in the shared long format.
+
+    Each row is labelled with the date, crossent's version, torch's version, the machine
+    and ``benchmark``. A file whose header differs gets a sibling ``results_<benchmark>.csv``.
+    """
+    import torch
+
+    if path.exists():
+        with open(path, newline="") as existing:
+            header = next(csv.reader(existing), None)
+        if header != CSV_FIELDS:
+            path = path.with_name(f"results_{benchmark}.csv")
+    new = not path.exists()
+    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    common = {"date": date, "version": version(), "torch": torch.__version__,
+              "machine": machine(), "benchmark": benchmark}
+    with open(path, "a", newline="") as output:
+        writer = csv.DictWriter(output, fieldnames=CSV_FIELDS)
+        if new:
+            writer.writeheader()
+        for record in records:
+            writer.writerow({**common, **record, "value": f"{record['value']:.6g}"})
+    return path

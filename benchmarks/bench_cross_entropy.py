@@ -36,8 +36,6 @@ Benchmarks do not assert.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as _dt
 import gc
 import json
 import os
@@ -53,7 +51,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results.csv"
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -62,10 +59,6 @@ import _provenance  # noqa: E402
 
 import cross_entropy_references as references  # noqa: E402
 
-CSV_FIELDS = [
-    "date", "version", "torch", "machine", "benchmark", "case", "contender",
-    "metric", "value", "unit",
-]
 BENCHMARK = "cross_entropy"
 CONTENDERS = ("crossent", "crossent.torch", "torch", "torch.compile", "jax", "numpy", "copy")
 PEERS = ("torch", "torch.compile", "jax", "numpy")  # the frameworks crossent is compared with
@@ -289,39 +282,19 @@ def startup_costs() -> dict[str, float]:
 # ==================================================================================
 
 
-def append_csv(
-    rows: list[dict[str, Any]], startup: dict[str, float], path: Path = RESULTS
-) -> Path:
+def append_csv(rows: list[dict[str, Any]], startup: dict[str, float]) -> Path:
     """One CSV row per metric (the long format shared with the other benchmarks)."""
-    import torch
-
-    if path.exists():
-        with open(path, newline="") as existing:
-            header = next(csv.reader(existing), None)
-        if header != CSV_FIELDS:
-            path = path.with_name(f"results_{BENCHMARK}.csv")
-    new = not path.exists()
-    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    common = {"date": date, "version": _provenance.version(), "torch": torch.__version__,
-              "machine": _provenance.machine(), "benchmark": BENCHMARK}
     metrics = (("median_s", "s"), ("min_s", "s"), ("cpu_median_s", "s"), ("spread", "ratio"),
                ("vs_crossent", "ratio"),
                ("vs_fastest_peer", "ratio"), ("first_call_s", "s"))
-    with open(path, "a", newline="") as output:
-        writer = csv.DictWriter(output, fieldnames=CSV_FIELDS)
-        if new:
-            writer.writeheader()
-        for row in rows:
-            case = f"N={row['N']} V={row['V']} float32 {row['mode']}"
-            for metric, unit in metrics:
-                if metric in row:
-                    writer.writerow({**common, "case": case, "contender": row["contender"],
-                                     "metric": metric, "value": f"{row[metric]:.6g}",
-                                     "unit": unit})
-        for metric, value in startup.items():
-            writer.writerow({**common, "case": "startup", "contender": "crossent",
-                             "metric": metric, "value": f"{value:.6g}", "unit": "s"})
-    return path
+    records = [
+        {"case": f"N={row['N']} V={row['V']} float32 {row['mode']}", "contender": row["contender"],
+         "metric": metric, "value": row[metric], "unit": unit}
+        for row in rows for metric, unit in metrics if metric in row
+    ]
+    records += [{"case": "startup", "contender": "crossent", "metric": metric, "value": value,
+                 "unit": "s"} for metric, value in startup.items()]
+    return _provenance.append_csv(BENCHMARK, records)
 
 
 def print_table(rows: list[dict[str, Any]], startup: dict[str, float], load: tuple) -> None:

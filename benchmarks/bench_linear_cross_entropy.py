@@ -32,8 +32,6 @@ Results are printed as a table (or JSON) and appended to ``benchmarks/results.cs
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as _dt
 import importlib.util
 import json
 import os
@@ -49,11 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import _provenance  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results.csv"
-CSV_FIELDS = [
-    "date", "version", "torch", "machine", "benchmark", "case", "contender",
-    "metric", "value", "unit",
-]
 BENCHMARK = "linear_cross_entropy"
 CONTENDERS = ("crossent", "plain", "torch", "torch_chunked")
 FULL_SIZES = ((4096, 1024, 32000), (2048, 1024, 128000), (8192, 512, 50000))
@@ -292,33 +285,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def append_csv(rows: list[dict[str, Any]], path: Path = RESULTS) -> Path:
-    """Append one CSV row per metric; a file with another header gets a sibling file instead."""
-    import torch
-
-    if path.exists():
-        with open(path, newline="") as existing:
-            header = next(csv.reader(existing), None)
-        if header != CSV_FIELDS:
-            path = path.with_name(f"results_{BENCHMARK}.csv")
-    new = not path.exists()
-    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    common = {"date": date, "version": _provenance.version(), "torch": torch.__version__,
-              "machine": _provenance.machine(), "benchmark": BENCHMARK}
+def append_csv(rows: list[dict[str, Any]]) -> Path:
+    """One CSV row per metric (the long format shared with the other benchmarks)."""
     metrics = (("median_s", "s"), ("peak_above_inputs_mb", "MB"), ("grads_mb", "MB"),
                ("memory_vs_grads", "ratio"), ("time_vs_plain", "ratio"),
                ("time_vs_torch_chunked", "ratio"), ("load_avg_1min", "load"))
-    with open(path, "a", newline="") as output:
-        writer = csv.DictWriter(output, fieldnames=CSV_FIELDS)
-        if new:
-            writer.writeheader()
-        for row in rows:
-            for metric, unit in metrics:
-                if metric in row:
-                    writer.writerow({**common, "case": _case(row), "contender": row["contender"],
-                                     "metric": metric, "value": f"{row[metric]:.6g}",
-                                     "unit": unit})
-    return path
+    records = [
+        {"case": _case(row), "contender": row["contender"], "metric": metric,
+         "value": row[metric], "unit": unit}
+        for row in rows for metric, unit in metrics if metric in row
+    ]
+    return _provenance.append_csv(BENCHMARK, records)
 
 
 def main(argv: list[str] | None = None) -> int:
