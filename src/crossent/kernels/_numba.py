@@ -250,6 +250,32 @@ def _cast_like_overload(value, reference):  # type: ignore[no-untyped-def]
     return lambda value, reference: target_type(value)
 
 
+def sum_exp(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
+    """Σ_c exp(z_c - m) (pure-Python stand-in; numba uses the overload below)."""
+    e = np.exp(z - m)
+    if want_grad:
+        grad[i, :] = e
+    return e.sum()
+
+
+@overload(sum_exp, inline="always", jit_options={"fastmath": FASTMATH})
+def _sum_exp_overload(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
+    def sum_of_exps(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
+        s = m - m  # 0 in the row's dtype
+        if want_grad:  # keep e_c in the gradient row (cache-resident) for pass 3
+            g = grad[i]
+            for c in range(z.size):
+                e = fast_exp(z[c] - m)
+                g[c] = e
+                s += e
+        else:
+            for c in range(z.size):
+                s += fast_exp(z[c] - m)
+        return s
+
+    return sum_of_exps
+
+
 # ==================================================================================
 # Integer targets
 # ==================================================================================
@@ -314,15 +340,7 @@ def index_rows(  # type: ignore[no-untyped-def]
         s = zero
         linear = 0.0  # Σ_{w_c≠0} w_c (z_c - m)
         if -np.inf < m < np.inf:
-            if want_grad:  # keep e_c in the gradient row (cache-resident) for pass 3
-                g = grad[i]
-                for c in range(num_classes):
-                    e = fast_exp(z[c] - m)
-                    g[c] = e
-                    s += e
-            else:
-                for c in range(num_classes):
-                    s += fast_exp(z[c] - m)
+            s = sum_exp(z, m, grad, i, want_grad)
             if spread != 0.0:
                 for c in range(num_classes):
                     w = weight[c]
@@ -410,15 +428,7 @@ def probability_rows(  # type: ignore[no-untyped-def]
         if -np.inf < m < np.inf:
             keep = cast_like(1.0 - smoothing, m)
             spread_t = cast_like(spread, m)
-            if want_grad:  # keep e_c in the gradient row (cache-resident) for pass 3
-                g = grad[i]
-                for c in range(num_classes):
-                    e = fast_exp(z[c] - m)
-                    g[c] = e
-                    s += e
-            else:
-                for c in range(num_classes):
-                    s += fast_exp(z[c] - m)
+            s = sum_exp(z, m, grad, i, want_grad)
             for c in range(num_classes):
                 a = weight[c] * (t[c] * keep + spread_t)
                 total += a
