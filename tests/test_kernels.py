@@ -40,12 +40,18 @@ def _run(logits, target, **options):
 
 
 def run_path(path: str, monkeypatch, logits, target, **options):
-    """(loss, grad, forward-only loss) through 'numba', 'numpy' (the fallback) or 'generic'."""
+    """(loss, grad, forward-only loss) through 'numba', 'numba_rows', 'numpy' or 'generic'.
+
+    'numba' dispatches as crossent does (few classes: a block of rows at a time);
+    'numba_rows' forces the row-at-a-time kernel; 'numpy' is the fallback.
+    """
     with monkeypatch.context() as patch:
         if path == "generic":
             patch.setattr(kernels, "applies", lambda inputs: False)
         else:
-            patch.setattr(kernels, "_rows", numba_rows if path == "numba" else numpy_rows)
+            patch.setattr(kernels, "_rows", numpy_rows if path == "numpy" else numba_rows)
+            if path == "numba_rows":  # the row-at-a-time kernel whatever C is
+                patch.setattr(numba_rows, "FEW_CLASSES", {})
             calls = []
             original = kernels.cross_entropy
             patch.setattr(
@@ -120,7 +126,7 @@ def _options(rng, options, shape):
 @pytest.mark.parametrize("option_set", range(len(OPTIONS)))
 def test_paths_agree(monkeypatch, dtype, kind, option_set):
     rng = np.random.default_rng(option_set)
-    shape = (37, 11)
+    shape = (37, 11) if option_set % 3 else (150, 11)  # 150 rows: two blocks of 64 and a rest
     logits, target = make_case(rng, shape, dtype, kind, shape[-1], minus_inf=option_set % 2 == 1)
     options = _options(rng, OPTIONS[option_set], shape)
     if kind == "probability":
@@ -128,7 +134,7 @@ def test_paths_agree(monkeypatch, dtype, kind, option_set):
     rtol, atol = TOLERANCE[dtype]
     expected_loss, expected_grad = float64_reference(logits, target, **options)
     results = {path: run_path(path, monkeypatch, logits, target, **options)
-               for path in ("numba", "numpy", "generic")}
+               for path in ("numba", "numba_rows", "numpy", "generic")}
     for path, (loss, grad, forward) in results.items():
         assert loss.dtype == dtype and grad.dtype == dtype, path
         assert_close(loss, expected_loss, rtol, atol)
@@ -139,16 +145,35 @@ def test_paths_agree(monkeypatch, dtype, kind, option_set):
     assert_close(results["numba"][1], results["generic"][1], rtol, atol)
 
 
-@pytest.mark.parametrize("num_classes", [1, 2, 17, 1000, 40000])
-def test_row_lengths(monkeypatch, num_classes):
-    """Vector loops and their remainders: every row length, one class included."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num_classes", [1, 2, 3, 14, 15, 17, 20, 21, 1000, 40000])
+def test_row_lengths(monkeypatch, num_classes, dtype):
+    """Vector loops and their remainders: every row length, one class and the few-classes
+    thresholds (14 and 20) included."""
     rng = np.random.default_rng(num_classes)
-    logits, target = make_case(rng, (5, num_classes), np.float32, "index", num_classes)
+    num_rows = 5 if num_classes > 100 else 70
+    logits, target = make_case(rng, (num_rows, num_classes), dtype, "index", num_classes)
     expected_loss, expected_grad = float64_reference(logits, target, label_smoothing=0.1)
-    for path in ("numba", "numpy"):
+    rtol, atol = TOLERANCE[dtype]
+    for path in ("numba", "numba_rows", "numpy"):
         loss, grad, _ = run_path(path, monkeypatch, logits, target, label_smoothing=0.1)
-        assert_close(loss, expected_loss, 2e-5, 1e-6)
-        assert_close(grad, expected_grad, 2e-5, 1e-7)
+        assert_close(loss, expected_loss, rtol, atol)
+        assert_close(grad, expected_grad, rtol, atol / 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_few_classes_use_the_block_kernel(monkeypatch, dtype):
+    """Integer targets with C up to the threshold go to index_rows_few_classes, above it not."""
+    limit = numba_rows.FEW_CLASSES[np.dtype(dtype)]
+    calls = []
+    original = numba_rows.index_rows_few_classes
+    monkeypatch.setattr(numba_rows, "index_rows_few_classes",
+                        lambda *args: calls.append(args[0].shape[1]) or original(*args))
+    monkeypatch.setattr(kernels, "_rows", numba_rows)
+    for num_classes in (1, limit, limit + 1):
+        ce.value_and_grad(ce.cross_entropy, np.zeros((3, num_classes), dtype), np.zeros(3, np.int64))
+        ce.cross_entropy(np.zeros((3, num_classes), dtype), np.zeros(3, np.int64))
+    assert calls == [1, 1, limit, limit]
 
 
 def test_class_axis_and_layouts(monkeypatch):
@@ -281,7 +306,8 @@ def _rows_in_one_buffer(rows, dtype, num_classes, gap, grad_first, probabilities
     losses = np.empty(1)
     target = (np.full((1, num_classes), 1.0 / num_classes, dtype) if probabilities
               else np.array([num_classes // 2]))
-    function = rows.probability_rows if probabilities else rows.index_rows
+    function = (rows.probability_rows if probabilities else
+                rows.index_rows_few_classes if num_classes <= 20 else rows.index_rows)
     function(logits[None], target, np.ones(1, np.bool_), weight, 0.1, 0.25, True, losses,
              grad[None], 0, 1)
     return losses[0], grad.copy()
@@ -298,6 +324,28 @@ def test_results_do_not_depend_on_memory_placement(dtype, probabilities):
                                                  probabilities)
                 assert loss == far[0], (num_classes, gap, grad_first)
                 np.testing.assert_array_equal(grad, far[1], err_msg=f"C={num_classes} gap={gap}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num_classes", [1, 3, 10, 14, 20, 21])
+def test_a_rows_bits_do_not_depend_on_its_neighbours(dtype, num_classes):
+    """The few-classes kernel works on blocks of 64 rows: a row gives the same loss and
+    gradient alone, in a batch, and shifted to every position of a block."""
+    rng = np.random.default_rng(num_classes)
+    logits = (rng.standard_normal((150, num_classes)) * 3).astype(dtype)
+    target = rng.integers(0, num_classes, 150)
+    options = {"reduction": "none", "label_smoothing": 0.1}
+    batch_loss, batch_grad = ce.value_and_grad(ce.cross_entropy, logits, target, **options)
+    for row in (0, 63, 64, 149):
+        loss, grad = ce.value_and_grad(ce.cross_entropy, logits[row:row + 1], target[row:row + 1],
+                                       **options)
+        assert loss[0] == batch_loss[row] and np.array_equal(grad[0], batch_grad[row])
+    for shift in (1, 17, 63):
+        padding = rng.standard_normal((shift, num_classes)).astype(dtype)
+        loss, grad = ce.value_and_grad(ce.cross_entropy, np.concatenate([padding, logits]),
+                                       np.concatenate([np.zeros(shift, np.int64), target]), **options)
+        np.testing.assert_array_equal(loss[shift:], batch_loss)
+        np.testing.assert_array_equal(grad[shift:], batch_grad)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -340,6 +388,24 @@ def test_fast_exp_accuracy():
         special = np.array([0.0, -np.inf, np.nan, lowest - 1.0], dtype)
         numba_rows.vector_exp(special, out[:4])
         np.testing.assert_array_equal(out[:4], np.array([1.0, 0.0, np.nan, 0.0], dtype))
+
+
+def test_fast_log_accuracy():
+    """float64 log over [1, e^700] against mpmath: within 2 eps relative (NumPy's: 0.5)."""
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(6)
+    x = np.concatenate([1 + rng.random(500) * 1e-6, 1 + rng.random(500) * 20,
+                        np.exp(rng.random(500) * 700), np.sqrt(2) * (1 + (rng.random(300) - 0.5) * 1e-3),
+                        [1.0, np.nextafter(1.0, 2.0), 2.0, np.sqrt(2), np.nextafter(np.sqrt(2), 2.0)]])
+    x = x[x >= 1]
+    out = np.empty_like(x)
+    numba_rows.vector_log(x, out)
+    with mpmath.workprec(120):
+        exact = [mpmath.log(mpmath.mpf(float(v))) for v in x]
+        error = np.array([float(abs(mpmath.mpf(float(o)) - e) / e) if e else abs(o)
+                          for o, e in zip(out, exact, strict=True)])
+    assert out[x == 1.0][0] == 0.0
+    assert error.max() <= 2 * np.finfo(np.float64).eps, error.max() / np.finfo(np.float64).eps
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -135,6 +135,9 @@ def cross_entropy(
         # 'mean' divides by Σ w[y] over counted rows (their count without weights)
         divisor = float(np.sum(weight[target[counted]], dtype=np.float64))
         row_function = rows.index_rows
+        # numba: rows of few classes a block at a time (lanes across rows)
+        if num_classes <= getattr(rows, "FEW_CLASSES", {}).get(dtype, 0):
+            row_function = rows.index_rows_few_classes
     else:
         target = np.ascontiguousarray(inputs.target, dtype=dtype).reshape(-1, num_classes)
         divisor = float(np.count_nonzero(counted))  # probability targets: counted rows

@@ -120,6 +120,18 @@ def _bits_to_float(typingctx, bits):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
+def _float_to_bits(typingctx, x):  # type: ignore[no-untyped-def]
+    """Reinterpret a float32/float64 as int32/int64."""
+    result = types.int32 if x == types.float32 else types.int64
+    sig = result(x)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(result.bitwidth))
+
+    return sig, codegen
+
+
+@intrinsic
 def _select(typingctx, condition, if_true, if_false):  # type: ignore[no-untyped-def]
     """``if_true if condition else if_false`` without a branch (a select LLVM vectorises)."""
     sig = if_false(condition, if_false, if_false)
@@ -204,6 +216,65 @@ def vector_exp(x, out):  # type: ignore[no-untyped-def]
     flat_x, flat_out = x.ravel(), out.ravel()
     for i in range(flat_x.size):
         flat_out[i] = fast_exp(flat_x[i])
+
+
+# ==================================================================================
+# log(x) for 1 ≤ x < inf, float64, vectorisable
+# ==================================================================================
+# x = 2^k · f with f ∈ [1/√2, √2) (k from the exponent bits, one halving when the
+# mantissa is above √2), so log x = k ln2 + log f, and with t = (f - 1)/(f + 1),
+# |t| ≤ 3 - 2√2 ≈ 0.1716,  log f = 2 atanh t = 2 Σ_{j≥0} t^(2j+1) / (2j+1).
+# Eleven terms leave a truncation below t^23/23 · 2 < 2e-19 (relative < 1e-17 of
+# log f); f - 1 is exact (Sterbenz) and k ln2 uses the split LN2_HI + LN2_LO
+# (LN2_HI has trailing zero bits: k·LN2_HI is exact for |k| < 2^11).
+# Only the few-classes kernel uses it (one log per row, for a block of rows at a time);
+# its accuracy is measured in tests/test_kernels.py::test_fast_log_accuracy.
+
+_LOG_COEFFICIENTS = tuple(2.0 / (2 * j + 1) for j in range(11))  # 2, 2/3, 2/5, ..., 2/21
+
+
+def fast_log(x):  # type: ignore[no-untyped-def]
+    """log(x) for float64 1 ≤ x < inf (pure-Python stand-in; numba uses the overload below)."""
+    return math.log(x)
+
+
+@overload(fast_log, inline="always", jit_options={"fastmath": FASTMATH})
+def _fast_log_overload(x):  # type: ignore[no-untyped-def]
+    if x != types.float64:
+        return None
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10 = _LOG_COEFFICIENTS
+
+    def log64(x):  # type: ignore[no-untyped-def]
+        bits = _float_to_bits(x)
+        exponent = (bits >> np.int64(52)) - np.int64(1023)
+        f = _bits_to_float((bits & np.int64(0x000FFFFFFFFFFFFF)) | np.int64(0x3FF0000000000000))
+        big = f > 1.4142135623730951  # √2
+        f = _select(big, f * 0.5, f)
+        k = np.float64(exponent) + _select(big, 1.0, 0.0)
+        t = (f - 1.0) / (f + 1.0)
+        t2 = t * t
+        p = _fma(c10, t2, c9)
+        p = _fma(p, t2, c8)
+        p = _fma(p, t2, c7)
+        p = _fma(p, t2, c6)
+        p = _fma(p, t2, c5)
+        p = _fma(p, t2, c4)
+        p = _fma(p, t2, c3)
+        p = _fma(p, t2, c2)
+        p = _fma(p, t2, c1)
+        # log f = t·(c0 + t2·p), with c0 = 2 applied last so its rounding is the final one
+        log_f = _fma(t * t2, p, t * c0)
+        return _fma(k, 6.93147180369123816490e-01, _fma(k, 1.90821492927058770002e-10, log_f))
+
+    return log64
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def vector_log(x, out):  # type: ignore[no-untyped-def]
+    """out = log(x) element-wise for float64 1 ≤ x < inf (for the accuracy test of ``fast_log``)."""
+    flat_x, flat_out = x.ravel(), out.ravel()
+    for i in range(flat_x.size):
+        flat_out[i] = fast_log(flat_x[i])
 
 
 # ==================================================================================
@@ -371,6 +442,132 @@ def index_rows(  # type: ignore[no-untyped-def]
                 for c in range(num_classes):
                     g[c] = ratio * g[c]
             g[y] -= scale * hard
+
+
+# ==================================================================================
+# Integer targets, few classes: a block of rows at a time
+# ==================================================================================
+# With C below the vector width the row loops above run scalar: a row of 10 float32
+# classes gets no vector lane, and its one libm log costs as much as its ten exps. Here a
+# block of BLOCK_ROWS rows is transposed into [C, BLOCK_ROWS] and every step runs across
+# rows instead (lane r = row r): the max, exp and the per-row sums are loops over r, the
+# log is ``fast_log``, and only the gather of z_y and the gradient's write-back touch rows
+# one by one. Each lane adds its C terms in class order, so a row's numbers do not depend
+# on its block, on the other rows, or on the vector width (the last block is padded to
+# full width with zeros, never read back). Same formula and special-row path as
+# :func:`index_rows`; rows whose sum is not in [1, inf) are recomputed by
+# ``_index_row_exact``.
+
+BLOCK_ROWS = 64
+# C at or below which crossent.kernels uses index_rows_few_classes, by dtype: the measured
+# crossover of the forward+backward time against index_rows (single thread, 65536 rows;
+# docs/kernels.md). The choice depends on C and the dtype only, never on whether the
+# gradient is wanted, so the loss has the same bits either way.
+FEW_CLASSES = {np.dtype(np.float32): 20, np.dtype(np.float64): 14}
+
+
+# error_model='numpy': a division does not branch to raise ZeroDivisionError (which stops
+# LLVM from vectorising fast_log); no divisor here can be 0 (C ≥ 1, s ≥ 1).
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def index_rows_few_classes(  # type: ignore[no-untyped-def]
+    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+):
+    """As :func:`index_rows` (same arguments and results), for rows of few classes."""
+    num_classes = logits.shape[1]
+    spread = smoothing / num_classes
+    zero = cast_like(0.0, weight[0])  # 0 in the logits' dtype (weight has it, and C ≥ 1)
+    weight_sum = 0.0
+    for c in range(num_classes):
+        weight_sum += weight[c]
+    smooth = cast_like(scale * spread, zero)
+    flat_logits = logits.reshape(-1)  # views: flat indices let LLVM gather and scatter
+    flat_grad = grad.reshape(-1)
+    # the block, transposed: [class][lane], lane r = row first + r
+    z_t = np.empty(num_classes * BLOCK_ROWS, logits.dtype)
+    e_t = np.empty(num_classes * BLOCK_ROWS if want_grad else 0, logits.dtype)
+    m = np.empty(BLOCK_ROWS, logits.dtype)
+    s = np.empty(BLOCK_ROWS, logits.dtype)
+    ratio = np.empty(BLOCK_ROWS, logits.dtype)
+    live = np.zeros(BLOCK_ROWS, np.bool_)  # counted rows of the fast path
+    lse = np.empty(BLOCK_ROWS, np.float64)
+    linear = np.empty(BLOCK_ROWS, np.float64)
+    for first in range(start, stop, BLOCK_ROWS):
+        rows = min(BLOCK_ROWS, stop - first)
+        base = first * num_classes
+        for c in range(num_classes):
+            lane = c * BLOCK_ROWS
+            for r in range(rows):
+                z_t[lane + r] = flat_logits[base + r * num_classes + c]
+            for r in range(rows, BLOCK_ROWS):  # padding lanes: finite, never read back
+                z_t[lane + r] = zero
+        for r in range(BLOCK_ROWS):  # pass 1: max (NaN skipped here; its sum turns NaN)
+            m[r] = z_t[r]
+        for c in range(1, num_classes):
+            lane = c * BLOCK_ROWS
+            for r in range(BLOCK_ROWS):
+                m[r] = _select(z_t[lane + r] > m[r], z_t[lane + r], m[r])
+        for r in range(BLOCK_ROWS):  # pass 2: s = Σ e_c, class by class in every lane
+            s[r] = zero
+        if want_grad:
+            for c in range(num_classes):
+                lane = c * BLOCK_ROWS
+                for r in range(BLOCK_ROWS):
+                    e = fast_exp(z_t[lane + r] - m[r])
+                    e_t[lane + r] = e
+                    s[r] += e
+        else:
+            for c in range(num_classes):
+                lane = c * BLOCK_ROWS
+                for r in range(BLOCK_ROWS):
+                    s[r] += fast_exp(z_t[lane + r] - m[r])
+        for r in range(BLOCK_ROWS):
+            # a special row (s NaN, 0 or inf) gets log 1 here and is recomputed below
+            lse[r] = fast_log(_select(1.0 <= s[r] < np.inf, np.float64(s[r]), 1.0))
+            linear[r] = 0.0
+        if spread != 0.0:
+            for c in range(num_classes):
+                w = weight[c]
+                lane = c * BLOCK_ROWS
+                for r in range(BLOCK_ROWS):
+                    linear[r] += _select(w != 0, w * (z_t[lane + r] - m[r]), zero)
+        for r in range(rows):  # the loss, and the gradient's factor A/s, row by row
+            i = first + r
+            live[r] = False
+            ratio[r] = zero
+            if not counted[i]:
+                losses[i] = 0.0
+                continue
+            if not (1.0 <= s[r] < np.inf):
+                continue  # recomputed below
+            y = target[i]
+            hard = (1.0 - smoothing) * weight[y]
+            loss = 0.0
+            if hard != 0.0:
+                loss += hard * (lse[r] - (z_t[y * BLOCK_ROWS + r] - m[r]))
+            if spread != 0.0:
+                loss += spread * (weight_sum * lse[r] - linear[r])
+            losses[i] = loss
+            live[r] = True
+            ratio[r] = cast_like(scale * (hard + spread * weight_sum) / s[r], zero)
+        if want_grad:  # pass 3 across the block: g = scale·((A/s) e_c - σ w_c), 0 if not live
+            for c in range(num_classes):
+                shift = smooth * weight[c]
+                lane = c * BLOCK_ROWS
+                for r in range(BLOCK_ROWS):
+                    e_t[lane + r] = _select(live[r], ratio[r] * e_t[lane + r] - shift, zero)
+                for r in range(rows):
+                    flat_grad[base + r * num_classes + c] = e_t[lane + r]
+        for r in range(rows):  # row by row: the target's term, the special rows
+            i = first + r
+            if live[r]:
+                if want_grad:
+                    y = target[i]
+                    flat_grad[base + r * num_classes + y] -= scale * (1.0 - smoothing) * weight[y]
+            elif counted[i]:
+                y = target[i]
+                hard = (1.0 - smoothing) * weight[y]
+                losses[i] = _index_row_exact(logits[i], y, hard, spread, weight, scale, want_grad,
+                                             grad[i])
 
 
 # ==================================================================================
