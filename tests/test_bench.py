@@ -56,7 +56,7 @@ def test_script_options_without_what(fake_benchmarks):
 def test_unknown_benchmark():
     result = runner.invoke(cli.app, ["bench", "softmax"])
     assert result.exit_code == 2
-    assert "unknown benchmark 'softmax'; choose one of cross-entropy, linear" in result.output
+    assert "unknown benchmark 'softmax'; choose one of cross-entropy, few-classes, linear" in result.output
 
 
 def test_missing_benchmarks_folder(monkeypatch):
@@ -80,3 +80,17 @@ def test_quick_smoke_run():
     assert len(rows) == 3 * 2 * 2
     assert all(r["median_s"] > 0 for r in rows.values())
     assert rows["numpy", "forward+backward", 100]["vs_crossent"] > 0
+
+
+def test_few_classes_smoke_run():
+    """The kernel crossover script, through `crossent bench few-classes --quick`."""
+    if not (Path(cli.__file__).resolve().parents[2] / "benchmarks").is_dir():
+        pytest.skip("not a checkout")
+    pytest.importorskip("numba")
+    result = runner.invoke(cli.app, ["bench", "few-classes", "--quick", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["dtype"], r["classes"]) for r in rows] == [
+        (dtype, c) for dtype in ("float32", "float64") for c in (2, 10, 32)]
+    assert all(r[key] > 0 for r in rows for key in ("forward_rows_ms", "fwd_bwd_block_ms"))
+    assert [r["block_kernel_used"] for r in rows] == [True, True, False] * 2

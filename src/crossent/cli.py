@@ -449,6 +449,7 @@ def report_cli(
 BENCHMARKS = {
     "cross-entropy": "bench_cross_entropy.py",  # fused CPU kernel vs torch, jax, numpy, copy
     "linear": "bench_linear_cross_entropy.py",  # crossent.torch.linear_cross_entropy
+    "few-classes": "bench_few_classes.py",  # the two integer-target kernels, by C
 }
 
 
