@@ -79,6 +79,15 @@ def test_pytorch_nan_for_all_ignored():
     assert math.isnan(torch_row.value) and "0/0 = NaN" in torch_row.reason
 
 
+def test_hyphenated_names_as_on_the_command_line():
+    hyphen = ce.compare("cross-entropy", [[2.0, 1.0, 0.1]], [0], real=False)
+    underscore = ce.compare("cross_entropy", [[2.0, 1.0, 0.1]], [0], real=False)
+    assert hyphen.loss == "cross_entropy"
+    assert [r.value for r in hyphen.rows] == [r.value for r in underscore.rows]
+    assert ce.compare("binary-cross-entropy", [[0.3]], [[1.0]], real=False).loss == \
+        "binary_cross_entropy"
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="loss must be one of 'cross_entropy'"):
         ce.compare("hinge", [[0.1]], [0], real=False)

@@ -161,7 +161,9 @@ def _parse_array(text: str, option: str) -> list:
 
 @app.command("compare")
 def compare_cli(
-    loss: str = typer.Argument(..., help="cross_entropy or binary_cross_entropy."),
+    loss: str = typer.Argument(
+        ..., help="cross_entropy or binary_cross_entropy (or cross-entropy, binary-cross-entropy)."
+    ),
     logits: str = typer.Option(None, "--logits", "-l",
                                help="Logits as a JSON array, classes last."),
     probs: str = typer.Option(None, "--probs", "-p", help="Probabilities as a JSON array."),

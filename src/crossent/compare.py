@@ -419,7 +419,8 @@ def compare(
 
     Args:
       loss: "cross_entropy" (softmax; integer or probability targets) or
-        "binary_cross_entropy" (element-wise sigmoid / probabilities).
+        "binary_cross_entropy" (element-wise sigmoid / probabilities); "cross-entropy" and
+        "binary-cross-entropy" are accepted too.
       x: logits (``inputs="logits"``) or probabilities (``inputs="probs"``), classes last.
       target: class indices (the shape of ``x`` without its last axis) or probabilities /
         0-1 labels (the shape of ``x``).
@@ -446,8 +447,11 @@ def compare(
     >>> result.rows[2].reason
     'Keras clips p to [1e-7, 1-1e-7] (PyTorch clamps log p at -100)'
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
+    if isinstance(loss, str) and loss.replace("-", "_") in LOSSES:
+        loss = loss.replace("-", "_")  # the command line's spelling: cross-entropy
+    else:
+        raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} (or with '-' for "
+                         f"'_'), got {loss!r}")
     if inputs not in ("logits", "probs"):
         raise ValueError(f"inputs must be 'logits' or 'probs', got {inputs!r}")
     x = np.asarray(x, dtype=np.float64)
