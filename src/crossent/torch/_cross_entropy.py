@@ -52,11 +52,13 @@ def _uses_kernel(
         # those degenerate batches go to PyTorch itself
         if not index_targets:
             return target.numel() > 0
-        kept = target[target != ignore_index]
-        if kept.numel() == 0:
+        counted = target != ignore_index
+        if not bool(counted.any()):  # (no compaction of the targets unless weights need it)
             return False
-        if weight is not None and bool(((kept >= 0) & (kept < weight.numel())).all()):
-            return bool(weight[kept].sum() != 0)
+        if weight is not None:
+            kept = target[counted]
+            if bool(((kept >= 0) & (kept < weight.numel())).all()):
+                return bool(weight[kept].sum() != 0)
     return True
 
 
