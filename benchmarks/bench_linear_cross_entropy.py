@@ -2,7 +2,8 @@
 
 Contenders (forward + backward of the mean loss, gradients of hidden and weight):
 
-- ``crossent``       ``crossent.torch.linear_cross_entropy`` (chunk_size='auto')
+- ``crossent``       ``crossent.torch.linear_cross_entropy`` (chunk_size='auto');
+                     ``crossent:64`` passes chunk_size=64 (to price a chunk size)
 - ``plain``          ``F.cross_entropy(hidden @ weight.T, target)`` (the reference composition
                      imported from tests/test_torch_linear.py, so the two never drift apart)
 - ``torch``          ``F.linear_cross_entropy(hidden, weight, target)`` (options=None: PyTorch's
@@ -87,10 +88,13 @@ def _loss_function(contender: str) -> Any:
     import torch
     import torch.nn.functional as F
 
-    if contender == "crossent":
+    if contender == "crossent" or contender.startswith("crossent:"):
         from crossent.torch import linear_cross_entropy
 
-        return lambda h, w, y: linear_cross_entropy(h, w, y)
+        chunk: int | str = "auto"
+        if contender != "crossent":
+            chunk = int(contender.split(":", 1)[1])  # crossent:64 = chunk_size=64
+        return lambda h, w, y: linear_cross_entropy(h, w, y, chunk_size=chunk)
     if contender == "plain":
         plain = _reference_module().plain_linear_cross_entropy
         return lambda h, w, y: plain(h, w, y)
@@ -99,7 +103,9 @@ def _loss_function(contender: str) -> Any:
     if contender == "torch_chunked":
         options = torch.nn.LinearCrossEntropyOptions()
         return lambda h, w, y: F.linear_cross_entropy(h, w, y, options=options)
-    raise ValueError(f"unknown contender {contender!r}; expected one of {CONTENDERS}")
+    raise ValueError(
+        f"unknown contender {contender!r}; expected one of {CONTENDERS} or crossent:<chunk_size>"
+    )
 
 
 def _initialise_blas(hidden: Any, weight: Any) -> None:
@@ -238,10 +244,10 @@ def _subprocess(arguments: list[str], timeout: float) -> tuple[str, str | None]:
 
 def _measure_case(size: tuple[int, int, int], dtype: str, contenders: tuple[str, ...],
                   repeats: int, timeout: float, progress: bool,
-                  memory_only: bool = False) -> list[dict[str, Any]]:
+                  memory_only: bool = False, time_only: bool = False) -> list[dict[str, Any]]:
     rows = {name: {"contender": name, "tokens": size[0], "hidden_size": size[1],
                    "vocab": size[2], "dtype": dtype} for name in contenders}
-    for name in contenders:
+    for name in () if time_only else contenders:
         if progress:
             print(f"memory {name:14s} N,D,V={size} {dtype} (load {os.getloadavg()[0]:.1f})",
                   file=sys.stderr, flush=True)
@@ -281,7 +287,7 @@ def run(quick: bool = False, repeats: int = 3, timeout: float = 600.0,
         contenders: tuple[str, ...] = CONTENDERS,
         sizes: tuple[tuple[int, int, int], ...] | None = None,
         dtypes: tuple[str, ...] = DTYPES, progress: bool = True,
-        memory_only: bool = False) -> list[dict[str, Any]]:
+        memory_only: bool = False, time_only: bool = False) -> list[dict[str, Any]]:
     """Measure every (size, dtype): memory per contender in its own process, time interleaved."""
     sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
     repeats = max(3, repeats)
@@ -289,7 +295,7 @@ def run(quick: bool = False, repeats: int = 3, timeout: float = 600.0,
     cases = [(size, dtype) for dtype in dtypes for size in sizes]
     for size, dtype in cases:
         case_rows = _measure_case(size, dtype, contenders, repeats, timeout, progress,
-                                  memory_only)
+                                  memory_only, time_only)
         _add_ratios(case_rows)
         rows.extend(case_rows)
     return rows
@@ -364,13 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help=f"comma-separated subset of {','.join(CONTENDERS)}")
     parser.add_argument("--dtypes", default=",".join(DTYPES), help="float32,bfloat16")
+    parser.add_argument("--sizes", default=None,
+                        help="NxDxV sizes, comma-separated (default: the three full sizes)")
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
     parser.add_argument("--memory-only", action="store_true", help="skip the timing")
+    parser.add_argument("--time-only", action="store_true", help="skip the memory")
     parser.add_argument("--memory-worker", nargs=5, help=argparse.SUPPRESS,
                         metavar=("CONTENDER", "N", "D", "V", "DTYPE"))
     parser.add_argument("--time-worker", nargs=6, help=argparse.SUPPRESS,
                         metavar=("CONTENDERS", "N", "D", "V", "DTYPE", "REPS"))
     args = parser.parse_args(argv)
+    if args.memory_only and args.time_only:
+        parser.error("--memory-only and --time-only exclude each other; pass at most one")
     if args.memory_worker:
         name, tokens, hidden_size, vocab, dtype = args.memory_worker
         print(json.dumps(memory_worker(name, int(tokens), int(hidden_size), int(vocab), dtype)))
@@ -380,9 +391,17 @@ def main(argv: list[str] | None = None) -> int:
         time_worker(names.split(","), int(tokens), int(hidden_size), int(vocab), dtype,
                     int(repeats))
         return 0
-    rows = run(quick=args.quick, repeats=args.repeats, timeout=args.timeout,
+    sizes = None
+    if args.sizes:
+        try:
+            sizes = tuple(tuple(int(n) for n in size.split("x")) for size in args.sizes.split(","))
+        except ValueError:
+            parser.error(f"--sizes expects NxDxV[,NxDxV...], e.g. 4096x1024x32000; got {args.sizes!r}")
+        if any(len(size) != 3 for size in sizes):
+            parser.error(f"--sizes expects NxDxV[,NxDxV...], e.g. 4096x1024x32000; got {args.sizes!r}")
+    rows = run(quick=args.quick, sizes=sizes,  # type: ignore[arg-type] repeats=args.repeats, timeout=args.timeout,
                contenders=tuple(args.contenders.split(",")), dtypes=tuple(args.dtypes.split(",")),
-               memory_only=args.memory_only)
+               memory_only=args.memory_only, time_only=args.time_only)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
