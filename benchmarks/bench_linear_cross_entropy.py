@@ -2,7 +2,8 @@
 
 Contenders (forward + backward of the mean loss, gradients of hidden and weight):
 
-- ``crossent``       ``crossent.torch.linear_cross_entropy`` (chunk_size='auto')
+- ``crossent``       ``crossent.torch.linear_cross_entropy`` (chunk_size='auto');
+                     ``crossent:64`` passes chunk_size=64 (to price a chunk size)
 - ``plain``          ``F.cross_entropy(hidden @ weight.T, target)`` (the reference composition
                      imported from tests/test_torch_linear.py, so the two never drift apart)
 - ``torch``          ``F.linear_cross_entropy(hidden, weight, target)`` (options=None: PyTorch's
@@ -10,10 +11,19 @@ Contenders (forward + backward of the mean loss, gradients of hidden and weight)
 - ``torch_chunked``  ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``
                      (PyTorch 2.13's chunked path with its 'auto' chunking and accumulation)
 
-Memory: each (size, dtype, contender) runs one forward+backward pass in its own subprocess:
-inputs are built in place (``torch.randn(V, D).mul_(0.02)``), the BLAS workspace is
-initialised with small products, the resident size is then the baseline, and the peak
-resident size (``ru_maxrss``) minus that baseline is the memory above the inputs.
+Memory: each (size, dtype, contender) runs in its own subprocess: inputs are built in place
+(``torch.randn(V, D).mul_(0.02)``), the BLAS workspace is initialised with small products,
+the resident size is then the baseline, and two figures are taken:
+
+- *first pass* (``MB above``): the peak resident size (``ru_maxrss``) of the process's first
+  forward+backward pass minus that baseline. It includes what the process allocates once,
+  on first use, and keeps (the BLAS library's packing buffers for the real operand shapes,
+  about 9 MB in float32 at D = 1024; worker threads' arenas; kernels' first calls).
+- *steady* (``MB steady``): a second pass, as in every later step of a training loop. After
+  the first pass its gradients are freed, ``malloc_trim(0)`` hands freed heap memory back to
+  the system (so no freed buffer of the first pass is silently reused), the kernel's
+  high-water mark is reset (``/proc/self/clear_refs``), the resident size is the new
+  baseline, and the high-water mark (``VmHWM``) after the pass minus it is the figure.
 Time: the contenders of one (size, dtype) run interleaved in one subprocess (a change in the
 machine's load hits them alike), ``--repeats`` (>= 3) rounds; the median per contender.
 A process that runs past ``--timeout`` seconds (per contender) is reported as such, keeping
@@ -78,10 +88,13 @@ def _loss_function(contender: str) -> Any:
     import torch
     import torch.nn.functional as F
 
-    if contender == "crossent":
+    if contender == "crossent" or contender.startswith("crossent:"):
         from crossent.torch import linear_cross_entropy
 
-        return lambda h, w, y: linear_cross_entropy(h, w, y)
+        chunk: int | str = "auto"
+        if contender != "crossent":
+            chunk = int(contender.split(":", 1)[1])  # crossent:64 = chunk_size=64
+        return lambda h, w, y: linear_cross_entropy(h, w, y, chunk_size=chunk)
     if contender == "plain":
         plain = _reference_module().plain_linear_cross_entropy
         return lambda h, w, y: plain(h, w, y)
@@ -90,7 +103,9 @@ def _loss_function(contender: str) -> Any:
     if contender == "torch_chunked":
         options = torch.nn.LinearCrossEntropyOptions()
         return lambda h, w, y: F.linear_cross_entropy(h, w, y, options=options)
-    raise ValueError(f"unknown contender {contender!r}; expected one of {CONTENDERS}")
+    raise ValueError(
+        f"unknown contender {contender!r}; expected one of {CONTENDERS} or crossent:<chunk_size>"
+    )
 
 
 def _initialise_blas(hidden: Any, weight: Any) -> None:
@@ -131,20 +146,60 @@ def _one_pass(loss_function: Any, hidden: Any, weight: Any, target: Any) -> floa
     return time.perf_counter() - start
 
 
+def _high_water_bytes() -> int:
+    """The kernel's peak resident size of this process (``VmHWM``), resettable."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
+def _reset_high_water() -> None:
+    """Reset ``VmHWM`` to the current resident size (Linux >= 4.0: ``5 > clear_refs``)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def _trim_heap() -> None:
+    """Hand freed heap memory back to the system (glibc ``malloc_trim``; no-op elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+
+
 def memory_worker(contender: str, tokens: int, hidden_size: int, vocab: int,
                   dtype_name: str) -> dict[str, Any]:
-    """Peak resident memory above the inputs of one forward+backward pass, in this process."""
+    """Peak resident memory above the inputs: the process's first pass, then a steady one."""
     loss_function = _loss_function(contender)
     hidden, weight, target = _inputs(tokens, hidden_size, vocab, dtype_name)
     baseline = _rss_bytes()
     baseline_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     _one_pass(loss_function, hidden, weight, target)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {
+    result: dict[str, Any] = {
         "peak_above_inputs_mb": (peak - baseline) / 2**20,
         "setup_peak_above_baseline_mb": max(0, baseline_peak - baseline) / 2**20,
         "grads_mb": (tokens + vocab) * hidden_size * hidden.element_size() / 2**20,
     }
+    hidden.grad = None
+    weight.grad = None
+    _trim_heap()
+    try:
+        _reset_high_water()
+    except OSError as error:  # not Linux, or an old kernel: no steady figure
+        result["steady_error"] = f"cannot reset the high-water mark: {error}"
+        return result
+    steady_baseline = _rss_bytes()
+    result["kept_after_first_pass_mb"] = (steady_baseline - baseline) / 2**20
+    _one_pass(loss_function, hidden, weight, target)
+    result["steady_above_inputs_mb"] = (_high_water_bytes() - steady_baseline) / 2**20
+    return result
 
 
 def time_worker(contenders: list[str], tokens: int, hidden_size: int, vocab: int,
@@ -189,10 +244,10 @@ def _subprocess(arguments: list[str], timeout: float) -> tuple[str, str | None]:
 
 def _measure_case(size: tuple[int, int, int], dtype: str, contenders: tuple[str, ...],
                   repeats: int, timeout: float, progress: bool,
-                  memory_only: bool = False) -> list[dict[str, Any]]:
+                  memory_only: bool = False, time_only: bool = False) -> list[dict[str, Any]]:
     rows = {name: {"contender": name, "tokens": size[0], "hidden_size": size[1],
                    "vocab": size[2], "dtype": dtype} for name in contenders}
-    for name in contenders:
+    for name in () if time_only else contenders:
         if progress:
             print(f"memory {name:14s} N,D,V={size} {dtype} (load {os.getloadavg()[0]:.1f})",
                   file=sys.stderr, flush=True)
@@ -232,7 +287,7 @@ def run(quick: bool = False, repeats: int = 3, timeout: float = 600.0,
         contenders: tuple[str, ...] = CONTENDERS,
         sizes: tuple[tuple[int, int, int], ...] | None = None,
         dtypes: tuple[str, ...] = DTYPES, progress: bool = True,
-        memory_only: bool = False) -> list[dict[str, Any]]:
+        memory_only: bool = False, time_only: bool = False) -> list[dict[str, Any]]:
     """Measure every (size, dtype): memory per contender in its own process, time interleaved."""
     sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
     repeats = max(3, repeats)
@@ -240,7 +295,7 @@ def run(quick: bool = False, repeats: int = 3, timeout: float = 600.0,
     cases = [(size, dtype) for dtype in dtypes for size in sizes]
     for size, dtype in cases:
         case_rows = _measure_case(size, dtype, contenders, repeats, timeout, progress,
-                                  memory_only)
+                                  memory_only, time_only)
         _add_ratios(case_rows)
         rows.extend(case_rows)
     return rows
@@ -251,6 +306,8 @@ def _add_ratios(case_rows: list[dict[str, Any]]) -> None:
     for row in case_rows:
         if "peak_above_inputs_mb" in row:
             row["memory_vs_grads"] = row["peak_above_inputs_mb"] / row["grads_mb"]
+        if "steady_above_inputs_mb" in row:
+            row["steady_vs_grads"] = row["steady_above_inputs_mb"] / row["grads_mb"]
         for peer in ("plain", "torch_chunked"):
             if "median_s" in row and "median_s" in by_name.get(peer, {}):
                 row[f"time_vs_{peer}"] = row["median_s"] / by_name[peer]["median_s"]
@@ -264,7 +321,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table, one line per contender and case; '-' where nothing was measured."""
     header = (
         f"{'case':34s} {'contender':14s} {'median s':>9s} {'n':>2s} {'MB above':>9s} "
-        f"{'grads MB':>9s} {'mem/grads':>9s} {'t/plain':>8s} {'t/chunked':>9s} {'load':>5s}"
+        f"{'grads MB':>9s} {'mem/grads':>9s} {'MB steady':>9s} {'st/grads':>8s} "
+        f"{'t/plain':>8s} {'t/chunked':>9s} {'load':>5s}"
     )
     lines = [header, "-" * len(header)]
 
@@ -276,10 +334,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{_case(row):34s} {row['contender']:14s} {number(row, 'median_s', 9, 3)} "
             f"{len(row.get('times_s', [])):2d} {number(row, 'peak_above_inputs_mb', 9, 1)} "
             f"{number(row, 'grads_mb', 9, 1)} {number(row, 'memory_vs_grads', 9, 2)} "
+            f"{number(row, 'steady_above_inputs_mb', 9, 1)} {number(row, 'steady_vs_grads', 8, 2)} "
             f"{number(row, 'time_vs_plain', 8, 2)} {number(row, 'time_vs_torch_chunked', 9, 2)} "
             f"{row['load_avg_1min']:5.1f}"
         )
-        for key in ("error", "time_error"):
+        for key in ("error", "time_error", "steady_error"):
             if key in row:
                 lines.append(f"{'':34s} {'':14s} {key}: {row[key]}")
     return "\n".join(lines)
@@ -288,7 +347,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def append_csv(rows: list[dict[str, Any]]) -> Path:
     """One CSV row per metric (the long format shared with the other benchmarks)."""
     metrics = (("median_s", "s"), ("peak_above_inputs_mb", "MB"), ("grads_mb", "MB"),
-               ("memory_vs_grads", "ratio"), ("time_vs_plain", "ratio"),
+               ("memory_vs_grads", "ratio"), ("steady_above_inputs_mb", "MB"),
+               ("kept_after_first_pass_mb", "MB"), ("steady_vs_grads", "ratio"),
+               ("time_vs_plain", "ratio"),
                ("time_vs_torch_chunked", "ratio"), ("load_avg_1min", "load"))
     records = [
         {"case": _case(row), "contender": row["contender"], "metric": metric,
@@ -309,13 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help=f"comma-separated subset of {','.join(CONTENDERS)}")
     parser.add_argument("--dtypes", default=",".join(DTYPES), help="float32,bfloat16")
+    parser.add_argument("--sizes", default=None,
+                        help="NxDxV sizes, comma-separated (default: the three full sizes)")
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
     parser.add_argument("--memory-only", action="store_true", help="skip the timing")
+    parser.add_argument("--time-only", action="store_true", help="skip the memory")
     parser.add_argument("--memory-worker", nargs=5, help=argparse.SUPPRESS,
                         metavar=("CONTENDER", "N", "D", "V", "DTYPE"))
     parser.add_argument("--time-worker", nargs=6, help=argparse.SUPPRESS,
                         metavar=("CONTENDERS", "N", "D", "V", "DTYPE", "REPS"))
     args = parser.parse_args(argv)
+    if args.memory_only and args.time_only:
+        parser.error("--memory-only and --time-only exclude each other; pass at most one")
     if args.memory_worker:
         name, tokens, hidden_size, vocab, dtype = args.memory_worker
         print(json.dumps(memory_worker(name, int(tokens), int(hidden_size), int(vocab), dtype)))
@@ -325,9 +391,17 @@ def main(argv: list[str] | None = None) -> int:
         time_worker(names.split(","), int(tokens), int(hidden_size), int(vocab), dtype,
                     int(repeats))
         return 0
-    rows = run(quick=args.quick, repeats=args.repeats, timeout=args.timeout,
+    sizes = None
+    if args.sizes:
+        try:
+            sizes = tuple(tuple(int(n) for n in size.split("x")) for size in args.sizes.split(","))
+        except ValueError:
+            parser.error(f"--sizes expects NxDxV[,NxDxV...], e.g. 4096x1024x32000; got {args.sizes!r}")
+        if any(len(size) != 3 for size in sizes):
+            parser.error(f"--sizes expects NxDxV[,NxDxV...], e.g. 4096x1024x32000; got {args.sizes!r}")
+    rows = run(quick=args.quick, sizes=sizes,  # type: ignore[arg-type] repeats=args.repeats, timeout=args.timeout,
                contenders=tuple(args.contenders.split(",")), dtypes=tuple(args.dtypes.split(",")),
-               memory_only=args.memory_only)
+               memory_only=args.memory_only, time_only=args.time_only)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:

@@ -406,3 +406,92 @@ def test_bad_options_in_function_and_module(options, error, message):
         linear_cross_entropy(hidden, weight, target, **options)
     with pytest.raises(error, match=message):
         LinearCrossEntropyLoss(**options)  # the module checks its settings in __init__
+
+
+# ==================================================================================
+# Memory: the 'auto' chunk and the buffers the loop really allocates
+# ==================================================================================
+
+ISSUE_7_SIZES = [(4096, 1024, 32000), (2048, 1024, 128000), (8192, 512, 50000)]
+
+
+@pytest.mark.parametrize("softcap", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("size", ISSUE_7_SIZES)
+def test_auto_chunk_buffers_fit_a_tenth_of_the_gradients(size, dtype, softcap):
+    # issue 7: memory above the inputs <= 1.15x the gradients; 'auto' spends at most 10
+    # points of it on chunk buffers (the rest is for per-token vectors and BLAS workspace)
+    from crossent.torch import _linear
+
+    tokens, hidden_size, vocab = size
+    grad_bytes = (tokens + vocab) * hidden_size * torch.finfo(dtype).bits // 8
+    rows = _linear._auto_chunk_rows(tokens, vocab, hidden_size, dtype, softcap)
+    # the buffers the loop allocates for that chunk, on the meta device (no memory)
+    hidden = torch.empty(tokens, hidden_size, dtype=dtype, device="meta")
+    weight = torch.empty(vocab, hidden_size, dtype=dtype, device="meta")
+    options = _linear._check_options(
+        ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=30.0 if softcap else None,
+        reduction="mean", chunk_size="auto",
+    )
+    compute = torch.float32
+    problem = _linear._Problem(hidden, weight, None, None, options, compute)
+    assert problem.chunk_rows() == rows
+    work = _linear._workspace(problem, want_slope=True)
+    buffers = [t for t in (work.logits, work.low, work.slope) if t is not None]
+    allocated = sum(t.numel() * t.element_size() for t in buffers)
+    assert allocated <= 0.10 * grad_bytes, (rows, allocated / grad_bytes)
+    # and it is the largest such chunk, not a needlessly small one
+    assert (rows + 1) * vocab * _linear._bytes_per_logit(dtype, softcap) > 0.10 * grad_bytes
+    # the second pass (16-bit) views the same buffers as [N, block]
+    assert tokens * problem.vocab_block() <= work.logits.numel()
+
+
+def test_auto_chunk_bounds():
+    from crossent.torch import _linear
+
+    # small problems: at least 4 MiB of buffers (speed), never more rows than tokens
+    assert _linear._auto_chunk_rows(100, 1000, 64, torch.float32, False) == 100
+    assert _linear._auto_chunk_rows(10_000, 1000, 64, torch.float32, False) == 4 * 2**20 // 4000
+    # huge problems: at most 64 MiB
+    rows = _linear._auto_chunk_rows(10**6, 50_000, 8192, torch.float32, False)
+    assert rows == 64 * 2**20 // (50_000 * 4)
+    # a vocabulary so large that the budget holds fewer than 8 rows: 8 rows
+    assert _linear._auto_chunk_rows(64, 4_000_000, 16, torch.float32, False) == 8
+
+
+@pytest.mark.parametrize("softcap", [None, 3.0])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunk_sized_allocations_are_the_workspace(dtype, reduction, softcap):
+    # every tensor of chunk size the call allocates (forward and backward, both passes for
+    # bfloat16) is counted by _bytes_per_logit: nothing is allocated per chunk or per block
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from crossent.torch import _linear
+
+    tokens, hidden_size, vocab, chunk = 64, 2, 600, 5
+    (hidden, weight), target = _make((tokens,), hidden_size, vocab, dtype, seed=3)
+    threshold = chunk * vocab // 2  # gradients are V·D = 1200 elements: below it
+    fresh = []
+
+    class Allocations(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            seen = {t.untyped_storage().data_ptr() for t in torch.utils._pytree.tree_leaves(
+                (args, kwargs)) if isinstance(t, torch.Tensor)}
+            for t in torch.utils._pytree.tree_leaves(out):
+                if (isinstance(t, torch.Tensor) and t.numel() >= threshold
+                        and t.untyped_storage().data_ptr() not in seen):
+                    fresh.append((str(func), t.numel() * t.element_size()))
+            return out
+
+    with Allocations():
+        loss = linear_cross_entropy(hidden, weight, target, softcap=softcap,
+                                    reduction=reduction, chunk_size=chunk)
+        loss.sum().backward()
+    budget = chunk * vocab * _linear._bytes_per_logit(dtype, softcap is not None)
+    workspaces = 2 if reduction == "none" else 1  # 'none': forward, then backward recomputes
+    assert fresh, "the workspace itself was not seen: the check is blind"
+    assert sum(nbytes for _, nbytes in fresh) <= workspaces * budget, fresh
+    assert all("empty" in name for name, _ in fresh), fresh

@@ -39,9 +39,10 @@ Passes
   backward recomputes the chunks (one more N·D·V).
 
 Memory above the inputs: the gradients themselves (``N·D + V·D`` elements of the input dtype,
-plus ``V`` for the bias) and a chunk buffer of ``chunk_size × V`` float32 values (twice that
-with a soft cap), plus a few length-N vectors. ``chunk_size="auto"`` sizes the buffer at about
-10% of the gradients (at least 64 rows and 4 MiB, at most 64 MiB).
+plus ``V`` for the bias), the chunk buffers (``chunk_size × V`` float32 values, twice that with
+a soft cap, plus as many 16-bit values for 16-bit inputs; the second pass reuses them), and a
+few length-N vectors. ``chunk_size="auto"`` sizes all the chunk buffers together at 10% of the
+gradients' bytes (at least 8 rows and 4 MiB, at most 64 MiB): :func:`_auto_chunk_rows`.
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ from .. import _validate as v
 __all__ = ["linear_cross_entropy", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-_AUTO_BUDGET_FRACTION = 0.10  # chunk buffers ≈ 10% of the gradients' bytes
-_AUTO_BUDGET_MIN = 4 * 2**20
+# chunk_size='auto': every chunk-sized buffer together (float32 logits, the 16-bit product and
+# its reuse for g, the soft cap's slope) takes at most 10% of the gradients' bytes, leaving 5
+# points of issue 7's 1.15× target for what does not scale with the chunk (per-token vectors,
+# the BLAS library's packing workspace); see _auto_chunk_rows
+_AUTO_BUDGET_FRACTION = 0.10
+_AUTO_BUDGET_MIN = 4 * 2**20  # below 40 MB of gradients, 4 MiB of buffers (speed over 10%)
 _AUTO_BUDGET_MAX = 64 * 2**20
-_MIN_AUTO_ROWS = 64  # fewer rows make the matrix products inefficient
+_MIN_AUTO_ROWS = 8  # the budget wins down to 8 rows; below, a row of logits alone is too big
 
 
 @dataclass(frozen=True)
@@ -295,28 +300,88 @@ class _Problem:
         return self.hidden.dtype in (torch.bfloat16, torch.float16)
 
     def chunk_rows(self) -> int:
-        """Tokens per chunk: the user's ``chunk_size`` or a buffer of ~10% of the gradients."""
+        """Tokens per chunk: the user's ``chunk_size``, or :func:`_auto_chunk_rows`."""
         if self.options.chunk_size is not None:
             return max(1, min(self.options.chunk_size, self.num_tokens))
-        grad_bytes = (self.num_tokens + self.num_classes) * int(self.hidden.shape[1])
-        grad_bytes *= self.hidden.element_size()
-        budget = min(max(_AUTO_BUDGET_FRACTION * grad_bytes, _AUTO_BUDGET_MIN), _AUTO_BUDGET_MAX)
-        per_row = self.num_classes * self._bytes_per_logit()
-        rows = max(_MIN_AUTO_ROWS, int(budget // per_row))
-        return max(1, min(rows, self.num_tokens))
+        return _auto_chunk_rows(
+            self.num_tokens, self.num_classes, int(self.hidden.shape[1]), self.hidden.dtype,
+            self.options.softcap is not None,
+        )
 
     def vocab_block(self) -> int:
-        """Classes per block of the second (16-bit) pass: as many logits as a token chunk."""
+        """Classes per block of the second (16-bit) pass: the block's ``N × block`` logits fit in
+        the token chunk's buffers (they reuse them)."""
         elements = self.chunk_rows() * self.num_classes
         return max(1, min(self.num_classes, elements // max(1, self.num_tokens)))
 
-    def _bytes_per_logit(self) -> int:
-        size = torch.finfo(self.compute_dtype).bits // 8
-        if self.options.softcap is not None:
-            size *= 2  # the derivative of the cap is kept beside the logits
-        if self.low_precision:
-            size += 2  # the 16-bit product before it is widened
-        return size
+
+def _bytes_per_logit(dtype: torch.dtype, softcap: bool) -> int:
+    """Bytes of chunk buffer per logit: what :func:`_workspace` allocates, per element."""
+    compute = 8 if dtype == torch.float64 else 4  # the logits, softmax and g, in place
+    size = compute * (2 if softcap else 1)  # the cap's slope, kept beside the logits
+    if dtype in (torch.bfloat16, torch.float16):
+        size += 2  # the 16-bit product, then g rounded for the product g W (one buffer)
+    return size
+
+
+def _auto_chunk_rows(
+    num_tokens: int, num_classes: int, hidden_size: int, dtype: torch.dtype, softcap: bool
+) -> int:
+    """``chunk_size='auto'``: the most tokens whose buffers fit 10% of the gradients' bytes.
+
+    The gradients (of ``hidden`` and ``weight``) are ``(N + V)·D`` elements of ``dtype``; the
+    buffers are ``rows × V × _bytes_per_logit`` (clamped to [4 MiB, 64 MiB]), at least
+    ``_MIN_AUTO_ROWS`` rows and at most N. The second pass of 16-bit inputs reuses the same
+    buffers (:meth:`_Problem.vocab_block`), so it fits too.
+    """
+    grad_bytes = (num_tokens + num_classes) * hidden_size * (torch.finfo(dtype).bits // 8)
+    budget = min(max(_AUTO_BUDGET_FRACTION * grad_bytes, _AUTO_BUDGET_MIN), _AUTO_BUDGET_MAX)
+    rows = max(_MIN_AUTO_ROWS, int(budget // (num_classes * _bytes_per_logit(dtype, softcap))))
+    return max(1, min(rows, num_tokens))
+
+
+@dataclass
+class _Workspace:
+    """The chunk buffers, allocated once per call and reused by every chunk and block.
+
+    ``logits``: flat float32 (float64) buffer of ``chunk × V`` elements, viewed as
+    ``[rows, V]`` by the token chunks and as ``[N, block]`` by the vocabulary blocks.
+    ``low``: the same number of 16-bit elements (16-bit inputs only): the product before it
+    is widened, then ``g`` rounded for ``g W`` / ``gᵀ H``. ``slope``: the soft cap's
+    derivative (with a soft cap, when a gradient is wanted).
+    """
+
+    logits: torch.Tensor
+    low: torch.Tensor | None
+    slope: torch.Tensor | None
+
+    def view(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        size = rows * cols
+
+        def shaped(buffer: torch.Tensor | None) -> torch.Tensor | None:
+            return None if buffer is None else buffer[:size].view(rows, cols)
+
+        logits = shaped(self.logits)
+        assert logits is not None
+        return logits, shaped(self.low), shaped(self.slope)
+
+
+def _workspace(problem: _Problem, want_slope: bool) -> _Workspace:
+    """Allocate the buffers of :class:`_Workspace` for ``problem.chunk_rows()`` tokens."""
+    elements = problem.chunk_rows() * problem.num_classes
+    device = problem.hidden.device
+    dtype = problem.compute_dtype
+    return _Workspace(
+        logits=torch.empty(elements, dtype=dtype, device=device),
+        low=(
+            torch.empty(elements, dtype=problem.hidden.dtype, device=device)
+            if problem.low_precision else None
+        ),
+        slope=(
+            torch.empty(elements, dtype=dtype, device=device)
+            if want_slope and problem.options.softcap is not None else None
+        ),
+    )
 
 
 def _logits(
@@ -325,12 +390,19 @@ def _logits(
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     out: torch.Tensor,
-    want_cap_slope: bool,
+    low: torch.Tensor | None,
+    slope: torch.Tensor | None,
 ) -> torch.Tensor | None:
-    """``out = cap(hidden @ weight.T + bias)`` in the compute dtype; returns ``cap'`` if asked."""
+    """``out = cap(hidden @ weight.T + bias)`` in the compute dtype; ``cap'`` into ``slope``.
+
+    ``low`` (16-bit inputs) receives the 16-bit product first; returns ``slope`` filled with
+    the cap's derivative, or None (no soft cap, or ``slope`` None: no gradient wanted).
+    """
     if problem.low_precision:
         # the 16-bit product accumulates in float32 inside the kernel and is rounded once
-        out.copy_(hidden @ weight.T)
+        assert low is not None
+        torch.mm(hidden, weight.T, out=low)
+        out.copy_(low)
     else:
         torch.mm(hidden, weight.T, out=out)
     if bias is not None:
@@ -339,9 +411,8 @@ def _logits(
     if softcap is None:
         return None
     out.div_(softcap).tanh_()  # t = tanh(x / c)
-    slope = None
-    if want_cap_slope:
-        slope = torch.square(out).neg_().add_(1.0)  # d(c·tanh(x/c))/dx = 1 - t², from t (≤ 1)
+    if slope is not None:
+        torch.square(out, out=slope).neg_().add_(1.0)  # d(c·tanh(x/c))/dx = 1 - t², t ≤ 1
     out.mul_(softcap)
     return slope
 
@@ -411,14 +482,18 @@ def _run(
     smoothing = options.label_smoothing > 0
 
     chunk = problem.chunk_rows()
-    buffer = torch.empty(chunk, num_classes, dtype=dtype, device=device)
+    # every chunk-sized buffer, allocated once; the second pass reuses them
+    work = _workspace(problem, first_pass_grads or second_pass)
     for start in range(0, num_tokens, chunk):
         stop = min(start + chunk, num_tokens)
         size = stop - start
         hidden_chunk = hidden[start:stop]
         target_chunk = rows.target[start:stop]
-        logits = buffer[:size]
-        cap_slope = _logits(problem, hidden_chunk, weight, bias_compute, logits, first_pass_grads)
+        logits, low, slope = work.view(size, num_classes)
+        cap_slope = _logits(
+            problem, hidden_chunk, weight, bias_compute, logits, low,
+            slope if first_pass_grads else None,
+        )
         row_max, argmax = logits.max(dim=1)
         # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
         # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
@@ -460,7 +535,10 @@ def _run(
             class_weight,
             cap_slope,
         )
-        grad_low = grad.to(hidden.dtype) if grad.dtype != hidden.dtype else grad
+        if low is not None:  # g rounded to 16 bits, in the product's buffer (free again)
+            grad_low = low.copy_(grad)
+        else:
+            grad_low = grad if grad.dtype == hidden.dtype else grad.to(hidden.dtype)
         if grad_hidden is not None:
             torch.mm(grad_low, weight, out=grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
         if first_pass_weight:
@@ -469,11 +547,10 @@ def _run(
         if first_pass_bias:
             assert grad_bias_acc is not None
             grad_bias_acc.add_(grad.sum(dim=0))  # ∂b += Σ_i g_i
-    del buffer
-
     if second_pass:
         assert coef is not None and upstream is not None
-        _second_pass(problem, upstream, lse, coef, grad_weight, grad_bias_acc)
+        _second_pass(problem, upstream, lse, coef, grad_weight, grad_bias_acc, work)
+    del work
 
     grad_bias = None
     if grad_bias_acc is not None:
@@ -489,6 +566,7 @@ def _second_pass(
     coef: torch.Tensor,
     grad_weight: torch.Tensor | None,
     grad_bias_acc: torch.Tensor | None,
+    work: _Workspace,
 ) -> None:
     """16-bit inputs: ``∂W[block] = g[:, block]ᵀ H`` and ``∂b[block]`` per vocabulary block.
 
@@ -505,17 +583,18 @@ def _second_pass(
     u = upstream[0]
     hit = u * rows.hit
     smooth = (u * rows.smooth).to(dtype) if smoothing else None
-    buffer = torch.empty(problem.num_tokens * block, dtype=dtype, device=hidden.device)
     for start in range(0, num_classes, block):
         stop = min(start + block, num_classes)
-        logits = buffer[: problem.num_tokens * (stop - start)].view(problem.num_tokens, stop - start)
+        # the token chunks' buffers, viewed as [N, block] (N·block ≤ their size)
+        logits, low, slope = work.view(problem.num_tokens, stop - start)
         cap_slope = _logits(
             problem,
             hidden,
             weight[start:stop],
             None if bias_compute is None else bias_compute[start:stop],
             logits,
-            True,
+            low,
+            slope,
         )
         # p (u A + 2 λ v lse) with p = exp(z - lse)
         logits.sub_(lse.unsqueeze(1)).exp_().mul_(coef.unsqueeze(1))
@@ -531,7 +610,9 @@ def _second_pass(
             cap_slope,
         )
         if grad_weight is not None:
-            torch.mm(grad.T.to(hidden.dtype), hidden, out=grad_weight[start:stop])
+            assert low is not None
+            low.copy_(grad)  # g rounded to 16 bits in the product's buffer; gᵀ is a view
+            torch.mm(low.T, hidden, out=grad_weight[start:stop])
         if grad_bias_acc is not None:
             grad_bias_acc[start:stop] = grad.sum(dim=0)
 
@@ -695,8 +776,9 @@ def linear_cross_entropy(
         without weights) and the z-loss by the number of counted tokens; with nothing
         counted it returns 0 and zero gradients.
       return_lse: also return the log-sum-exp of each token's logits.
-      chunk_size: tokens per chunk, or 'auto' (a chunk buffer of about 10% of the
-        gradients' size, at least 64 rows and 4 MiB, at most 64 MiB).
+      chunk_size: tokens per chunk, or 'auto': the most tokens whose chunk buffers (float32
+        logits, the 16-bit product for 16-bit inputs, the cap's slope with a soft cap) fit in
+        10% of the gradients' bytes (at least 8 rows and 4 MiB, at most 64 MiB).
       group: a ``torch.distributed`` process group over which ``weight`` (and ``bias``) are
         sharded by vocabulary rows, in rank order (Megatron-LM's layout): each rank passes
         its own ``[V_rank, D]`` slice and the same ``hidden`` and ``target``; the loss is
