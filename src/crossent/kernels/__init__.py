@@ -133,7 +133,10 @@ def cross_entropy(
     if inputs.kind == "index":
         target = np.ascontiguousarray(inputs.target, dtype=np.int64).reshape(-1)
         # 'mean' divides by Σ w[y] over counted rows (their count without weights)
-        divisor = float(np.sum(weight[target[counted]], dtype=np.float64))
+        if inputs.weight is None:
+            divisor = float(num_rows if inputs.counted is None else np.count_nonzero(counted))
+        else:
+            divisor = float(np.sum(weight[target[counted]], dtype=np.float64))
         row_function = rows.index_rows
         # numba: rows of few classes a block at a time (lanes across rows)
         if num_classes <= getattr(rows, "FEW_CLASSES", {}).get(dtype, 0):
