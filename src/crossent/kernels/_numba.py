@@ -24,10 +24,9 @@ computed before the sweep, so each row is read from memory once and the gradient
 written once (threads take disjoint ranges of rows):
 
     pass 1  m = max z                       (reads the row from memory; it then sits in L2)
-    pass 2  e_c, then s = Σ e_c             (re-reads the row from cache; e_c written into
-            (+ Σ a_c (z_c - m))             the gradient row, or a scratch row for the loss
-                                             alone, and summed by a second read-only loop,
-                                             so the bits do not depend on memory placement)
+    pass 2  s = Σ e_c (+ Σ a_c (z_c - m))   (re-reads the row from cache; e_c kept in the
+                                             gradient row when the gradient is wanted, then
+                                             summed by a read-only loop: see sum_exp)
     pass 3  g_k = scale·((A/s) e_k - a_k)   (scales the gradient row in cache; skipped for
                                              the loss alone)
 
@@ -323,26 +322,33 @@ def _cast_like_overload(value, reference):  # type: ignore[no-untyped-def]
     return lambda value, reference: target_type(value)
 
 
-def sum_exp(z, m, out):  # type: ignore[no-untyped-def]
-    """Σ_c exp(z_c - m), leaving exp(z_c - m) in ``out`` (pure-Python stand-in)."""
-    out[:] = np.exp(z - m)
-    return out.sum()
+def sum_exp(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
+    """Σ_c exp(z_c - m), leaving exp(z_c - m) in ``grad[i]`` if ``want_grad`` (stand-in)."""
+    e = np.exp(z - m)
+    if want_grad:
+        grad[i, :] = e
+    return e.sum()
 
 
 @overload(sum_exp, inline="always", jit_options={"fastmath": FASTMATH})
-def _sum_exp_overload(z, m, out):  # type: ignore[no-untyped-def]
-    def sum_of_exps(z, m, out):  # type: ignore[no-untyped-def]
-        for c in range(z.size):
-            out[c] = fast_exp(z[c] - m)
-        # Summed in a second, read-only loop. A reduction in the loop that stores ``out``
-        # is vectorised behind a runtime alias check of ``out`` against ``z`` whose scalar
-        # fallback adds in another order: the bits depended on where the arrays lay in
-        # memory (adjacent small allocations took the fallback). Forward-only calls go
-        # through this same code with a scratch row, so the loss has the same bits
-        # whether or not the gradient is asked for.
+def _sum_exp_overload(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
+    def sum_of_exps(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
         s = m - m  # 0 in the row's dtype
-        for c in range(z.size):
-            s += out[c]
+        if want_grad:  # keep e_c in the gradient row (cache-resident) for pass 3
+            g = grad[i]
+            for c in range(z.size):
+                g[c] = fast_exp(z[c] - m)
+            # Summed by a second, read-only loop. A reduction in the loop that stores g is
+            # vectorised behind a runtime alias check of g against z whose scalar fallback
+            # adds in another order: the bits depended on where the arrays lay in memory
+            # (adjacent small allocations took the fallback; CI saw it).
+            for c in range(z.size):
+                s += g[c]
+        else:
+            # the same reduction over the same values (LLVM gives both loops the same vector
+            # shape: test_forward_and_value_and_grad_give_the_same_loss_bits checks it)
+            for c in range(z.size):
+                s += fast_exp(z[c] - m)
         return s
 
     return sum_of_exps
@@ -394,7 +400,6 @@ def index_rows(  # type: ignore[no-untyped-def]
     """
     num_classes = logits.shape[1]
     spread = smoothing / num_classes
-    scratch = np.empty(0 if want_grad else num_classes, logits.dtype)  # exps, forward only
     weight_sum = 0.0
     for c in range(num_classes):
         weight_sum += weight[c]
@@ -413,7 +418,7 @@ def index_rows(  # type: ignore[no-untyped-def]
         s = zero
         linear = 0.0  # Σ_{w_c≠0} w_c (z_c - m)
         if -np.inf < m < np.inf:
-            s = sum_exp(z, m, grad[i] if want_grad else scratch)
+            s = sum_exp(z, m, grad, i, want_grad)
             if spread != 0.0:
                 for c in range(num_classes):
                     w = weight[c]
@@ -611,7 +616,6 @@ def probability_rows(  # type: ignore[no-untyped-def]
     """As :func:`index_rows`, with probability targets ``target`` [N, C] (logits' dtype)."""
     num_classes = logits.shape[1]
     spread = smoothing / num_classes
-    scratch = np.empty(0 if want_grad else num_classes, logits.dtype)  # exps, forward only
     for i in range(start, stop):
         z = logits[i]
         t = target[i]
@@ -628,7 +632,7 @@ def probability_rows(  # type: ignore[no-untyped-def]
         if -np.inf < m < np.inf:
             keep = cast_like(1.0 - smoothing, m)
             spread_t = cast_like(spread, m)
-            s = sum_exp(z, m, grad[i] if want_grad else scratch)
+            s = sum_exp(z, m, grad, i, want_grad)
             for c in range(num_classes):
                 a = weight[c] * (t[c] * keep + spread_t)
                 total += a
