@@ -156,6 +156,10 @@ def _select(typingctx, condition, if_true, if_false):  # type: ignore[no-untyped
 # becomes 0. -inf gives 0, NaN propagates (no comparison turns it into a number).
 
 
+LN2_HI = 6.93147180369123816490e-01  # float64 split of ln2 (fdlibm's), used by exp and log
+LN2_LO = 1.90821492927058770002e-10
+
+
 def fast_exp(x):  # type: ignore[no-untyped-def]
     """exp(x) for x ≤ 0 (pure-Python stand-in; numba uses the overload below)."""
     return math.exp(x)
@@ -188,8 +192,8 @@ def _fast_exp_overload(x):  # type: ignore[no-untyped-def]
             lowest = -708.3964185322641  # log(DBL_MIN)
             clamped = _select(x < lowest, lowest, x)
             n = _rint(clamped * 1.4426950408889634)
-            r = _fma(-n, 6.93147180369123816490e-01, clamped)
-            r = _fma(-n, 1.90821492927058770002e-10, r)
+            r = _fma(-n, LN2_HI, clamped)
+            r = _fma(-n, LN2_LO, r)
             p = 1.0 / 6227020800.0  # 1/13!
             p = p * r + 1.0 / 479001600.0
             p = p * r + 1.0 / 39916800.0
@@ -263,7 +267,7 @@ def _fast_log_overload(x):  # type: ignore[no-untyped-def]
         p = _fma(p, t2, c1)
         # log f = t·(c0 + t2·p), with c0 = 2 applied last so its rounding is the final one
         log_f = _fma(t * t2, p, t * c0)
-        return _fma(k, 6.93147180369123816490e-01, _fma(k, 1.90821492927058770002e-10, log_f))
+        return _fma(k, LN2_HI, _fma(k, LN2_LO, log_f))
 
     return log64
 
