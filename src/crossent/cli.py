@@ -82,6 +82,7 @@ def explain_cli(
     example: str = typer.Option(None, "--example", "-e", help="a seed's worked example"),
     list_examples: bool = typer.Option(False, "--list-examples", help="list the examples"),
     color: bool = typer.Option(None, "--color/--no-color", help="colour (default: if a tty)"),
+    lang: str = typer.Option("en", "--lang", help="language of the words: en or zh (简体中文)"),
 ) -> None:
     """Explain a computation step by step: formulas, values, and what each step means.
 
@@ -102,7 +103,7 @@ def explain_cli(
         use_color = color if color is not None else (out is None and sys.stdout.isatty())
         content = explain_module.report(
             loss, arrays["logits"], arrays["target"], example=example, format=output_format,
-            advise=advise, color=bool(use_color) and output_format == "text",
+            advise=advise, color=bool(use_color) and output_format == "text", lang=lang,
             weight=arrays["weight"], pos_weight=arrays["pos_weight"],
             label_smoothing=label_smoothing, reduction=reduction, ignore_index=ignore_index,
             axis=axis, alpha=alpha, gamma=gamma, base=base,

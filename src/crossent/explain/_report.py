@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from . import examples as _examples
+from ._i18n import check_lang, translate
 from ._trace import Trace
 from .render import FORMATS, render
 
-__all__ = ["load_array", "report", "list_examples"]
+__all__ = ["load_array", "report", "trace", "list_examples"]
 
 
 def load_array(source: str, *, name: str = "array") -> np.ndarray:
@@ -75,10 +76,12 @@ def report(
     format: str = "text",
     advise: bool = False,
     color: bool = False,
+    lang: str = "en",
     **options: Any,
 ) -> str:
     """Trace ``loss`` on ``first`` (logits/probabilities) and ``second`` (target/q), or a seed
-    ``example``, and render it in ``format``; with ``advise``, add the advisor's warnings.
+    ``example``, and render it in ``format``; with ``advise``, add the advisor's warnings;
+    ``lang`` is the language of the words ('en' or 'zh', Simplified Chinese).
 
     Options that are None are left at the traced function's defaults; an option the
     function does not take is an error naming it.
@@ -86,12 +89,33 @@ def report(
     >>> print(report("nll", [[0.1, 0.3, 0.5]], [2], format="json")[:1])
     {
     """
+    return render(trace(loss, first, second, example=example, advise=advise, lang=lang,
+                        **options), format, color=color)
+
+
+def trace(
+    loss: str | None = None,
+    first: Any = None,
+    second: Any = None,
+    *,
+    example: str | None = None,
+    advise: bool = False,
+    lang: str = "en",
+    format: str = "text",
+    **options: Any,
+) -> Trace:
+    """The :class:`Trace` that :func:`report` renders (``format`` is only checked here).
+
+    >>> trace("ce", [[1.4, 3.2, 5.0]], [2], lang="zh").steps[0].meaning
+    'softmax 把每一行 logits 变成和为 1 的概率。'
+    """
     from . import TRACERS, resolve
 
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    check_lang(lang)
     if example is not None:
-        trace = _examples.get(example)
+        result = _examples.get(example)
         loss_name = None
     else:
         if loss is None:
@@ -118,10 +142,10 @@ def report(
                 f"{loss_name} takes no option {flags}"
                 f"; its options are {', '.join(k for k in accepted if k not in arrays)}"
             )
-        trace = function(*given, **chosen)
+        result = function(*given, **chosen)
     if advise:
-        _add_advice(trace, loss_name)
-    return render(trace, format, color=color)
+        _add_advice(result, loss_name)
+    return translate(result, lang)
 
 
 def _as_float(value: Any) -> Any:
