@@ -534,6 +534,29 @@ def bench_cli(
     raise typer.Exit(code)
 
 
+# --- serve (crossent.serve) -----------------------------------------------------
+
+
+@app.command("serve")
+def serve_cli(
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback: only "
+                             "this machine can connect)"),
+    port: int = typer.Option(8000, "--port", "-p", help="port to listen on"),
+    open_browser: bool = typer.Option(False, "--open", help="open the page in a web browser"),
+) -> None:
+    """Start the playground: a local web page to move logits and watch the loss answer.
+
+    English and Simplified Chinese (?lang=zh); works offline. Needs the serve extra
+    (pip install 'crossent[serve]').
+    """
+    from .serve import serve
+
+    try:
+        serve(host, port, open_browser=open_browser)
+    except (ValueError, ImportError, OSError) as error:
+        _fail(str(error))
+
+
 def main() -> None:
     """Entry point of the ``crossent`` console script."""
     app()

@@ -14,7 +14,7 @@ from ._i18n import check_lang, translate
 from ._trace import Trace
 from .render import FORMATS, render
 
-__all__ = ["load_array", "report", "trace", "list_examples"]
+__all__ = ["load_array", "report", "trace", "checked_options", "list_examples"]
 
 
 def load_array(source: str, *, name: str = "array") -> np.ndarray:
@@ -130,22 +130,36 @@ def trace(
         # class-index targets is floating (the core rejects integer logits, weights, q)
         given = [_as_float(value) if array_name != "target" else value
                  for array_name, value in zip(arrays, given, strict=True)]
-        for key in ("weight", "pos_weight", "alpha"):
-            if isinstance(options.get(key), np.ndarray):
-                options[key] = _as_float(options[key])
-        accepted = set(inspect.signature(function).parameters)
-        chosen = {key: value for key, value in options.items() if value is not None}
-        unknown = sorted(set(chosen) - accepted)
-        if unknown:
-            flags = ", ".join("--" + key.replace("_", "-") for key in unknown)
-            raise ValueError(
-                f"{loss_name} takes no option {flags}"
-                f"; its options are {', '.join(k for k in accepted if k not in arrays)}"
-            )
-        result = function(*given, **chosen)
+        result = function(*given, **checked_options(loss_name, options))
     if advise:
         _add_advice(result, loss_name)
     return translate(result, lang)
+
+
+def checked_options(loss_name: str, options: dict[str, Any], *, flag: str = "--") -> dict[str, Any]:
+    """The ``options`` (those not None) that the trace of ``loss_name`` takes; an unknown one
+    is an error naming it (as ``--flag``, or as ``flag + name`` for other callers).
+
+    >>> checked_options("nll_loss", {"reduction": "sum", "gamma": None})
+    {'reduction': 'sum'}
+    """
+    from . import TRACERS
+
+    function, arrays = TRACERS[loss_name]
+    chosen = {key: value for key, value in options.items() if value is not None}
+    for key in ("weight", "pos_weight", "alpha"):
+        if isinstance(chosen.get(key), np.ndarray):
+            chosen[key] = _as_float(chosen[key])
+    accepted = set(inspect.signature(function).parameters)
+    unknown = sorted(set(chosen) - accepted)
+    if unknown:
+        names = ", ".join(flag + (key.replace("_", "-") if flag == "--" else key)
+                          for key in unknown)
+        raise ValueError(
+            f"{loss_name} takes no option {names}"
+            f"; its options are {', '.join(k for k in accepted if k not in arrays)}"
+        )
+    return chosen
 
 
 def _as_float(value: Any) -> Any:
