@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from pathlib import Path
@@ -145,12 +146,12 @@ def checked_options(loss_name: str, options: dict[str, Any], *, flag: str = "--"
     """
     from . import TRACERS
 
-    function, arrays = TRACERS[loss_name]
+    arrays = TRACERS[loss_name][1]
     chosen = {key: value for key, value in options.items() if value is not None}
     for key in ("weight", "pos_weight", "alpha"):
         if isinstance(chosen.get(key), np.ndarray):
             chosen[key] = _as_float(chosen[key])
-    accepted = set(inspect.signature(function).parameters)
+    accepted = _parameters(loss_name)
     unknown = sorted(set(chosen) - accepted)
     if unknown:
         names = ", ".join(flag + (key.replace("_", "-") if flag == "--" else key)
@@ -160,6 +161,14 @@ def checked_options(loss_name: str, options: dict[str, Any], *, flag: str = "--"
             f"; its options are {', '.join(k for k in accepted if k not in arrays)}"
         )
     return chosen
+
+
+@functools.cache
+def _parameters(loss_name: str) -> frozenset[str]:
+    """The keyword names the trace of ``loss_name`` takes (inspect.signature is slow)."""
+    from . import TRACERS
+
+    return frozenset(inspect.signature(TRACERS[loss_name][0]).parameters)
 
 
 def _as_float(value: Any) -> Any:

@@ -92,7 +92,7 @@ class CurveProblem(Problem):
     row: Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 0, "default": 0})] = 0
     column: Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 0, "default": 0})] = 0
     points: Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 2, "maximum": 201,
-                                           "default": 81})] = 81
+                                           "default": 61})] = 61
     span: Annotated[Any, WithJsonSchema({"type": "number", "exclusiveMinimum": 0,
                                          "maximum": 1000, "default": 8})] = 8.0
 

@@ -54,6 +54,7 @@ class _Loss:
     gradient: Callable[..., Any] | None  # d loss / d (the moving array), None where crossent has none
     activation: str | None  # "softmax" | "sigmoid": the moving array holds logits
     moving: int = 0  # the array the page edits: 0 the first (logits, probs), 1 the second (q)
+    reduces: bool = True  # takes reduction= (kl_divergence returns one value a row)
     compare: tuple[str, str] | None = None  # (crossent.compare's loss, its inputs)
 
 
@@ -69,7 +70,7 @@ LOSSES: dict[str, _Loss] = {
     "sigmoid_focal_loss": _Loss(losses.sigmoid_focal_loss, _grad.sigmoid_focal_loss, "sigmoid"),
     "softmax_focal_loss": _Loss(losses.softmax_focal_loss, _grad.softmax_focal_loss, "softmax"),
     # D_KL(p || q): the page edits the model's q (the second array); p is the target
-    "kl_divergence": _Loss(information.kl_divergence, None, None, moving=1),
+    "kl_divergence": _Loss(information.kl_divergence, None, None, moving=1, reduces=False),
 }
 
 
@@ -250,7 +251,7 @@ def explain(request: dict[str, Any]) -> dict[str, Any]:
     ``options.temperature`` (the playground's) adds a first step; ``lang`` picks the words.
 
     >>> answer = explain({"loss": "ce", "logits": [[1.4, 3.2, 5.0]], "target": [2]})
-    >>> answer["function"], round(answer["value"], 4)
+    >>> answer["function"], round(float(answer["value"]), 4)
     ('crossent.cross_entropy', 0.1762)
     """
     loss = _resolve(_name(request.get("loss", "cross_entropy")))
@@ -262,7 +263,7 @@ def explain(request: dict[str, Any]) -> dict[str, Any]:
     if step is not None:
         trace.steps.insert(0, step)
         trace.options["temperature"] = step.values["T"]
-    return safe_json(_i18n.translate(trace, lang).to_dict())
+    return _i18n.translate(trace, lang).to_dict()  # JSON already: Trace.to_dict writes inf as "inf"
 
 
 def _prepared(request: dict[str, Any]) -> tuple[str, _Loss, list[Any], dict[str, Any]]:
@@ -295,7 +296,7 @@ def gradient(request: dict[str, Any]) -> dict[str, Any]:
     [0.0229, 0.1386, -0.1615]
     """
     name, spec, arrays, options = _prepared(request)
-    each = {**options, "reduction": "none"}
+    each = {**options, "reduction": "none"} if spec.reduces else options
     result: dict[str, Any] = {
         "loss": name,
         "probs": _probabilities(spec, name, arrays, options),
@@ -314,6 +315,7 @@ def _position(shape: tuple[int, ...], row: Any, column: Any) -> tuple[int, ...]:
     for label, value in (("row", row), ("column", column)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{label} must be an integer index, got {value!r}")
+    position: tuple[int, ...]
     if len(shape) == 1:
         shape, position = (1, shape[0]), (int(column),)
     else:
@@ -327,18 +329,18 @@ def _position(shape: tuple[int, ...], row: Any, column: Any) -> tuple[int, ...]:
 def loss_curve(request: dict[str, Any]) -> dict[str, Any]:
     """The loss as one entry of the edited array moves (the others held): the page's curve.
 
-    Logits sweep ``value ± span`` (default 8); probabilities sweep (0, 1). ``points`` is at
-    most 201. With reduction 'none' the curve is the moved position's own loss.
+    Logits sweep ``value ± span`` (default 8); probabilities sweep (0, 1). ``points`` (default
+    61) is at most 201. With reduction 'none' the curve is the moved position's own loss.
 
     >>> curve = loss_curve({"loss": "ce", "logits": [[0.0, 0.0]], "target": [0], "row": 0,
     ...                     "column": 0, "points": 3, "span": 1.0})
-    >>> [round(v, 4) for v in curve["x"]], [round(v, 4) for v in curve["loss"]]
+    >>> [round(v, 4) for v in curve["x"]], [round(v, 4) for v in curve["y"]]
     ([-1.0, 0.0, 1.0], [1.3133, 0.6931, 0.3133])
     """
     name, spec, arrays, options = _prepared(request)
     moving = np.array(arrays[spec.moving], dtype=np.float64)
     position = _position(moving.shape, request.get("row", 0), request.get("column", 0))
-    points = request.get("points", 81)
+    points = request.get("points", 61)
     if isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= 201:
         raise ValueError(f"points must be an integer from 2 to 201, got {points!r}")
     span = request.get("span", 8.0)
@@ -454,7 +456,8 @@ def compare(request: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(real, bool):
         raise TypeError(f"real must be true or false, got {real!r}")
     taken = {key: options[key] for key in ("label_smoothing", "ignore_index") if key in options}
-    result = _compare(family, values, arrays[1], inputs=inputs, real=real, **taken).to_dict()
+    result = _compare(family, values, arrays[1], inputs=inputs,  # type: ignore[arg-type]
+                      real=real, **taken).to_dict()
     result["ignored_options"] = sorted(
         key for key, value in options.items()
         if key not in taken and not (key == "reduction" and value == "mean"))
@@ -503,7 +506,7 @@ def example(name: str, lang: Any = "en") -> dict[str, Any]:
     trace = _examples.get(name)
     answer = _i18n.translate(trace, lang).to_dict()
     answer["playground"] = _loadable(trace)
-    return safe_json(answer)
+    return answer
 
 
 def plots(lang: Any = "en") -> list[dict[str, Any]]:

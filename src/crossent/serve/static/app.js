@@ -265,14 +265,18 @@ function showError(message) {
 
 let generation = 0;
 let timer = null;
+let pending = false; // a change waits for its computation (data-busy tells the tests)
 function refresh(delay = 40) {
   writeURL();
   clearTimeout(timer);
+  pending = true;
+  document.body.setAttribute("data-busy", "1");
   timer = setTimeout(compute, delay);
 }
 
 async function compute() {
-  if (state.view !== "playground") return;
+  pending = false;
+  if (state.view !== "playground") { document.body.setAttribute("data-busy", "0"); return; }
   const mine = ++generation;
   const body = problem();
   const s = spec();
@@ -296,7 +300,7 @@ async function compute() {
   } catch (error) {
     if (mine === generation) showError(error.message);
   } finally {
-    if (mine === generation) document.body.setAttribute("data-busy", "0");
+    if (mine === generation && !pending) document.body.setAttribute("data-busy", "0");
   }
 }
 
@@ -595,14 +599,17 @@ function drawCharts(grad) {
   holder.replaceChildren(...items);
 }
 
-function lineChart({ series, xscale = "linear", xlabel = "", ylabel = "", point = null, slope = null, legend = true }) {
-  const width = 560, height = 300, left = 56, right = 12, top = 12, bottom = 44;
+function lineChart({ series, xscale = "linear", xlabel = "", ylabel = "", point = null, slope = null, legend = true, room = 560 }) {
+  // drawn at the size it is shown (the text stays readable on a phone)
+  const width = Math.min(Math.max(room, 300), 760), height = Math.round(width * 0.55);
+  const left = 56, right = 12, top = 12, bottom = 44;
   const tx = xscale === "log" ? (v) => Math.log10(v) : (v) => v;
   const points = series.flatMap((s) => s.x.map((x, k) => [tx(value(x)), value(s.y[k])])).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   if (!points.length) return el("p", { class: "hint", text: "—" });
   let [x0, x1] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
   let [y0, y1] = [Math.min(...points.map((p) => p[1])), Math.max(...points.map((p) => p[1]))];
   if (y1 - y0 < 1e-12) { y0 -= 0.5; y1 += 0.5; }
+  [y0, y1] = niceRange(y0, y1);
   if (x1 - x0 < 1e-12) { x0 -= 0.5; x1 += 0.5; }
   const X = (v) => left + ((v - x0) / (x1 - x0)) * (width - left - right);
   const Y = (v) => top + (1 - (v - y0) / (y1 - y0)) * (height - top - bottom);
@@ -650,10 +657,18 @@ function lineChart({ series, xscale = "linear", xlabel = "", ylabel = "", point 
   return figure;
 }
 
+function niceRange(low, high) { // the range widened to multiples of a round step (1, 2, 2.5, 5 x 10^k)
+  const raw = (high - low) / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  return [Math.floor(low / step + 1e-9) * step, Math.ceil(high / step - 1e-9) * step];
+}
+
 function drawCurve(curve) {
   const [i, j] = curve.position.length === 2 ? curve.position : [0, curve.position[0]];
   const name = spec().moving === 1 ? "q" : spec().input === "logits" ? "z" : inputName();
   $("curve").replaceChildren(lineChart({
+    room: $("curve").clientWidth,
     series: [{ x: curve.x, y: curve.y, label: tr("result.loss") }], xlabel: `${name}[${i}, ${j}]`, ylabel: tr("result.loss"),
     point: [value(curve.current), value(curve.value)], slope: curve.slope === null ? null : value(curve.slope),
   }));
@@ -799,7 +814,7 @@ async function drawPlots() {
   }
   const plot = await api(`/api/plot/${encodeURIComponent(state.plot)}?lang=${state.lang}`);
   detail.replaceChildren(el("h3", { text: plot.title }), el("p", { class: "hint", text: plot.description }),
-    lineChart({ series: plot.series, xscale: plot.xscale, xlabel: plot.xlabel, ylabel: plot.ylabel }));
+    lineChart({ series: plot.series, xscale: plot.xscale, xlabel: plot.xlabel, ylabel: plot.ylabel, room: detail.clientWidth - 32 }));
 }
 
 // --- views and language ----------------------------------------------------------------------
