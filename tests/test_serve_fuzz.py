@@ -28,7 +28,7 @@ EXCLUDED = [openapi_checks.positive_data_acceptance]
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @schema.parametrize()
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
+@settings(max_examples=8, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_api_never_fails_on_generated_requests(case):
     case.call_and_validate(excluded_checks=EXCLUDED)
