@@ -404,5 +404,7 @@ def test_explain_cli_speaks_chinese():
     html = CliRunner().invoke(cli, ["explain", "ce", "-x", "[[1.4, 3.2, 5.0]]", "-t", "[2]",
                                     "--lang", "zh", "--format", "html"])
     assert '<html lang="zh-CN">' in html.output and "逐位置损失" in html.output
+    listed = CliRunner().invoke(cli, ["explain", "--list-examples", "--lang", "zh"])
+    assert listed.exit_code == 0 and "硬币的极大似然估计：抛 10 次，6 次正面" in listed.output
     bad = CliRunner().invoke(cli, ["explain", "ce", "-x", "[[1.0]]", "-t", "[0]", "--lang", "fr"])
     assert bad.exit_code == 2 and "lang must be one of en, zh, got 'fr'" in bad.output

@@ -91,10 +91,10 @@ def explain_cli(
     """
     from . import explain as explain_module
 
-    if list_examples:
-        _write_or_print(explain_module.list_examples(output_format), out)
-        return
     try:
+        if list_examples:
+            _write_or_print(explain_module.list_examples(output_format, lang=lang), out)
+            return
         arrays = {
             name: None if value is None else explain_module.load_array(value, name=name)
             for name, value in (("logits", logits), ("target", target), ("weight", weight),

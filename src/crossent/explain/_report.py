@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import examples as _examples
-from ._i18n import check_lang, translate
+from ._i18n import check_lang, text, translate
 from ._trace import Trace
 from .render import FORMATS, render
 
@@ -58,9 +58,10 @@ def _from_json(text: str, name: str, source: str) -> np.ndarray:
     return array
 
 
-def list_examples(format: str = "text") -> str:
-    """The seeds' worked examples: name and title (``format='json'`` for a JSON list)."""
-    rows = [{"name": e.name, "seed": f"{e.seed:03d}", "title": e.title}
+def list_examples(format: str = "text", *, lang: str = "en") -> str:
+    """The seeds' worked examples: name and title in ``lang`` (``format='json'`` for a JSON list)."""
+    check_lang(lang)
+    rows = [{"name": e.name, "seed": f"{e.seed:03d}", "title": text(e.title, lang)}
             for e in _examples.EXAMPLES.values()]
     if format == "json":
         return json.dumps(rows, indent=2)
