@@ -89,9 +89,9 @@ def test_hyphenated_names_as_on_the_command_line():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="loss must be one of 'cross_entropy'"):
+    with pytest.raises(ValueError, match="unknown loss 'hinge'; expected one of cross_entropy, binary_"):
         ce.compare("hinge", [[0.1]], [0], real=False)
-    with pytest.raises(ValueError, match=r"target has shape \(3,\), but x has shape \(1, 2\)"):
+    with pytest.raises(ValueError, match=r"target has shape \(3,\), but logits has shape \(1, 2\)"):
         ce.compare("cross_entropy", [[0.1, 0.2]], [0, 1, 2], real=False)
 
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from ..advise import LOSSES, advise
 from . import examples as _examples
+from ._names import TRACERS, entry, resolve
 from ._trace import Trace
 from .render import FORMATS, render
 
@@ -86,8 +88,6 @@ def report(
     >>> print(report("nll", [[0.1, 0.3, 0.5]], [2], format="json")[:1])
     {
     """
-    from . import TRACERS, resolve
-
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     if example is not None:
@@ -97,11 +97,12 @@ def report(
         if loss is None:
             raise ValueError("give a computation to explain (e.g. cross_entropy) or --example NAME")
         loss_name = resolve(loss)
-        function, arrays = TRACERS[loss_name]
+        function, arrays = TRACERS[loss_name], entry(loss_name).arrays
         given = [first, second][: len(arrays)]
-        for array_name, value in zip(arrays, given, strict=True):
-            if value is None:
-                raise ValueError(f"{loss_name} needs {array_name} (--{_flag(array_name)})")
+        for position, (array_name, value) in enumerate(zip(arrays, given, strict=True)):
+            if value is None:  # the command line gives the first array as --logits
+                flag = ("--logits", "--target")[position]
+                raise ValueError(f"{loss_name} needs {array_name} ({flag})")
         # inline numbers are read as JSON, so "[1, 2]" is an integer array; every array but
         # class-index targets is floating (the core rejects integer logits, weights, q)
         given = [_as_float(value) if array_name != "target" else value
@@ -129,21 +130,14 @@ def _as_float(value: Any) -> Any:
     return array.astype(np.float64) if array.dtype.kind in "biu" else value
 
 
-def _flag(array_name: str) -> str:
-    return {"target": "target", "q": "target"}.get(array_name, "logits")
-
-
 def _add_advice(trace: Trace, loss_name: str | None) -> None:
-    from ..advise import LOSSES, advise
-    from . import TRACERS
-
     if loss_name is None:  # an example: advise on the loss its function names
         loss_name = trace.function.removeprefix("crossent.").split(" ")[0]
     if loss_name not in LOSSES:
         covered = ", ".join(LOSSES)
         trace.notes.append(f"The advisor covers {covered}; it has nothing to check here.")
         return
-    arrays = [trace.inputs.get(name) for name in TRACERS[loss_name][1]]
+    arrays = [trace.inputs.get(name) for name in entry(loss_name).arrays]
     if len(arrays) < 2 or any(array is None for array in arrays):
         return
     options = {key: trace.options[key] for key in ("axis", "weight", "pos_weight")
