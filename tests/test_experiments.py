@@ -34,6 +34,7 @@ from crossent.experiments.results import SCHEMA_VERSION, ExperimentResults, Stat
 from crossent.experiments.runner import run_experiments, train_run
 from crossent.experiments.setups import SETUPS, make_model
 from crossent.experiments.verdicts import compare, judge, learning
+from crossent.explain import examples
 
 EPSILON32 = np.float32(1e-7)
 
@@ -521,14 +522,17 @@ def test_cli_experiment_uses_the_users_imdb_npz(tmp_path: Path) -> None:
 
 
 KERAS_ONE_OUTPUT = """
-import json, os, sys
+import json, os, sys, warnings
 os.environ["KERAS_BACKEND"] = "torch"
 import keras, torch
 logits = torch.tensor(json.loads(sys.argv[1]), requires_grad=True)
 target = torch.tensor(json.loads(sys.argv[2]))
-loss = keras.losses.categorical_crossentropy(target, torch.sigmoid(logits)).mean()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    loss = keras.losses.categorical_crossentropy(target, torch.sigmoid(logits)).mean()
 loss.backward()
-print(json.dumps({"loss": float(loss), "grad": logits.grad.tolist()}))
+print(json.dumps({"loss": float(loss), "grad": logits.grad.tolist(),
+                  "warnings": [[w.category.__name__, str(w.message)] for w in caught]}))
 """
 
 
@@ -553,3 +557,10 @@ def test_keras_ce_one_output_matches_real_keras() -> None:
     assert float(loss.detach()) == pytest.approx(keras_result["loss"], rel=1e-6)
     assert keras_result["grad"] == [[0.0]] * 4
     assert z.grad.eq(0).all()
+    # Keras 3 warns (and computes) rather than refusing one output column, as crossent says
+    assert [category for category, message in keras_result["warnings"]
+            if "num_classes > 1" in message] == ["SyntaxWarning"]
+    note = " ".join(examples.get("seed004-single-output").notes)
+    assert "Keras 3 does not refuse" in note and "it warns" in note
+    [advice] = ce.advise([[2.0], [-1.0]], [[1.0], [0.0]])
+    assert advice.code == "single-output-categorical" and "Keras 3 only warns" in advice.reason

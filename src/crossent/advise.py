@@ -74,7 +74,7 @@ def advise(
     - ``logits-as-probabilities``: values outside [0, 1] (or log-probabilities > 0)
       passed where probabilities (log-probabilities) are expected;
     - ``single-output-categorical``: a categorical loss over one class column
-      (always 0; Keras forbids it; seed 004);
+      (always 0, or a constant in Keras, which only warns; seed 004);
     - ``multi-hot-targets``: several 1s per row with a softmax loss (multi-label needs BCE);
     - ``binary-target-range``: binary targets outside [0, 1];
     - ``soft-targets-not-normalised``: probability targets whose rows do not sum to 1;
@@ -132,8 +132,9 @@ def _class_axis_rules(
             "single-output-categorical",
             f"{loss} got a single class column.",
             "The softmax of one column is always 1, so the loss is 0 and its gradient is 0 for "
-            "every input: the model never learns (Keras refuses categorical_crossentropy here; "
-            "seed 004's CE run stays at loss 5.96e-08, accuracy 0.50).",
+            "every input: the model never learns (Keras 3 only warns here, and its clipped "
+            "loss -y log(1 - 1e-7) is a constant; seed 004's CE run stays at loss 5.96e-08, "
+            "accuracy 0.50).",
             "For a yes/no task keep one column and use binary_cross_entropy_with_logits, or use "
             "two columns (classes 0 and 1) with cross_entropy.",
         ))

@@ -330,7 +330,9 @@ def _experiment_progress(
 
 
 def _print_results(results: ExperimentResults, files: dict[str, Path]) -> None:
-    """The results tables and the verdicts, for a terminal of 80 columns or more."""
+    """The results, a table per scenario and model (a column per setup), and the verdicts;
+    fits 80 columns."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -338,14 +340,18 @@ def _print_results(results: ExperimentResults, files: dict[str, Path]) -> None:
 
     console = Console()
     for scenario in results.config["scenarios"]:
-        header, rows = results_table(results, scenario)
-        table = Table(title=f"{scenario}: {results.datasets[scenario]['name']} "
-                            "(final test metrics, mean ± std over seeds)")
-        for column in header:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        (_, _, *quantities), rows = results_table(results, scenario)
+        for model in results.config["models"]:
+            setups = [row[1:] for row in rows if row[0] == model]  # a column per setup
+            table = Table(title=f"{scenario}, {model}: {results.datasets[scenario]['name']} "
+                                "(final test metrics, mean ± std over seeds)",
+                          box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+            table.add_column("")
+            for label, *_ in setups:
+                table.add_column(label, justify="right")
+            for number, quantity in enumerate(quantities, 1):
+                table.add_row(quantity, *(setup[number] for setup in setups))
+            console.print(table)
     styles = {"holds": "green", "partly holds": "yellow", "does not hold": "red"}
     for verdict in results.verdicts:
         style = styles.get(verdict.status, "dim")

@@ -75,13 +75,15 @@ def _check_mark(check: Check) -> str:
 # --- terminal -------------------------------------------------------------------------------
 
 
-def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
-    """The trace as rich tables for a terminal ``width`` columns wide.
+def to_text(trace: Trace, *, width: int = 80, color: bool = False) -> str:
+    """The trace as rich tables for a terminal ``width`` columns wide (80 by default).
 
     >>> from crossent import explain
-    >>> text = explain.to_text(explain.cross_entropy([[1.4, 3.2, 5.0]], [2]))
-    >>> "log-softmax" in text and max(map(len, text.splitlines())) <= 100
-    True
+    >>> text = explain.to_text(explain.cross_entropy([[1.4, 3.2, 5.0]], [2], weight=[1, 2, 1.0]))
+    >>> print(text.splitlines()[1].rstrip())
+    crossent.cross_entropy(logits, target, axis=-1, weight=weight,
+    >>> [line.split() for line in text.splitlines() if line.strip().startswith("weight")]
+    [['weight', '[1.,', '2.,', '1.]']]
     """
     from rich import box
     from rich.console import Console
@@ -100,16 +102,16 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
     inputs = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
     inputs.add_column("input", style="bold")
     inputs.add_column("value", overflow="fold")
-    for label, value in trace.inputs.items():
+    for label, value in _inputs(trace).items():
         inputs.add_row(Text(label), Text(format_value(value, width=width - 20)))
     console.print(inputs)
 
     steps = Table(box=box.ROUNDED, show_lines=True, expand=False, width=width)
     steps.add_column("#", justify="right", style="dim", width=2)
-    steps.add_column("step", style="bold", width=16, overflow="fold")
+    steps.add_column("step", style="bold", width=12, overflow="fold")
     steps.add_column("formula and meaning", ratio=1, overflow="fold")
     steps.add_column("values", ratio=1, overflow="fold")
-    values_width = (width - 16 - 2 - 13) // 2
+    values_width = (width - 12 - 2 - 13) // 2
     for number, step in enumerate(trace.steps, 1):
         steps.add_row(
             str(number),
@@ -152,11 +154,21 @@ def _all_notes(trace: Trace) -> list[str]:
     return notes + list(trace.notes)
 
 
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0
+
+
+def _inputs(trace: Trace) -> dict[str, Any]:
+    """The arrays of the call: the inputs and every array option (weight, pos_weight, ...)."""
+    arrays = {key: value for key, value in trace.options.items() if _is_array(value)}
+    return {**trace.inputs, **arrays}
+
+
 def _call_args(trace: Trace) -> str:
-    names = ", ".join(trace.inputs)
-    options = ", ".join(f"{key}={value!r}" for key, value in trace.options.items()
-                        if not isinstance(value, np.ndarray))
-    return names + (", " + options if options else "")
+    """``logits, target, weight=weight, reduction='mean'``: array options by name."""
+    options = ", ".join(f"{key}={key}" if _is_array(value) else f"{key}={value!r}"
+                        for key, value in trace.options.items())
+    return ", ".join(trace.inputs) + (", " + options if options else "")
 
 
 # --- JSON and Markdown ----------------------------------------------------------------------
@@ -185,7 +197,7 @@ def to_markdown(trace: Trace) -> str:
     if trace.source:
         lines += [f"Source: {trace.source}", ""]
     lines += [f"`{trace.function}({_call_args(trace)})`", "", "## Inputs", "", "```text"]
-    lines += [_values_text(trace.inputs, width=90), "```", "", "## Steps", ""]
+    lines += [_values_text(_inputs(trace), width=90), "```", "", "## Steps", ""]
     for number, step in enumerate(trace.steps, 1):
         lines += [
             f"### {number}. {step.name}", "", step.meaning, "", f"$${step.latex}$$", "",
@@ -306,7 +318,7 @@ def to_html(trace: Trace) -> str:
         parts.append(f'<p class="dim">source: {escape(trace.source)}</p>')
     parts.append(f"<p><code>{escape(trace.function)}({escape(_call_args(trace))})</code></p>")
     parts.append('<h2>Inputs</h2><table><col style="width: 9rem"><col>')
-    for label, value in trace.inputs.items():
+    for label, value in _inputs(trace).items():
         parts.append(f"<tr><th>{escape(label)}</th><td><pre>{escape(format_value(value, width=90))}"
                      "</pre></td></tr>")
     parts.append("</table><h2>Steps</h2>")
@@ -348,7 +360,7 @@ def to_html(trace: Trace) -> str:
     return "\n".join(parts)
 
 
-def render(trace: Trace, format: str = "text", *, color: bool = False, width: int = 100) -> str:
+def render(trace: Trace, format: str = "text", *, color: bool = False, width: int = 80) -> str:
     """The trace in ``format``: 'text', 'json', 'markdown' or 'html'."""
     if format == "text":
         return to_text(trace, color=color, width=width)
