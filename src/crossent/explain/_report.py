@@ -85,8 +85,8 @@ def report(
     Options that are None are left at the traced function's defaults; an option the
     function does not take is an error naming it.
 
-    >>> print(report("nll", [[0.1, 0.3, 0.5]], [2], format="json")[:1])
-    {
+    >>> json.loads(report("nll", [[0.1, 0.3, 0.5]], [2], format="json"))["value"]  # -x[0, 2]
+    -0.5
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")

@@ -179,18 +179,22 @@ def to_json(trace: Trace, *, indent: int = 2) -> str:
 
     >>> import json
     >>> from crossent import explain
-    >>> json.loads(explain.to_json(explain.entropy([0.5, 0.5])))["function"]
-    'crossent.information.entropy'
+    >>> json.loads(explain.to_json(explain.entropy([0.5, 0.5], base=2)))["value"]  # one bit
+    1.0
+    >>> trace = explain.nll_loss([[0.0], [-1.0]], [-100, 0], reduction="none")
+    >>> json.loads(explain.to_json(trace))["steps"][1]["values"]["x[y]"]  # NaN: not counted
+    ['nan', -1.0]
     """
     return json.dumps(trace.to_dict(), indent=indent, ensure_ascii=False)
 
 
 def to_markdown(trace: Trace) -> str:
-    """The trace as Markdown: a section per step with its formula (``$$…$$``) and values.
+    r"""The trace as Markdown: a section per step with its formula (``$$…$$``) and values.
 
     >>> from crossent import explain
-    >>> explain.to_markdown(explain.entropy([0.5, 0.5])).splitlines()[0]
-    '# entropy in nats'
+    >>> [line for line in explain.to_markdown(explain.entropy([0.5, 0.5])).splitlines()
+    ...  if line.startswith("$$")][0]
+    '$$I(x) = -\\log_b p(x)$$'
     """
     heading = trace.title if trace.name is None else f"{trace.name}: {trace.title}"
     lines = [f"# {heading}", ""]
@@ -232,7 +236,7 @@ def latex_to_svg(latex: str, *, fontsize: float = 15.0) -> str:
     """``latex`` (matplotlib mathtext) rendered offline to an SVG document (glyphs as paths).
 
     >>> svg = latex_to_svg(r"\\frac{e^{z_j}}{\\sum_k e^{z_k}}")
-    >>> svg.startswith("<svg") and "<path" in svg
+    >>> "<path" in svg and "<text" not in svg  # glyphs drawn as paths: no font needed
     True
     """
     import matplotlib
@@ -301,9 +305,9 @@ def to_html(trace: Trace) -> str:
     """A standalone HTML page of the trace: formulas pre-rendered to SVG, no network needed.
 
     >>> from crossent import explain
-    >>> page = explain.to_html(explain.entropy([0.5, 0.5]))
-    >>> page.startswith("<!DOCTYPE html>") and 'src="http' not in page
-    True
+    >>> page = explain.to_html(explain.entropy([0.5, 0.5]))  # three steps, three formulas
+    >>> 'src="http' not in page, page.count('src="data:image/svg+xml;base64,')
+    (True, 3)
     """
     escape = html.escape
     heading = trace.title if trace.name is None else f"{trace.name}: {trace.title}"
