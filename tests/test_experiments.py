@@ -356,7 +356,7 @@ def test_make_model_rejects_unknown_kind() -> None:
 
 
 def test_compare_follows_the_documented_rules() -> None:
-    # the issue's example: BCE ahead by 0.3 points with std 0.5 is "about as well"
+    # the rules' example: BCE ahead by 0.3 points with std 0.5 is "about as well"
     assert compare(Stat(0.903, 0.005, 3), Stat(0.900, 0.0, 3))[0] == "about as well as"
     assert compare(Stat(0.92, 0.005, 3), Stat(0.90, 0.0, 3))[0] == "better than"
     assert compare(Stat(0.89, 0.005, 3), Stat(0.90, 0.0, 3))[0] == "slightly worse than"

@@ -196,7 +196,7 @@ def _run_case(case: Case, rank: int) -> dict:
         with torch.no_grad():
             return {"loss": vocab_parallel_linear_cross_entropy(
                 hidden, weight, inputs["target"], bias_shard=bias, chunk_size=case.chunk_size, **options)}
-    if case.through_linear_cross_entropy:  # issue 8 item 2: the public entry point
+    if case.through_linear_cross_entropy:  # the public entry point
         loss = linear_cross_entropy(
             hidden, weight, inputs["target"], bias=bias, group=dist.group.WORLD,
             chunk_size=case.chunk_size, ignore_index=case.ignore_index,

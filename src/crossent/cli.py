@@ -21,11 +21,12 @@ A new command is one small function::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -37,6 +38,7 @@ from . import __version__, _registry
 from ._validate import check_writable_file, check_writable_folder
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
     from .experiments.results import ExperimentResults
@@ -282,15 +284,26 @@ def compare_cli(
     if (logits is None) == (probs is None):
         raise ValueError("give exactly one of --logits and --probs")
     values = _parse_array(logits if logits is not None else probs, "--logits/--probs")
-    with Console(stderr=True).status("comparing", spinner="dots") as status:
+    with _status_line(Console(stderr=True)) as say:
         result = compare(
             loss, values, _parse_array(target, "--target"),
             inputs="logits" if logits is not None else "probs",
             label_smoothing=label_smoothing, ignore_index=ignore_index, real=real,
-            progress=lambda line: status.update(f"{line} (--no-real skips the frameworks)"),
+            progress=lambda line: say(f"{line}… (--no-real skips the frameworks)"),
         )
-    print_data(result.to_dict(), output_format,
-               lambda _: Console(width=160).print(render_table(result)))
+    console = Console()  # the terminal's width; 160 columns into a file or a pipe
+    console = console if console.is_terminal else Console(width=160)
+    print_data(result.to_dict(), output_format, lambda _: console.print(render_table(result)))
+
+
+@contextlib.contextmanager
+def _status_line(console: Console) -> Iterator[Callable[[str], None]]:
+    """A callback showing what is happening: a spinner on a terminal, else a line each."""
+    if not console.is_terminal:
+        yield lambda line: console.print(line, highlight=False)
+        return
+    with console.status("", spinner="dots") as status:
+        yield status.update
 
 
 # --- experiment / report (crossent.experiments) ----------------------------------------------
