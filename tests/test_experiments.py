@@ -457,7 +457,9 @@ def test_cli_experiment_text_table(tmp_path: Path) -> None:
         "--workers", "1",
     ])
     assert result.exit_code == 0, result.output
-    assert "softmax + CE" in result.stdout and "(b)" in result.stdout
+    assert "softmax +" in result.stdout and "(b)" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80  # a terminal's width
+    assert "…" not in result.stdout  # and nothing cut off to fit
 
 
 def test_cli_experiment_errors(tmp_path: Path) -> None:
