@@ -129,7 +129,7 @@ _TEXT_FILES = [
                          "examples/*.py", ".ci/*", "Makefile", "pyproject.toml")
     for path in ROOT.glob(pattern) if path.is_file() and ".venv" not in path.parts
 ]
-_OUTSIDE = re.compile(r"\.\./shared|/work/|shared/seeds|shared/DESIGN")
+_OUTSIDE = re.compile(r"\.\./shared|/work/|shared/seeds|\bDESIGN\b")
 _ISSUE = re.compile(r"\bissues? ?#?\d+|\bthe issue'?s?\b", re.I)
 
 

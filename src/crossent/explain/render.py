@@ -106,17 +106,15 @@ def to_text(trace: Trace, *, width: int = 80, color: bool = False) -> str:
         inputs.add_row(Text(label), Text(format_value(value, width=width - 20)))
     console.print(inputs)
 
+    # two columns, the step's name atop its formula: the room goes to formulas and values
     steps = Table(box=box.ROUNDED, show_lines=True, expand=False, width=width)
-    steps.add_column("#", justify="right", style="dim", width=2)
-    steps.add_column("step", style="bold", width=12, overflow="fold")
-    steps.add_column("formula and meaning", ratio=1, overflow="fold")
+    steps.add_column("step: formula and meaning", ratio=1, overflow="fold")
     steps.add_column("values", ratio=1, overflow="fold")
-    values_width = (width - 12 - 2 - 13) // 2
+    values_width = (width - 7) // 2
     for number, step in enumerate(trace.steps, 1):
         steps.add_row(
-            str(number),
-            Text(step.name, style="bold"),
-            Text.assemble((step.text, "green"), "\n", (step.meaning, "italic dim")),
+            Text.assemble((f"{number}. {step.name}", "bold"), "\n", (step.text, "green"), "\n",
+                          (step.meaning, "italic dim")),
             Text(_values_text(step.values, width=values_width)),
         )
     console.print(steps)
@@ -143,7 +141,7 @@ def to_text(trace: Trace, *, width: int = 80, color: bool = False) -> str:
         for item in trace.advice:
             console.print(Text.assemble((f"advice [{item.code}]: ", "bold red"), item.message,
                                         "\n  why: ", item.reason, "\n  fix: ", (item.fix, "bold")))
-    return buffer.getvalue()
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
 NO_ADVICE = "nothing looks wrong with these inputs."

@@ -267,7 +267,7 @@ def _rows(
 
 
 def _safe_inverse(value: torch.Tensor) -> torch.Tensor:
-    """1/value, and 0 where value is 0: a mean over nothing counted is 0 (DESIGN)."""
+    """1/value, and 0 where value is 0: a mean over nothing counted is 0 (crossent's rule)."""
     return torch.where(value == 0, torch.zeros_like(value), 1.0 / torch.where(value == 0, 1.0, value))
 
 
