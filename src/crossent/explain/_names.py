@@ -34,9 +34,9 @@ def _value_trace(item: _registry.Entry) -> Callable[..., Trace]:
     return trace
 
 
-# registry name -> its trace function
-TRACERS: dict[str, Callable[..., Trace]] = {
-    item.name: getattr(_traces, item.name, None) or _value_trace(item)
+# registry name -> (its trace function, the names of its arrays, from the registry)
+TRACERS: dict[str, tuple[Callable[..., Trace], tuple[str, ...]]] = {
+    item.name: (getattr(_traces, item.name, None) or _value_trace(item), item.arrays)
     for item in _registry.ENTRIES
 }
 
@@ -62,4 +62,5 @@ def explain(name: str, *arrays: Any, **options: Any) -> Trace:
     >>> round(float(explain("cross-entropy", [[1.4, 3.2, 5.0]], [2]).value), 4)
     0.1762
     """
-    return TRACERS[resolve(name)](*arrays, **options)
+    function, _ = TRACERS[resolve(name)]
+    return function(*arrays, **options)

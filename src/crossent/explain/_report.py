@@ -11,7 +11,7 @@ import numpy as np
 
 from ..advise import LOSSES, advise
 from . import examples as _examples
-from ._names import TRACERS, entry, resolve
+from ._names import TRACERS, resolve
 from ._trace import Trace
 from .render import FORMATS, render
 
@@ -97,7 +97,7 @@ def report(
         if loss is None:
             raise ValueError("give a computation to explain (e.g. cross_entropy) or --example NAME")
         loss_name = resolve(loss)
-        function, arrays = TRACERS[loss_name], entry(loss_name).arrays
+        function, arrays = TRACERS[loss_name]
         given = [first, second][: len(arrays)]
         for position, (array_name, value) in enumerate(zip(arrays, given, strict=True)):
             if value is None:  # the command line gives the first array as --logits
@@ -137,7 +137,7 @@ def _add_advice(trace: Trace, loss_name: str | None) -> None:
         covered = ", ".join(LOSSES)
         trace.notes.append(f"The advisor covers {covered}; it has nothing to check here.")
         return
-    arrays = [trace.inputs.get(name) for name in entry(loss_name).arrays]
+    arrays = [trace.inputs.get(name) for name in TRACERS[loss_name][1]]
     if len(arrays) < 2 or any(array is None for array in arrays):
         return
     options = {key: trace.options[key] for key in ("axis", "weight", "pos_weight")
