@@ -162,3 +162,22 @@ def test_explain_text_fits_80_columns() -> None:
         result = invoke("explain", *args, "--no-color")
         assert result.exit_code == 0, result.output
         assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_a_missing_optional_dependency_is_one_line(monkeypatch, tmp_path) -> None:
+    import builtins
+
+    monkeypatch.chdir(tmp_path)  # the default --out folder is created here
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    monkeypatch.setattr(cli, "experiment", lambda *args, **kwargs: __import__("torch"))
+    result = invoke("experiment", "binary", "--epochs", "1")
+    assert result.exit_code == 2
+    assert result.output == ("error: No module named 'torch'; the command needs it "
+                             "(pip install 'crossent[all]')\n")

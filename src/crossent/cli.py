@@ -6,7 +6,7 @@
   (OSError for files), never a typer error.
 - One printer for errors: whatever a command raises, and every error of the parser itself
   (an unknown option, a bad choice), is printed as one line ``error: ...`` on stderr with
-  exit status 2 (:class:`_Crossent`).
+  exit status 2 (:class:`_Crossent`); so is a missing optional dependency.
 - Option choices are Enums, so the parser rejects a bad value itself; output that is data
   prints as JSON with ``--format json``; an ``--out`` path is checked before any work.
 
@@ -61,6 +61,8 @@ class _Crossent(TyperGroup):
             code = _print_error(error.format_message().replace("Value error, ", ""))
         except (ValueError, TypeError, OSError) as error:  # the importable functions'
             code = _print_error(str(error))
+        except ImportError as error:  # an optional extra not installed
+            code = _print_error(f"{error}; the command needs it (pip install 'crossent[all]')")
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
