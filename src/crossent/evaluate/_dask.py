@@ -25,6 +25,7 @@ from ._state import LogLoss
 __all__ = ["from_dask_dataframe", "from_dask_arrays", "merge_all", "tree_reduce"]
 
 SPLIT_EVERY = 8
+CONNECT_TIMEOUT = "10s"  # how long to wait for a scheduler given by address
 
 
 def merge_all(*states: LogLoss) -> LogLoss:
@@ -160,7 +161,7 @@ def connect(scheduler: str, option: str = "scheduler") -> tuple[Any, Any]:
                                dashboard_address=None, silence_logs=logging.ERROR)
         return Client(cluster), cluster
     try:
-        return Client(scheduler, timeout="10s"), None
+        return Client(scheduler, timeout=CONNECT_TIMEOUT), None
     except (OSError, TimeoutError, ValueError) as error:
         raise ValueError(
             f"{option} {scheduler!r}: no Dask scheduler answered ({error}); give a running "

@@ -94,14 +94,14 @@ def row_terms(y_pred: np.ndarray, *, from_logits: bool) -> RowTerms:
             predicted = metrics.predicted_class(np, logits)
     else:
         columns = sk.probability_columns(np, y_pred)
-        sk.warn_if_not_normalised(np, columns, stacklevel=4)
         # clipped in the input's dtype (scikit-learn's rule), the logs in float64
-        clipped = sk.clip_probabilities(np, columns).astype(np.float64)
+        clipped = sk.clip_probabilities(np, columns).astype(np.float64, copy=False)
         info = information.self_information(clipped)
         if columns is y_pred:  # one column per class
+            sk.warn_if_not_normalised(np, columns, stacklevel=4)
             entropy = information.entropy(y_pred.astype(np.float64, copy=False), axis=-1)
             predicted = metrics.predicted_class(np, y_pred)
-        else:  # the positive class's probability p
+        else:  # the positive class's probability p: [1 - p, p] sums to one, no warning
             positive = y_pred.reshape(-1)
             entropy = information.binary_entropy(positive.astype(np.float64, copy=False))
             predicted = metrics.predicted_positive(positive, 0.5)
@@ -110,9 +110,9 @@ def row_terms(y_pred: np.ndarray, *, from_logits: bool) -> RowTerms:
         np.asarray(entropy, dtype=np.float64),
         np.asarray(predicted, dtype=np.int64),
     )
-    bad = np.isnan(terms.info).any(axis=1) | np.isnan(terms.entropy)
-    if bad.any():  # e.g. a logit of +inf among softmax logits: no finite distribution
-        row = int(np.flatnonzero(bad)[0])
+    if np.isnan(terms.info).any() or np.isnan(terms.entropy).any():
+        # e.g. a logit of +inf among softmax logits: no finite distribution
+        row = int(np.flatnonzero(np.isnan(terms.info).any(axis=1) | np.isnan(terms.entropy))[0])
         raise ValueError(
             f"the predictions of row {row} ({y_pred[row]!r}) give no distribution (NaN); "
             f"logits must not be +inf among several columns"

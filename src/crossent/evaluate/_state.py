@@ -259,7 +259,7 @@ class LogLoss:
             undeclared = label_values[~np.isin(label_values, self.labels)]
             if undeclared.shape[0]:
                 raise ValueError(
-                    f"{name['y_true']} contains {undeclared[0]!r}, which is not among "
+                    f"{name['y_true']} contains {_python(undeclared[0])!r}, which is not among "
                     f"{name['labels']}={self.labels.tolist()}; add it to {name['labels']} or "
                     f"drop those rows"
                 )
@@ -392,7 +392,7 @@ class LogLoss:
         num_columns = int(self._num_columns or 0)
         if classes.shape[0] < 2:
             raise ValueError(
-                f"{name['y_true']} contains only one label ({classes[0]!r}); pass every class "
+                f"{name['y_true']} contains only one label ({_python(classes[0])!r}); pass every class "
                 f"the predictions stand for through {name['labels']} (e.g. [0, 1])"
                 if self.labels is None else
                 f"{name['labels']} must hold at least two classes, got {classes.tolist()}"

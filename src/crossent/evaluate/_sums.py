@@ -17,7 +17,8 @@ over the same rows, shuffled or split differently, agree to twice that.
 
 The scatter-add runs as a numba kernel (compiled on first use, cached on disk); with
 ``CROSSENT_KERNELS=numpy``, or without numba, each slot's terms are summed by
-:func:`math.fsum` (correctly rounded, slower) and added in the same way.
+:func:`math.fsum` (correctly rounded, with its rounding residual; slower) and added
+in the same way.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def _numba_scatter_add() -> Callable[..., None]:
 def _fsum_scatter_add(
     hi: np.ndarray, lo: np.ndarray, slot: np.ndarray, weight: np.ndarray, values: np.ndarray
 ) -> None:
-    """The same sums without numba: each slot's terms by math.fsum, then one TwoSum."""
+    """The same sums without numba: each slot's terms by math.fsum (and the residual of its
+    rounding), then one TwoSum."""
     if weight.shape[0]:
         keep = weight != 0
         terms = weight[keep, None] * values[keep]
@@ -75,9 +77,11 @@ def _fsum_scatter_add(
     for s, start, end in zip(slots.tolist(), starts.tolist(), ends.tolist(), strict=True):
         rows = order[start:end]
         for j in range(terms.shape[1]):
-            total = math.fsum(terms[rows, j].tolist())
+            column = terms[rows, j].tolist()
+            total = math.fsum(column)
+            residual = math.fsum([*column, -total])  # what rounding `total` left out
             hi[s, j], error = _two_sum(float(hi[s, j]), total)
-            lo[s, j] += error
+            lo[s, j] += error + residual
 
 
 def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
