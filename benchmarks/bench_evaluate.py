@@ -12,9 +12,12 @@ model, CTR about 0.2) and a 10-class file (int8 label, ten float32 probability c
 
 Each contender runs in its own Python process, one after the other, ``--repeats`` times
 interleaved, and reports the wall time of the evaluation (imports and set-up excluded),
-rows/s, and the peak resident memory: of the process itself, and of every process it
-started (Dask workers), sampled every 20 ms by psutil. The peak minus the resident size
-after set-up is reported too (DESIGN.md's rule), next to the absolute peak.
+rows/s, the CPU time (of the process and its Dask workers: on a busy machine wall time
+measures the machine's load as much as the code), and the peak resident memory: of the
+process itself (the kernel's ``ru_maxrss``), and of every process it started (Dask
+workers), sampled every 50 ms by psutil from the driver process. The peak minus the
+resident size after set-up (imports, the cluster's start) is reported next to the
+absolute peak: what the evaluation itself costs.
 
 - ``pandas+sklearn``: ``pandas.read_parquet`` of the needed columns, then
   ``sklearn.metrics.log_loss``. Skipped (or run on a prefix of ``--sklearn-rows`` rows,
@@ -118,12 +121,13 @@ def spec(classes: int) -> dict[str, object]:
 
 
 class _Peak:
-    """Peak resident memory of this process and of its children, sampled by a thread."""
+    """Peak resident memory of a process and of its descendants, sampled by a thread of the
+    driver (not of the measured process, whose own work it would slow)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int) -> None:
         import psutil
 
-        self._process = psutil.Process()
+        self._process = psutil.Process(pid)
         self.own = self.children = self.total = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -146,7 +150,7 @@ class _Peak:
                 self.total = max(self.total, own + sum(kids))
             except psutil.Error:
                 pass
-            self._stop.wait(0.02)
+            self._stop.wait(0.05)
 
     def stop(self) -> None:
         self._stop.set()
@@ -176,7 +180,7 @@ def _run_pandas_sklearn(path: Path, classes: int, rows: int) -> dict[str, object
     if rows < total:
         groups = list(range(max(1, rows // GROUP_ROWS)))
     base = _rss()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if groups is None:
         frame = pd.read_parquet(path, columns=names)
     else:
@@ -185,8 +189,8 @@ def _run_pandas_sklearn(path: Path, classes: int, rows: int) -> dict[str, object
     y_pred = frame["prob"].to_numpy() if classes == 2 else frame[names[1:]].to_numpy()
     del frame
     value = sklearn.metrics.log_loss(y_true, y_pred)
-    return {"seconds": time.perf_counter() - start, "rows": len(y_true), "log_loss": value,
-            "setup_rss": base}
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+            "rows": len(y_true), "log_loss": value, "setup_rss": base}
 
 
 def _without_eps(log_loss):  # type: ignore[no-untyped-def]
@@ -228,14 +232,33 @@ def _run_dask_ml(path: Path, classes: int) -> dict[str, object]:
         client.run(_patch_dask_ml)  # the blocks run on the workers: patch them there
         _patch_dask_ml()
         base = _rss()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu(client)
         value = float(dask_ml_classification.log_loss(y_true, y_pred).compute())
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rows": int(y_true.shape[0]), "log_loss": value,
-            "setup_rss": base, "note": f"as shipped: {shipped}; timed with eps dropped"}
+        seconds, cpu = time.perf_counter() - start, _cpu(client) - cpu
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": int(y_true.shape[0]),
+            "log_loss": value, "setup_rss": base,
+            "note": f"as shipped: {shipped}; timed with eps dropped"}
+
+
+def _cpu(client: object = None) -> float:
+    """CPU seconds of this process and, with a Dask client, of its workers."""
+    total = time.process_time()
+    if client is not None:
+        total += sum(client.run(time.process_time).values())  # type: ignore[attr-defined]
+    return total
+
+
+def _warm_worker() -> None:
+    import pyarrow.parquet  # noqa: F401
+
+    from crossent import evaluate
+
+    evaluate.LogLoss().update([0, 1], [0.5, 0.5])
 
 
 def _run_crossent(path: Path, classes: int, scheduler: str | None) -> dict[str, object]:
+    import pyarrow.parquet  # noqa: F401 - imported in set-up, as for pandas+sklearn
+
     from crossent import evaluate
 
     client = cluster = None
@@ -243,21 +266,20 @@ def _run_crossent(path: Path, classes: int, scheduler: str | None) -> dict[str, 
         from crossent.evaluate._dask import connect
 
         client, cluster = connect(scheduler)
-        client.run(lambda: __import__("crossent.evaluate._sums").evaluate._sums.backend())
-    evaluate.LogLoss().update([0, 1], [0.5, 0.5])  # numba's kernel compiled (or loaded)
+        client.run(_warm_worker)  # imports and numba's kernel loaded before timing
+    _warm_worker()  # this process too: numba's kernel compiled (or loaded from its cache)
     base = _rss()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu(client)
     result = evaluate.evaluate_files(path, scheduler=client, **spec(classes))  # type: ignore[arg-type]
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu(client) - cpu
     if cluster is not None:
         client.close()
         cluster.close()
-    return {"seconds": seconds, "rows": result.rows, "log_loss": result.log_loss,
-            "setup_rss": base}
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": result.rows,
+            "log_loss": result.log_loss, "setup_rss": base}
 
 
 def run_one(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict[str, object]:
-    peak = _Peak()
     if contender == "pandas+sklearn":
         record = _run_pandas_sklearn(path, classes, sklearn_rows)
     elif contender == "dask-ml":
@@ -266,9 +288,7 @@ def run_one(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict
         scheduler = contender.split(" ")[1]
         record = _run_crossent(path, classes, None if scheduler == "stream" else
                                f"local:{scheduler.split(':')[1]}")
-    peak.stop()
-    record.update(peak_rss=max(peak.own, _max_rss_self()), peak_worker_rss=peak.children,
-                  peak_total_rss=peak.total)
+    record["max_rss_self"] = _max_rss_self()  # the kernel's exact peak of this process
     return record
 
 
@@ -276,8 +296,8 @@ def run_one(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict
 
 
 def _estimated_sklearn_bytes(rows: int, classes: int) -> int:
-    # measured on 1M rows: ~80 bytes a row (binary), ~70 bytes per row and class (C classes)
-    return rows * (80 if classes == 2 else 70 * classes)
+    # measured: 117 bytes a row (binary, 49M rows: 5.5 GB); ~70 bytes per row and class
+    return rows * (120 if classes == 2 else 70 * classes)
 
 
 def _available() -> int:
@@ -292,7 +312,12 @@ def _child(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict[
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)}
     load_before = os.getloadavg()
-    done = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=environment) as process:
+        peak = _Peak(process.pid)
+        stdout, stderr = process.communicate()
+        peak.stop()
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     load_after = os.getloadavg()
     record: dict[str, object] = {"contender": contender, "classes": classes,
                                  "load_before": load_before[0], "load_after": load_after[0]}
@@ -301,6 +326,8 @@ def _child(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict[
         record["error"] = " | ".join(tail)
         return record
     record.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    record.update(peak_rss=max(peak.own, int(record.pop("max_rss_self"))),
+                  peak_worker_rss=peak.children, peak_total_rss=peak.total)
     return record
 
 
@@ -370,7 +397,8 @@ def _report(records: list[dict], rows: int, output_format: str) -> None:
         print(json.dumps({"rows": rows, "records": records, "best": list(best.values())}, indent=1))
         return
     print(f"\nlog loss of a {rows:,}-row Parquet file; {os.cpu_count()} cores; best of the repeats")
-    header = (f"{'classes':>7}  {'contender':<16} {'rows':>11} {'seconds':>8} {'Mrows/s':>8} "
+    header = (f"{'classes':>7}  {'contender':<16} {'rows':>11} {'seconds':>8} {'cpu s':>7} "
+              f"{'Mrows/s':>8} "
               f"{'peak MB':>8} {'-setup':>7} {'worker MB':>9} {'load':>9}  log loss / note")
     print(header)
     for (classes, contender), record in sorted(best.items()):
@@ -379,6 +407,7 @@ def _report(records: list[dict], rows: int, output_format: str) -> None:
             continue
         peak = record["peak_rss"] / 2**20
         print(f"{classes:>7}  {contender:<16} {record['rows']:>11,} {record['seconds']:>8.2f} "
+              f"{record['cpu_seconds']:>7.2f} "
               f"{record['rows_per_s'] / 1e6:>8.2f} {peak:>8.0f} "
               f"{(record['peak_rss'] - record['setup_rss']) / 2**20:>7.0f} "
               f"{record['peak_worker_rss'] / 2**20:>9.0f} "
@@ -393,6 +422,10 @@ def _report(records: list[dict], rows: int, output_format: str) -> None:
                                 speed("crossent dask:1"), speed("crossent dask:2"))
         if stream and sk:
             print(f"{classes} classes: streaming / pandas+sklearn = {stream / sk:.2f}x (target 3x)")
+            per_row = {name: best[(classes, name)]["cpu_seconds"] / best[(classes, name)]["rows"]
+                       for name in ("crossent stream", "pandas+sklearn")}
+            print(f"{classes} classes: the same in CPU time per row = "
+                  f"{per_row['pandas+sklearn'] / per_row['crossent stream']:.2f}x")
         if one and two:
             print(f"{classes} classes: dask 2 workers / 1 worker = {two / one:.2f}x (target 1.6x)")
 

@@ -290,3 +290,21 @@ def test_import_crossent_imports_no_dataframe_library() -> None:
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_numpy_fallback_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    y_true, prob = _multiclass(3000, 3, seed=14)
+    weight = np.random.default_rng(15).random(3000)
+    weight[::7] = 0.0
+    group = np.arange(3000) % 4
+    results = {}
+    for kernel in ("numba", "numpy"):
+        monkeypatch.setenv("CROSSENT_KERNELS", kernel)
+        results[kernel] = ev.LogLoss().update(y_true, prob, sample_weight=weight, by=group).result()
+        assert _sums.backend() == kernel
+    for name in ("log_loss", "accuracy", "prediction_entropy", "weight", "rows"):
+        assert getattr(results["numpy"], name) == pytest.approx(
+            getattr(results["numba"], name), rel=4 * U)
+    for key, group_result in results["numba"].groups.items():
+        assert results["numpy"].groups[key].log_loss == pytest.approx(group_result.log_loss,
+                                                                      rel=4 * U)

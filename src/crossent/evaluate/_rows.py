@@ -110,7 +110,8 @@ def row_terms(y_pred: np.ndarray, *, from_logits: bool) -> RowTerms:
         np.asarray(entropy, dtype=np.float64),
         np.asarray(predicted, dtype=np.int64),
     )
-    if np.isnan(terms.info).any() or np.isnan(terms.entropy).any():
+    # checked probabilities give finite terms (clipped); logits of +inf can give NaN
+    if from_logits and (np.isnan(terms.info).any() or np.isnan(terms.entropy).any()):
         # e.g. a logit of +inf among softmax logits: no finite distribution
         row = int(np.flatnonzero(np.isnan(terms.info).any(axis=1) | np.isnan(terms.entropy))[0])
         raise ValueError(

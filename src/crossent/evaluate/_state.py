@@ -28,7 +28,7 @@ import numpy as np
 from .. import information
 from ..compat import sklearn as sk
 from ._rows import check_predictions, row_terms
-from ._sums import Sums
+from ._sums import Sums, add_rows
 
 __all__ = ["LogLoss", "Result"]
 
@@ -274,14 +274,8 @@ class LogLoss:
                                         name)
         self._num_columns, self._grouped, self._names = num_columns, by is not None, name
         slot = group_at[group_index] * self._values.shape[0] + label_at[label_index]
-        values = np.empty((rows, columns))
-        values[:, 0] = 1.0  # the weight itself
-        values[:, 1] = terms.entropy
-        values[:, 2:] = terms.info
-        self._totals.flat(columns).scatter_add(slot, weight, values)
-        self._hits.flat(1).scatter_add(slot * num_columns + terms.predicted, weight,
-                                       np.ones((rows, 1)))
-        self._rows += np.bincount(slot, minlength=self._rows.size).reshape(self._rows.shape)
+        add_rows(self._totals.flat(columns), self._hits.flat(num_columns), self._rows.reshape(-1),
+                 slot, weight, terms.entropy, terms.info, terms.predicted)
         return self
 
     @staticmethod

@@ -31,16 +31,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Sums", "backend"]
+__all__ = ["Sums", "add_rows", "backend"]
 
-_kernel: Callable[..., None] | None = None
+_kernels: dict[str, Callable[..., None]] | None = None
 _backend: str | None = None
 
 
-def _numba_scatter_add() -> Callable[..., None]:
+def _numba_kernels() -> dict[str, Callable[..., None]]:
     from numba import njit
 
     # no fastmath: TwoSum relies on every addition being rounded exactly as written
+    @njit(cache=True, nogil=True, inline="always")
+    def add(hi, lo, s, j, x):  # type: ignore[no-untyped-def]
+        a = hi[s, j]
+        t = a + x
+        z = t - a
+        lo[s, j] += (a - (t - z)) + (x - z)  # TwoSum: the exact error of a + x
+        hi[s, j] = t
+
     @njit(cache=True, nogil=True)
     def scatter_add(hi, lo, slot, weight, values):  # type: ignore[no-untyped-def]
         weighted = weight.shape[0] > 0
@@ -48,16 +56,41 @@ def _numba_scatter_add() -> Callable[..., None]:
             w = weight[i] if weighted else 1.0
             if w == 0.0:  # a zero-weight row adds nothing (not 0 * inf = NaN)
                 continue
-            s = slot[i]
             for j in range(values.shape[1]):
-                x = w * values[i, j]
-                a = hi[s, j]
-                t = a + x
-                z = t - a
-                lo[s, j] += (a - (t - z)) + (x - z)  # TwoSum: the exact error of a + x
-                hi[s, j] = t
+                add(hi, lo, slot[i], j, w * values[i, j])
 
-    return scatter_add  # type: ignore[no-any-return]
+    @njit(cache=True, nogil=True)
+    def add_rows(totals_hi, totals_lo, hits_hi, hits_lo, rows, slot, weight, entropy, info,
+                 predicted):  # type: ignore[no-untyped-def]
+        weighted = weight.shape[0] > 0
+        for i in range(info.shape[0]):
+            s = slot[i]
+            rows[s] += 1
+            w = weight[i] if weighted else 1.0
+            if w == 0.0:
+                continue
+            add(totals_hi, totals_lo, s, 0, w)
+            add(totals_hi, totals_lo, s, 1, w * entropy[i])
+            for c in range(info.shape[1]):
+                add(totals_hi, totals_lo, s, 2 + c, w * info[i, c])
+            add(hits_hi, hits_lo, s, predicted[i], w)
+
+    return {"scatter_add": scatter_add, "add_rows": add_rows}
+
+
+def _fsum_add_rows(
+    totals_hi: np.ndarray, totals_lo: np.ndarray, hits_hi: np.ndarray, hits_lo: np.ndarray,
+    rows: np.ndarray, slot: np.ndarray, weight: np.ndarray, entropy: np.ndarray,
+    info: np.ndarray, predicted: np.ndarray,
+) -> None:
+    """:func:`add_rows` through the fallback scatter-add."""
+    values = np.empty((info.shape[0], 2 + info.shape[1]))
+    values[:, 0], values[:, 1], values[:, 2:] = 1.0, entropy, info
+    _fsum_scatter_add(totals_hi, totals_lo, slot, weight, values)
+    hits = (slot * hits_hi.shape[1] + predicted).astype(np.int64)
+    _fsum_scatter_add(hits_hi.reshape(-1, 1), hits_lo.reshape(-1, 1), hits, weight,
+                      np.ones((info.shape[0], 1)))
+    rows += np.bincount(slot, minlength=rows.shape[0])
 
 
 def _fsum_scatter_add(
@@ -93,22 +126,40 @@ def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
 
 def backend() -> str:
     """What adds the terms: 'numba' or 'numpy' (math.fsum per slot, the fallback)."""
-    _scatter_add()
+    _kernel("scatter_add")
     assert _backend is not None
     return _backend
 
 
-def _scatter_add() -> Callable[..., None]:
-    global _kernel, _backend
+def _kernel(name: str) -> Callable[..., None]:
+    global _kernels, _backend
     wanted = "numpy" if os.environ.get("CROSSENT_KERNELS", "").lower() == "numpy" else "numba"
-    if _kernel is None or _backend != wanted:
-        _kernel, _backend = _fsum_scatter_add, "numpy"
+    if _kernels is None or _backend != wanted:
+        _kernels = {"scatter_add": _fsum_scatter_add, "add_rows": _fsum_add_rows}
+        _backend = "numpy"
         if wanted == "numba":
             try:
-                _kernel, _backend = _numba_scatter_add(), "numba"
+                _kernels, _backend = _numba_kernels(), "numba"
             except ImportError:  # numba (or llvmlite) missing: the fsum fallback
                 pass
-    return _kernel
+    return _kernels[name]
+
+
+def add_rows(totals: Sums, hits: Sums, rows: np.ndarray, slot: np.ndarray,
+             weight: np.ndarray | None, entropy: np.ndarray, info: np.ndarray,
+             predicted: np.ndarray) -> None:
+    """One batch into a log-loss state's sums, in one pass over the rows (in place).
+
+    For each row i of slot s: ``rows[s] += 1`` and, weighted by ``weight[i]`` (1 if None;
+    rows of weight 0 add nothing), ``totals[s] += [1, entropy[i], *info[i]]`` and
+    ``hits[s, predicted[i]] += 1``. ``totals`` is ``(slots, 2 + C)``, ``hits`` ``(slots, C)``.
+    """
+    _kernel("add_rows")(
+        totals.hi, totals.lo, hits.hi, hits.lo, rows, np.ascontiguousarray(slot, np.int64),
+        np.empty(0) if weight is None else np.ascontiguousarray(weight, np.float64),
+        np.ascontiguousarray(entropy, np.float64), np.ascontiguousarray(info, np.float64),
+        np.ascontiguousarray(predicted, np.int64),
+    )
 
 
 @dataclass
@@ -136,8 +187,7 @@ class Sums:
         ``self`` must be 2-D ``(slots, columns)``; ``weight=None`` means weight 1 and rows
         of weight 0 add nothing.
         """
-        kernel = _scatter_add()
-        kernel(
+        _kernel("scatter_add")(
             self.hi, self.lo, np.ascontiguousarray(slot, dtype=np.int64),
             np.empty(0) if weight is None else np.ascontiguousarray(weight, dtype=np.float64),
             np.ascontiguousarray(values, dtype=np.float64),
