@@ -346,11 +346,16 @@ def main() -> None:
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument("--no-csv", action="store_true", help="(no CSV is written; accepted)")
     parser.add_argument("--quick", action="store_true", help="2M rows")
+    parser.add_argument("--from-json", type=Path, help="print the table of a saved --format json run")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-classes", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        _report(saved["records"], saved["rows"], "table")
+        return
     if args.child:
         record = run_one(args.child, args.child_file, args.child_classes, args.sklearn_rows)
         print(json.dumps(record))

@@ -450,7 +450,8 @@ def report_cli(
 
 @app.command("evaluate")
 def evaluate_cli(
-    paths: list[Path] = typer.Argument(..., help="Parquet, CSV or .npy files, or folders of them"),
+    paths: Annotated[list[Path], typer.Argument(
+        help="Parquet, CSV or .npy files, or folders of them")],
     label: str = typer.Option(..., "--label", help="column of the true labels"),
     prob: str = typer.Option(None, "--prob", help="column of the positive class's probability"),
     logit: str = typer.Option(None, "--logit", help="column of the positive class's logit"),
