@@ -6,6 +6,7 @@ Expected values come from scikit-learn 1.9.1 (``sklearn.metrics``), scipy, ``mat
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -163,6 +164,9 @@ def test_a_group_with_one_class_has_no_normalized_entropy() -> None:
     result = ev.LogLoss().update([0, 0, 1], [0.2, 0.3, 0.8], by=["a", "a", "b"]).result()
     assert math.isnan(result.groups["a"].normalized_entropy)
     assert result.groups["a"].log_loss == pytest.approx(-(math.log(0.8) + math.log(0.7)) / 2)
+    # strict JSON has no NaN: undefined values are null
+    text = json.dumps(result.to_dict(), allow_nan=False)
+    assert json.loads(text)["groups"][0]["normalized_entropy"] is None
 
 
 # --- exact however split --------------------------------------------------------------------

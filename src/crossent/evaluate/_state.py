@@ -76,14 +76,15 @@ class Result:
     groups: dict[Any, Result] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready Python values (groups as a list of ``{"group": key, ...}``)."""
+        """The result as JSON-ready Python values: NaN (undefined) becomes None, groups a
+        list of ``{"group": key, ...}``."""
         data: dict[str, Any] = {
-            name: getattr(self, name)
+            name: _finite_or_none(getattr(self, name))
             for name in ("log_loss", "normalized_entropy", "prediction_entropy", "accuracy",
                          "base_rate_entropy", "rows", "weight", "loss_sum")
         }
         data["classes"] = [_python(value) for value in self.classes]
-        data["base_rate"] = list(self.base_rate)
+        data["base_rate"] = [_finite_or_none(share) for share in self.base_rate]
         if self.groups is not None:
             data["groups"] = [
                 {"group": _python(key), **{k: v for k, v in group.to_dict().items()
@@ -91,6 +92,10 @@ class Result:
                 for key, group in self.groups.items()
             ]
         return data
+
+
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _python(value: Any) -> Any:
