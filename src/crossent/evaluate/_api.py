@@ -10,12 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ._files import Columns, Piece, Source, open_sources, piece_state, update_from_piece
+from ._files import Columns, Piece, Source, open_sources, piece_state, update_from_pieces
 from ._state import LogLoss, Result
 
 __all__ = ["read_files", "evaluate_files", "format_result"]
 
 PIECE_ROWS = 1 << 22  # rows of a Dask task (whole row groups for Parquet)
+READ_AHEAD = 4  # batches the streaming path decodes ahead of the arithmetic, in a thread
 CLI_OPTIONS = {"label": "--label", "prob": "--prob", "logit": "--logit",
                "prob_cols": "--prob-cols", "weight": "--weight", "by": "--by",
                "labels": "--labels", "scheduler": "--scheduler"}
@@ -104,11 +105,8 @@ def read_files(
     with _progress(sources, progress) as advance:
         if scheduler is None:
             state = LogLoss(labels=labels, from_logits=columns.from_logits)
-            for source in sources:
-                for piece in source.pieces():
-                    update_from_piece(state, piece, columns,
-                                      lambda amount, piece=piece: advance(piece, amount))
-            return state
+            pieces = [piece for source in sources for piece in source.pieces()]
+            return update_from_pieces(state, pieces, columns, advance, read_ahead=READ_AHEAD)
         return _on_dask(sources, columns, labels, scheduler, option["scheduler"], advance)
 
 

@@ -157,8 +157,13 @@ def connect(scheduler: str, option: str = "scheduler") -> tuple[Any, Any]:
             raise ValueError(
                 f"{option} {scheduler!r} needs a number of workers, e.g. local:2"
             )
-        cluster = LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        import dask
+
+        # no statistical profiler in the workers: it samples every thread's stack every
+        # 10 ms, CPU taken from the tasks (the workers inherit this configuration)
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
         return Client(cluster), cluster
     try:
         return Client(scheduler, timeout=CONNECT_TIMEOUT), None

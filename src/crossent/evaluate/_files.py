@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ __all__ = ["Columns", "Piece", "open_sources", "read_piece"]
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
 BATCH_VALUES = 1 << 16  # values of predictions in one batch: 512 KiB of float64, cache-sized
 CSV_BLOCK_BYTES = 1 << 22
+READ_ROWS = 1 << 16  # rows pyarrow decodes at a time (then cut into batches)
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,14 @@ def _arrow_column(column: Any, name: str, role: str, path: str, offset: int) -> 
     return np.asarray(column.to_numpy(zero_copy_only=False))
 
 
+def _split(table: dict[str, np.ndarray], rows: int, step: int
+           ) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+    """A read batch in compute batches of ``step`` rows (views, no copies)."""
+    for start in range(0, rows, step):
+        stop = min(start + step, rows)
+        yield {name: column[start:stop] for name, column in table.items()}, stop - start
+
+
 def _batches_parquet(piece: Piece, columns: Columns) -> Iterator[tuple[dict[str, np.ndarray], int]]:
     import pyarrow.parquet as pq
 
@@ -313,14 +322,16 @@ def _batches_parquet(piece: Piece, columns: Columns) -> Iterator[tuple[dict[str,
     parquet = pq.ParquetFile(piece.path, pre_buffer=False)
     roles = columns.roles()
     offset = sum(parquet.metadata.row_group(i).num_rows for i in range(piece.start))
+    step = columns.batch_rows()
+    # pyarrow's cost per batch is per column: read at least READ_ROWS rows at a time
     for batch in parquet.iter_batches(
-        batch_size=columns.batch_rows(), row_groups=range(piece.start, piece.stop),
+        batch_size=max(step, READ_ROWS), row_groups=range(piece.start, piece.stop),
         columns=columns.needed(), use_threads=False,  # one core a reader: Dask runs several
     ):
         table = {name: _arrow_column(batch.column(name), name, roles[name], piece.path, offset)
                  for name in columns.needed()}
         offset += batch.num_rows
-        yield table, batch.num_rows
+        yield from _split(table, batch.num_rows, step)
 
 
 class _CountingFile(io.RawIOBase):
@@ -369,7 +380,9 @@ def _batches_csv(piece: Piece, columns: Columns) -> Iterator[tuple[dict[str, np.
             offset += batch.num_rows
             # pyarrow reads ahead; progress is the bytes read so far, the rest at the end
             advance, counted = source.count - counted, source.count
-            yield table, advance
+            for part, _ in _split(table, batch.num_rows, columns.batch_rows()):
+                yield part, 0
+            yield {}, advance
         yield {}, piece.size - counted
     except pa.ArrowInvalid as error:
         reason = _csv_reason(str(error), _csv_header(Path(piece.path)), roles)
@@ -413,21 +426,74 @@ def read_piece(piece: Piece, columns: Columns) -> Iterator[tuple[dict[str, np.nd
     return reader(piece, columns)
 
 
-def update_from_piece(state: LogLoss, piece: Piece, columns: Columns,
-                      advance: Any = None) -> LogLoss:
-    """Add every row of ``piece`` to ``state``; ``advance(amount)`` reports progress."""
-    for batch, amount in read_piece(piece, columns):
+def update_from_pieces(state: LogLoss, pieces: Sequence[Piece], columns: Columns,
+                       advance: Callable[[Piece, int], None] | None = None,
+                       read_ahead: int = 0) -> LogLoss:
+    """Add every row of ``pieces`` to ``state``; ``advance(piece, amount)`` reports progress.
+
+    ``read_ahead > 0`` reads up to that many batches ahead in a second thread, so decoding
+    the file overlaps the arithmetic (pyarrow and NumPy release the GIL): the streaming
+    path's use of a second core. Dask tasks read without it (Dask schedules the cores).
+    """
+    batches: Iterator[tuple[Piece, dict[str, np.ndarray], int]] = (
+        (piece, batch, amount) for piece in pieces for batch, amount in read_piece(piece, columns))
+    if read_ahead > 0:
+        batches = _read_ahead(batches, read_ahead)
+    for piece, batch, amount in batches:
         if batch:
             try:
                 columns.update(state, batch)
             except ValueError as error:
                 raise ValueError(f"{piece.path}: {error}") from None
         if advance is not None:
-            advance(amount)
+            advance(piece, amount)
     return state
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items``, produced by a daemon thread up to ``depth`` ahead of the consumer."""
+    import queue
+    import threading
+
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(end)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
+            ready.put(_Failed(error))
+
+    thread = threading.Thread(target=produce, name="crossent-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is end:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()  # the consumer stopped (done or failed): let the producer end
 
 
 def piece_state(piece: Piece, columns: Columns, labels: Any) -> LogLoss:
     """A fresh state of one piece (a Dask task)."""
-    return update_from_piece(LogLoss(labels=labels, from_logits=columns.from_logits), piece,
-                             columns)
+    return update_from_pieces(LogLoss(labels=labels, from_logits=columns.from_logits), [piece],
+                              columns)
