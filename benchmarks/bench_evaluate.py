@@ -212,6 +212,19 @@ def _patch_dask_ml() -> None:
         log_loss=_without_eps(sklearn.metrics.log_loss)))
 
 
+def _patch_plugin() -> object:
+    """A distributed WorkerPlugin: :func:`_patch_dask_ml` in every worker, at its start."""
+    from distributed import WorkerPlugin
+
+    class PatchDaskMl(WorkerPlugin):
+        name = "crossent-bench-patch-dask-ml"
+
+        def setup(self, worker: object) -> None:
+            _patch_dask_ml()
+
+    return PatchDaskMl()
+
+
 def _run_dask_ml(path: Path, classes: int) -> dict[str, object]:
     import logging
 
@@ -237,7 +250,9 @@ def _run_dask_ml(path: Path, classes: int) -> dict[str, object]:
             dask_ml_classification.log_loss(y_true[:10], y_pred[:10]).compute()
         except TypeError as error:  # dask-ml passes eps=, which scikit-learn removed
             shipped = f"TypeError: {error}"
-        client.run(_patch_dask_ml)  # the blocks run on the workers: patch them there
+        # the blocks run on the workers: patch them there, and in any worker that the
+        # nanny restarts (a worker over its memory limit is restarted, unpatched)
+        client.register_plugin(_patch_plugin())
         _patch_dask_ml()
         base = _rss()
         start, cpu = time.perf_counter(), _cpu(client)
