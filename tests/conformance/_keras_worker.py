@@ -7,6 +7,12 @@ NumPy arrays; the reply holds the value and, if asked, the gradient of the
 summed loss with respect to ``y_pred``, both as NumPy arrays. Importing Keras
 and its backend costs seconds, so this happens once per test session.
 
+A request ``{"suite": {...}}`` instead runs Keras's own test file
+(``keras/src/losses/losses_test.py`` of the installed Keras) in this process with
+the named ``keras.losses`` classes and functions swapped for
+``crossent.compat.keras``'s (see :func:`run_suite`), and replies with each test's
+outcome.
+
 Protocol: 4-byte big-endian length + pickle, both ways. Run as
 ``KERAS_BACKEND=jax python _keras_worker.py``.
 """
@@ -35,6 +41,70 @@ def _write(stream, message) -> None:
     stream.write(struct.pack(">I", len(data)))
     stream.write(data)
     stream.flush()
+
+
+class Swapped:
+    """``keras.src.losses.losses`` with some names answered by ``crossent.compat.keras``."""
+
+    def __init__(self, original, replacement, names) -> None:
+        self._original, self._replacement, self._names = original, replacement, set(names)
+
+    def __getattr__(self, name):
+        source = self._replacement if name in self._names else self._original
+        return getattr(source, name)
+
+
+def run_suite(classes, swapped, deselect) -> dict:
+    """Keras's ``losses_test.py`` classes ``classes``, run by pytest in this process.
+
+    The installed test module is imported under its own name and its module-level
+    ``losses`` replaced, so every ``losses.X`` the tests look up is crossent's for the
+    names in ``swapped`` (and Keras's otherwise); the assertions are Keras's own.
+    Tests named in ``deselect`` (``Class::test``) are not run. Returns
+    ``{"outcomes": {test id: "passed" | "failed" | "skipped"}, "failures": {id: text}}``.
+    """
+    import importlib
+    import tempfile
+
+    import pytest
+
+    import crossent.compat.keras as replacement
+
+    module = importlib.import_module("keras.src.losses.losses_test")
+    if not isinstance(module.losses, Swapped):
+        module.losses = Swapped(module.losses, replacement, swapped)
+    outcomes: dict = {}
+    failures: dict = {}
+
+    class Collect:
+        def pytest_collection_modifyitems(self, items, config):
+            kept, dropped = [], []
+            for item in items:
+                (dropped if _short_id(item.nodeid) in deselect else kept).append(item)
+            items[:] = kept
+            config.hook.pytest_deselected(items=dropped)
+
+        def pytest_runtest_logreport(self, report):
+            test = _short_id(report.nodeid)
+            if report.when == "call" or report.outcome != "passed":
+                if outcomes.get(test) in (None, "passed"):
+                    outcomes[test] = report.outcome
+                if report.outcome == "failed":
+                    failures[test] = str(report.longrepr)[-2000:]
+
+    with tempfile.TemporaryDirectory() as directory:
+        ini = os.path.join(directory, "pytest.ini")
+        with open(ini, "w") as handle:
+            handle.write("[pytest]\n")
+        targets = [f"{module.__file__}::{name}" for name in classes]
+        pytest.main(["-q", "-c", ini, "--rootdir", directory, "-p", "no:cacheprovider",
+                     "-p", "no:xdist", "-p", "no:randomly", *targets], plugins=[Collect()])
+    return {"outcomes": outcomes, "failures": failures}
+
+
+def _short_id(nodeid: str) -> str:
+    """``Class::test`` of a pytest node id (the file path dropped)."""
+    return "::".join(nodeid.split("::")[1:])
 
 
 def main() -> None:
@@ -92,6 +162,13 @@ def main() -> None:
         request = _read(stdin)
         if request is None:
             return
+        if "suite" in request:
+            try:
+                _write(stdout, run_suite(**request["suite"]))
+            except Exception as error:
+                _write(stdout, {"error": f"{type(error).__name__}: {error}",
+                                "traceback": traceback.format_exc()})
+            continue
         try:
             name, y_true, y_pred = request["name"], request["y_true"], request["y_pred"]
             kwargs = request.get("kwargs", {})
