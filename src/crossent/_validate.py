@@ -9,9 +9,12 @@ User input is never checked with ``assert`` (it vanishes under ``python -O``).
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Literal, cast
 
-from ._array import Array, concrete_bool, concrete_int, is_floating, is_integer
+import numpy as np
+
+from ._array import Array, concrete_bool, concrete_int, hyperparameter, is_floating, is_integer
 
 Reduction = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
@@ -40,10 +43,13 @@ def check_floating(xp: Any, name: str, x: Array) -> None:
         )
 
 
-def check_axis(name: str, axis: int, ndim: int) -> int:
-    """``axis`` must index one of ``ndim`` dimensions; returns it as a non-negative int."""
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise TypeError(f"axis must be an int, got {axis!r}")
+def check_axis(name: str, axis: object, ndim: int) -> int:
+    """``axis`` must index one of ``ndim`` dimensions; returns it as a non-negative int.
+
+    Python ints, NumPy integers and 0-d integer arrays are accepted (``operator.index``);
+    an axis decides shapes, so a traced one (inside ``jax.jit``) is refused.
+    """
+    axis = _as_int("axis", axis, "an int")
     if ndim == 0:
         raise ValueError(f"{name} must have at least one dimension (the class axis), got a scalar")
     if not -ndim <= axis < ndim:
@@ -54,29 +60,66 @@ def check_axis(name: str, axis: int, ndim: int) -> int:
     return axis % ndim
 
 
-def check_unit_interval(name: str, value: float) -> float:
-    """A Python number in [0, 1] (label_smoothing, alpha)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return float(value)
+def _as_int(name: str, value: object, expected: str) -> int:
+    """``value`` as a Python int (ints, NumPy integers, 0-d integer arrays), else TypeError."""
+    if isinstance(value, bool) or isinstance(value, (float, np.floating)):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    dtype = str(getattr(value, "dtype", ""))
+    if getattr(value, "ndim", None) == 0 and "int" in dtype:
+        number = concrete_int(value)
+        if number is not None:
+            return number
+        raise TypeError(
+            f"{name} must be a concrete int, got an abstract (traced) value {value!r}; "
+            f"pass it as a static argument (e.g. jax.jit(..., static_argnames=...))"
+        )
+    raise TypeError(f"{name} must be {expected}, got {value!r}")
 
 
-def check_non_negative(name: str, value: float) -> float:
-    """A Python number ≥ 0 (gamma)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise TypeError(f"{name} must be a number >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
+def _range_checked(
+    name: str, value: object, expected: str, outside: Any
+) -> float | Array:
+    """A hyperparameter as a float (or its array when it carries a derivative), range-checked.
+
+    ``outside(x)`` is True where ``x`` is out of range; it is evaluated on arrays too, and
+    the check runs where the result is concrete (not under a JAX trace or a vmap).
+    """
+    value = hyperparameter(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise TypeError(f"{name} must be {expected}, got {value!r}")
+        if outside(value):
+            raise ValueError(f"{name} must be {expected.replace('a number ', '')}, got {value}")
+        return value
+    dtype = str(getattr(value, "dtype", ""))
+    if isinstance(value, bool) or getattr(value, "ndim", None) != 0 or not (
+        "float" in dtype or "int" in dtype
+    ):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    bad = concrete_bool(outside(value) | (value != value))  # NaN is out of range too
+    if bad:
+        raise ValueError(f"{name} must be {expected.replace('a number ', '')}, got {value}")
+    return value
+
+
+def check_unit_interval(name: str, value: object) -> float | Array:
+    """A number in [0, 1] (label_smoothing, alpha): a float, or a 0-d floating array that
+    carries a derivative (torch ``requires_grad``, a JAX tracer), checked where concrete."""
+    return _range_checked(name, value, "a number in [0, 1]", lambda x: (x < 0) | (x > 1))
+
+
+def check_non_negative(name: str, value: object) -> float | Array:
+    """A number ≥ 0 (gamma), as :func:`check_unit_interval`."""
+    return _range_checked(name, value, "a number >= 0", lambda x: x < 0)
 
 
 def check_ignore_index(ignore_index: object) -> int:
-    """``ignore_index`` must be a Python int."""
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
-    return ignore_index
+    """``ignore_index`` must be an int (a NumPy integer or 0-d integer array is one)."""
+    return _as_int("ignore_index", ignore_index, "an int")
 
 
 def check_same_shape(name: str, x: Array, other_name: str, other: Array) -> None:
