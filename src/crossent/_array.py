@@ -112,11 +112,11 @@ def has_autograd(xp: Any) -> bool:
 
 
 def is_floating(xp: Any, dtype: Any) -> bool:
-    """Whether ``dtype`` is a real floating dtype (including bfloat16)."""
+    """Whether ``dtype`` is a real floating dtype (including bfloat16, also ml_dtypes' for NumPy)."""
     try:
         return bool(xp.isdtype(dtype, "real floating"))
     except (TypeError, ValueError):
-        return False
+        return str(dtype) == "bfloat16"  # NumPy arrays of ml_dtypes.bfloat16 (Keras, JAX)
 
 
 def is_integer(xp: Any, dtype: Any) -> bool:

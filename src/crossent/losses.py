@@ -383,7 +383,7 @@ def cross_entropy(
 # ==================================================================================
 
 
-def _focal_power(xp: Any, complement: Array, gamma: float | Array) -> Array:
+def focal_power(xp: Any, complement: Array, gamma: float | Array) -> Array:
     r"""The focal modulation :math:`(1 - p_t)^\gamma` for ``complement`` = 1 - p_t in [0, 1].
 
     At ``complement == 0`` the power is evaluated on 1 and replaced by its value
@@ -437,7 +437,7 @@ def _softmax_focal_loss(
     # 1 - p_c = -expm1(log p_c): exact as p_c -> 1, where 1 - p_c would round to 0
     complement = -xp.expm1(log_probs)
     # f_c = (1 - p_c)^γ, the focal modulation
-    modulation = _focal_power(xp, complement, gamma)
+    modulation = focal_power(xp, complement, gamma)
     # ℓ = -Σ_c a_c (1 - p_c)^γ log p_c
     losses = -xp.sum(mul_zero_safe(xp, coefficients * modulation, log_probs), axis=-1)
     loss = reduce(xp, losses, reduction, divisor)
@@ -816,7 +816,7 @@ def _sigmoid_focal_loss(
     # 1 - p_t = (1 - t) σ(x) + t σ(-x), with p_t = p t + (1 - p)(1 - t): a sum of two
     # non-negative terms, exact where 1 - p_t would round to 0 (saturated logits)
     complement = (1.0 - t) * p + t * _sigmoid(xp, -x)
-    modulation = _focal_power(xp, complement, gamma)
+    modulation = focal_power(xp, complement, gamma)
     alpha_t = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
     # ℓ = α_t (1 - p_t)^γ BCE(x, t)   (torchvision.ops.sigmoid_focal_loss)
     losses = alpha_t * modulation * bce

@@ -68,6 +68,13 @@ KERAS_SWAPPED = (
 )
 # Keras's serialisation round trip of its own Loss objects (get_config / from_config)
 KERAS_LEFT_OUT = tuple(f"{name}::test_config" for name in KERAS_CLASSES)
+# skipped by the file's own marks on that backend (Keras-on-torch lacks bfloat16 BCE; the
+# channels-first test is torch-only): Keras's decision, not crossent's
+KERAS_OWN_SKIPS = {
+    "torch": {"BinaryCrossentropyTest::test_dtype_arg",
+              "BinaryFocalCrossentropyTest::test_dtype_arg"},
+    "tensorflow": {"SparseCategoricalCrossentropyTest::test_squeezes_singleton_class_dim_on_user_axis"},
+}
 
 
 @pytest.mark.parametrize("backend", ["torch", "tensorflow"])
@@ -77,8 +84,8 @@ def test_keras_losses_test_suite(backend):
     }})
     assert "error" not in reply, reply.get("traceback")
     outcomes, failures = reply["outcomes"], reply["failures"]
-    counts = {kind: sum(1 for o in outcomes.values() if o == kind)
-              for kind in ("passed", "failed", "skipped")}
-    print(f"Keras losses_test.py on {backend}: {counts}")
-    assert counts["passed"] >= 50, f"too few Keras tests ran: {counts}"
+    passed = [test for test, outcome in outcomes.items() if outcome == "passed"]
+    skipped = {test for test, outcome in outcomes.items() if outcome == "skipped"}
     assert not failures, "\n\n".join(f"{test}:\n{text}" for test, text in failures.items())
+    assert skipped <= KERAS_OWN_SKIPS[backend], f"skipped: {sorted(skipped)}"
+    assert len(passed) >= 45, f"only {len(passed)} of Keras's tests ran: {sorted(outcomes)}"
