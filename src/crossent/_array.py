@@ -1,10 +1,11 @@
 """Array namespace, dtype policy and small helpers shared by every core module.
 
-Every public function accepts NumPy, PyTorch, JAX or CuPy arrays (and Python
-lists, which become NumPy arrays) and returns an array of the same library.
-The array library is found with ``array_api_compat.array_namespace``; all
-arithmetic goes through that namespace, so PyTorch autograd and JAX tracing
-see ordinary differentiable operations.
+Every public function accepts NumPy, PyTorch, JAX, CuPy or TensorFlow arrays (and
+Python lists, which become NumPy arrays) and returns an array of the same library.
+The array library is found with ``array_api_compat.array_namespace`` (TensorFlow,
+which it does not cover, through :mod:`crossent._tensorflow`); all arithmetic goes
+through that namespace, so PyTorch autograd, JAX tracing and TensorFlow's
+``GradientTape`` see ordinary differentiable operations.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any, TypeVar
 
 import array_api_compat
 import numpy as np
+
+from . import _tensorflow
+from ._tensorflow import is_tensorflow_array
 
 Array = Any
 """Any array of a library with an array-API namespace (NumPy, PyTorch, JAX, CuPy)."""
@@ -42,6 +46,8 @@ def quiet(function: F) -> F:
 
 def is_array(value: object) -> bool:
     """Whether ``value`` is an array of a supported library (not a list or scalar)."""
+    if is_tensorflow_array(value):
+        return True
     return array_api_compat.is_array_api_obj(value) and not isinstance(value, (int, float, bool))
 
 
@@ -72,7 +78,12 @@ def namespace(*arrays: object) -> Any:
     present = [a for a in arrays if a is not None and is_array(a)]
     if not present:
         return array_api_compat.array_namespace(np.empty(0))
+    tensorflow = [is_tensorflow_array(a) for a in present]
     try:
+        if any(tensorflow):
+            if all(tensorflow):
+                return _tensorflow.namespace()
+            raise TypeError("Multiple namespaces")
         return array_api_compat.array_namespace(*present)
     except TypeError as error:
         if "Multiple namespaces" not in str(error):
@@ -94,7 +105,7 @@ def arrays_in_namespace(*values: object, floating: tuple[bool, ...]) -> tuple[An
     """
     xp = namespace(*values)
     present = [v for v in values if v is not None and is_array(v)]
-    device = array_api_compat.device(present[0]) if present else None
+    device = device_of(present[0]) if present else None
     converted: list[Array] = []
     for value, is_float in zip(values, floating, strict=True):
         if value is None or is_array(value):
@@ -104,6 +115,11 @@ def arrays_in_namespace(*values: object, floating: tuple[bool, ...]) -> tuple[An
         converted.append(array if not present or isinstance(present[0], np.ndarray)
                          else xp.asarray(array, device=device))
     return xp, converted
+
+
+def device_of(x: Array) -> Any:
+    """The device of ``x`` (None for TensorFlow tensors, which place operations themselves)."""
+    return None if is_tensorflow_array(x) else array_api_compat.device(x)
 
 
 def has_autograd(xp: Any) -> bool:
@@ -231,6 +247,30 @@ def is_zero(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
+def first_where(xp: Any, x: Array, mask: Array) -> Array:
+    """The first element of ``x`` where ``mask`` holds (for error messages; ``mask`` has one)."""
+    flat_mask = xp.reshape(xp.broadcast_to(mask, x.shape), (-1,))
+    index = xp.argmax(xp.astype(flat_mask, xp.int8))
+    return xp.reshape(x, (-1,))[index]
+
+
+def static_shape(x: Array) -> tuple[int | None, ...]:
+    """``x``'s shape as Python ints; None for a dimension unknown while tracing (the batch
+    dimension of a TensorFlow graph, e.g. in Keras's ``model.fit``)."""
+    return tuple(None if d is None else int(d) for d in x.shape)
+
+
+def num_elements(xp: Any, x: Array, dtype: Any) -> Array:
+    """The number of elements of ``x``, as a 0-d array of ``dtype`` (a divisor of 'mean').
+
+    A Python count where the shape is known; counted by the graph where it is not.
+    """
+    shape = static_shape(x)
+    if None not in shape:
+        return xp.asarray(math.prod(shape), dtype=dtype)  # type: ignore[arg-type]
+    return xp.sum(xp.ones_like(x, dtype=dtype))
+
+
 def log_base(base: float) -> float:
     """``log(base)``: divide natural logarithms by it to change units (nats → bits for 2)."""
     if not isinstance(base, (int, float)) or isinstance(base, bool) or base <= 0 or base == 1:
@@ -272,5 +312,5 @@ def move_class_axis_back(xp: Any, x: Array, axis: int) -> Array:
 
 def one_hot(xp: Any, target: Array, num_classes: int, dtype: Any) -> Array:
     """``target[..., None] == arange(num_classes)`` as ``dtype``; out-of-range indices give a zero row."""
-    classes = xp.arange(num_classes, dtype=target.dtype, device=array_api_compat.device(target))
+    classes = xp.arange(num_classes, dtype=target.dtype, device=device_of(target))
     return xp.astype(xp.expand_dims(target, axis=-1) == classes, dtype)

@@ -14,14 +14,23 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from ._array import Array, concrete_bool, concrete_int, hyperparameter, is_floating, is_integer
+from ._array import (
+    Array,
+    concrete_bool,
+    concrete_int,
+    first_where,
+    hyperparameter,
+    is_floating,
+    is_integer,
+    static_shape,
+)
 
 Reduction = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
 
 
-def _shape(x: Array) -> tuple[int, ...]:
-    return tuple(int(d) for d in x.shape)
+def _shape(x: Array) -> tuple[int | None, ...]:
+    return static_shape(x)
 
 
 def check_reduction(reduction: object) -> Reduction:
@@ -144,7 +153,12 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
 
 
 def check_broadcastable(name: str, x: Array, to_name: str, to_shape: tuple[int, ...]) -> None:
-    """``x`` must broadcast to ``to_shape`` (the shape of ``to_name``)."""
+    """``x`` must broadcast to ``to_shape`` (the shape of ``to_name``).
+
+    Dimensions unknown while tracing (None) are not checked here.
+    """
+    if None in _shape(x) or None in tuple(to_shape):
+        return
     if broadcast_shapes(_shape(x), to_shape) != tuple(to_shape):
         raise ValueError(
             f"{name} has shape {_shape(x)}, which does not broadcast to the shape "
@@ -173,8 +187,7 @@ def check_probabilities(xp: Any, name: str, x: Array) -> None:
     """Values of ``x`` must lie in [0, 1] (NaN passes through and propagates)."""
     outside = (x < 0) | (x > 1)
     if concrete_bool(xp.any(outside)):
-        bad = x[outside]
-        first = float(bad.reshape(-1)[0]) if hasattr(bad, "reshape") else float(bad)
+        first = float(first_where(xp, x, outside))
         raise ValueError(
             f"{name} must contain probabilities in [0, 1], found {first:g}; "
             f"if these are logits, use binary_cross_entropy_with_logits"
@@ -228,7 +241,8 @@ def check_class_indices(
     Positions masked out by ``counted`` (``where=False``) are not checked: they may
     hold padding.
     """
-    if math.prod(target.shape) > 0:  # the common case in two reductions, no masks
+    shape = _shape(target)
+    if None not in shape and math.prod(shape) > 0:  # type: ignore[arg-type]  # the common case
         in_range = concrete_bool((xp.min(target) >= 0) & (xp.max(target) < num_classes))
         if in_range:
             return
@@ -238,7 +252,7 @@ def check_class_indices(
     if counted is not None:
         bad = bad & counted
     if concrete_bool(xp.any(bad)):
-        found = concrete_int(target[bad].reshape(-1)[0])
+        found = concrete_int(first_where(xp, target, bad))
         kind = "negative class index" if found is not None and found < 0 else "class index"
         raise ValueError(
             f"target contains {kind} {found}, but {logits_name} have {num_classes} classes "

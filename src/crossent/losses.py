@@ -32,8 +32,10 @@ from ._array import (
     move_class_axis_back,
     move_class_axis_last,
     mul_zero_safe,
+    num_elements,
     one_hot,
     quiet,
+    static_shape,
     to_compute,
 )
 from ._reduce import gradient_scale, reduce
@@ -91,7 +93,7 @@ def _prepare_class(
     input_dtype = values.dtype
     values = move_class_axis_last(xp, to_compute(xp, values), axis)
     num_classes = int(values.shape[-1])
-    positions = tuple(int(d) for d in values.shape[:-1])
+    positions = static_shape(values)[:-1]
 
     counted = None
     if where is not None:
@@ -140,7 +142,7 @@ def _coefficients(inputs: _ClassInputs, label_smoothing: float | Array) -> tuple
             return hard, divisor
         # ε/C of every class's weight, on counted positions
         spread = xp.ones_like(inputs.values) if inputs.weight is None else (
-            xp.broadcast_to(inputs.weight, inputs.values.shape)
+            inputs.weight * xp.ones_like(inputs.values)
         )
         if counted is not None:
             spread = spread * counted[..., None]
@@ -150,20 +152,17 @@ def _coefficients(inputs: _ClassInputs, label_smoothing: float | Array) -> tuple
         target = target * (1.0 - label_smoothing) + label_smoothing / num_classes
     if inputs.weight is not None:
         target = target * inputs.weight
-    positions = inputs.values.shape[:-1]
     if counted is not None:
         target = target * counted[..., None]
         divisor = xp.sum(counted)
     else:
-        divisor = xp.asarray(_size(positions), dtype=dtype)
+        divisor = _num_positions(inputs)
     return target, divisor
 
 
-def _size(shape: tuple[int, ...]) -> int:
-    size = 1
-    for dim in shape:
-        size *= int(dim)
-    return size
+def _num_positions(inputs: _ClassInputs) -> Array:
+    """The number of positions (the logits without the class axis), as a 0-d array."""
+    return num_elements(inputs.xp, inputs.values[..., 0], inputs.values.dtype)
 
 
 def _finish_class_grad(inputs: _ClassInputs, grad: Array, scale: Array | float) -> Array:
@@ -395,9 +394,9 @@ def focal_power(xp: Any, complement: Array, gamma: float | Array) -> Array:
         return xp.ones_like(complement)
     saturated = complement == 0
     safe = xp.where(saturated, xp.ones_like(complement), complement)
-    at_zero = xp.zeros_like(complement) if isinstance(gamma, float) else (
-        xp.astype(xp.broadcast_to(gamma == 0, complement.shape), complement.dtype)
-    )
+    at_zero = xp.zeros_like(complement)  # 0^γ = 0 for γ > 0, and 1 for an array γ = 0
+    if not isinstance(gamma, float):
+        at_zero = at_zero + xp.astype(gamma == 0, complement.dtype)
     return xp.where(saturated, at_zero, safe**gamma)
 
 
@@ -426,9 +425,8 @@ def _softmax_focal_loss(
     coefficients, _ = _coefficients(inputs, 0.0)
     if alpha is not None and class_alpha is None:
         coefficients = v.check_non_negative("alpha", alpha) * coefficients  # type: ignore[arg-type]
-    positions = inputs.values.shape[:-1]
     divisor = (
-        xp.asarray(_size(positions), dtype=inputs.values.dtype)
+        _num_positions(inputs)
         if inputs.counted is None
         else xp.sum(xp.astype(inputs.counted, inputs.values.dtype))
     )
@@ -537,7 +535,7 @@ def _prepare_elements(
     input_dtype = values.dtype
     values = to_compute(xp, values)
     target = xp.astype(target, values.dtype)
-    shape = tuple(int(d) for d in values.shape)
+    shape = static_shape(values)
     counted = None
     if where is not None:
         v.check_where(xp, where, name, shape)
@@ -547,7 +545,7 @@ def _prepare_elements(
             values = xp.where(counted, values, xp.zeros_like(values))
             target = xp.where(counted, target, xp.zeros_like(target))
     else:
-        divisor = xp.asarray(_size(shape), dtype=values.dtype)
+        divisor = num_elements(xp, values, values.dtype)
     return _ElementInputs(xp, values, target, counted, divisor, input_dtype, extra_arrays)
 
 
@@ -555,7 +553,7 @@ def _element_weight(xp: Any, inputs: _ElementInputs, weight: Array | None, name:
     if weight is None:
         return None
     v.check_floating(xp, name, weight)
-    v.check_broadcastable(name, weight, "the loss", tuple(int(d) for d in inputs.values.shape))
+    v.check_broadcastable(name, weight, "the loss", static_shape(inputs.values))
     return xp.astype(weight, inputs.values.dtype)
 
 

@@ -7,7 +7,8 @@ NumPy arrays; the reply holds the value and, if asked, the gradient of the
 summed loss with respect to ``y_pred``, both as NumPy arrays. Importing Keras
 and its backend costs seconds, so this happens once per test session.
 
-A request ``{"suite": {...}}`` instead runs Keras's own test file
+A request ``{"fit": {...}}`` trains a small model with a given loss (:func:`fit`).
+A request ``{"suite": {...}}`` runs Keras's own test file
 (``keras/src/losses/losses_test.py`` of the installed Keras) in this process with
 the named ``keras.losses`` classes and functions swapped for
 ``crossent.compat.keras``'s (see :func:`run_suite`), and replies with each test's
@@ -102,6 +103,43 @@ def run_suite(classes, swapped, deselect) -> dict:
     return {"outcomes": outcomes, "failures": failures}
 
 
+def fit(loss, x, y, units, activation=None, epochs=2, batch_size=16, seed=0) -> dict:
+    """``model.fit`` of one Dense layer with ``loss``; the per-epoch losses and final weights.
+
+    ``loss`` is ``(source, name, kwargs)``: ``("keras", "CategoricalCrossentropy", {...})``
+    for Keras's own loss class, ``("compat", ...)`` for ``crossent.compat.keras``'s class,
+    or ``("core", "cross_entropy", {...})`` for ``lambda y_true, y_pred:
+    crossent.<name>(y_pred, y_true, **kwargs)``. The weights start from a fixed draw, the
+    data are not shuffled and the last batch is partial, so two losses with the same
+    numbers and gradients train to the same weights.
+    """
+    import keras
+
+    import crossent
+    import crossent.compat.keras
+
+    source, name, kwargs = loss
+    if source == "keras":
+        loss_fn = getattr(keras.losses, name)(**kwargs)
+    elif source == "compat":
+        loss_fn = getattr(crossent.compat.keras, name)(**kwargs)
+    else:
+        function = getattr(crossent, name)
+
+        def loss_fn(y_true, y_pred, function=function, kwargs=kwargs):
+            return function(y_pred, y_true, **kwargs)
+
+    rng = np.random.default_rng(seed)
+    model = keras.Sequential([keras.Input((x.shape[1],)),
+                              keras.layers.Dense(units, activation=activation)])
+    model.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5
+                       for w in model.get_weights()])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss=loss_fn)
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0)
+    return {"history": np.asarray(history.history["loss"]),
+            "weights": [np.asarray(w) for w in model.get_weights()]}
+
+
 def _short_id(nodeid: str) -> str:
     """``Class::test`` of a pytest node id (the file path dropped)."""
     return "::".join(nodeid.split("::")[1:])
@@ -162,9 +200,12 @@ def main() -> None:
         request = _read(stdin)
         if request is None:
             return
-        if "suite" in request:
+        if "suite" in request or "fit" in request:
             try:
-                _write(stdout, run_suite(**request["suite"]))
+                if "suite" in request:
+                    _write(stdout, run_suite(**request["suite"]))
+                else:
+                    _write(stdout, fit(**request["fit"]))
             except Exception as error:
                 _write(stdout, {"error": f"{type(error).__name__}: {error}",
                                 "traceback": traceback.format_exc()})

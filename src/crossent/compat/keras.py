@@ -37,7 +37,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 from .. import information
-from .._array import Array, is_floating, is_zero, namespace
+from .._array import Array, is_floating, is_zero, namespace, num_elements
 from .._validate import check_non_negative, check_unit_interval
 from ..activations import logit, sigmoid, softmax
 from ..losses import (
@@ -55,7 +55,6 @@ from ._common import (
     like,
     nan_where,
     require_floating,
-    size,
     tf_softmax_xent_gradient,
 )
 
@@ -582,7 +581,7 @@ def _reduce_weighted(
     if mask is not None:
         if reduction in ("mean", "sum_over_batch_size"):
             # masked entries weigh total / valid, so sum / total = sum over valid / valid
-            total = xp.asarray(float(size(tuple(mask.shape))), dtype=dtype)
+            total = num_elements(xp, mask, dtype)
             valid = xp.sum(xp.astype(mask, dtype))
             weight = _divide_no_nan(xp, total, valid)
             float_mask = xp.where(mask, weight, xp.zeros_like(weight))
@@ -604,7 +603,7 @@ def _reduce_weighted(
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
         divisor = xp.astype(xp.sum(sample_weight), dtype)
     else:
-        divisor = xp.asarray(float(size(tuple(values.shape))), dtype=dtype)
+        divisor = num_elements(xp, values, dtype)
     return _divide_no_nan(xp, loss, divisor)
 
 
