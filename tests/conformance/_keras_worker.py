@@ -7,7 +7,8 @@ NumPy arrays; the reply holds the value and, if asked, the gradient of the
 summed loss with respect to ``y_pred``, both as NumPy arrays. Importing Keras
 and its backend costs seconds, so this happens once per test session.
 
-A request ``{"fit": {...}}`` trains a small model with a given loss (:func:`fit`).
+A request ``{"derivatives": {...}}`` differentiates a loss w.r.t. several arguments, to
+second order (:func:`keras_derivatives`). A request ``{"fit": {...}}`` trains a small model with a given loss (:func:`fit`).
 A request ``{"suite": {...}}`` runs Keras's own test file
 (``keras/src/losses/losses_test.py`` of the installed Keras) in this process with
 the named ``keras.losses`` classes and functions swapped for
@@ -140,6 +141,29 @@ def fit(loss, x, y, units, activation=None, epochs=2, batch_size=16, seed=0) -> 
             "weights": [np.asarray(w) for w in model.get_weights()]}
 
 
+def keras_derivatives(backend, name, arrays, wrt, kwargs=None, kind="function", seed=0) -> dict:
+    """``_derivatives.derivatives`` of ``keras.losses.<name>`` on this process's backend.
+
+    ``arrays`` holds ``y_true``, ``y_pred`` and, for a class, ``sample_weight``; ``wrt``
+    names the ones to differentiate (the first gets the second derivatives).
+    """
+    import keras
+
+    from _derivatives import derivatives
+
+    kwargs = kwargs or {}
+    if kind == "class":
+        loss = getattr(keras.losses, name)(**kwargs)
+
+        def function(y_true, y_pred, sample_weight=None):
+            return loss(y_true, y_pred, sample_weight=sample_weight)
+    else:
+        def function(y_true, y_pred):
+            return getattr(keras.losses, name)(y_true, y_pred, **kwargs)
+
+    return derivatives(backend, function, arrays, tuple(wrt), seed)
+
+
 def _short_id(nodeid: str) -> str:
     """``Class::test`` of a pytest node id (the file path dropped)."""
     return "::".join(nodeid.split("::")[1:])
@@ -200,12 +224,14 @@ def main() -> None:
         request = _read(stdin)
         if request is None:
             return
-        if "suite" in request or "fit" in request:
+        if "suite" in request or "fit" in request or "derivatives" in request:
             try:
                 if "suite" in request:
                     _write(stdout, run_suite(**request["suite"]))
-                else:
+                elif "fit" in request:
                     _write(stdout, fit(**request["fit"]))
+                else:
+                    _write(stdout, keras_derivatives(backend, **request["derivatives"]))
             except Exception as error:
                 _write(stdout, {"error": f"{type(error).__name__}: {error}",
                                 "traceback": traceback.format_exc()})
