@@ -8,8 +8,8 @@ summed loss with respect to ``y_pred``, both as NumPy arrays. Importing Keras
 and its backend costs seconds, so this happens once per test session.
 
 A request ``{"derivatives": {...}}`` differentiates a loss w.r.t. several arguments, to
-second order (:func:`keras_derivatives`). A request ``{"fit": {...}}`` trains a small model with a given loss (:func:`fit`).
-A request ``{"suite": {...}}`` runs Keras's own test file
+second order (:func:`keras_derivatives`). A request ``{"fit": {...}}`` trains a small
+model with a given loss (:func:`fit`). A request ``{"suite": {...}}`` runs Keras's own test file
 (``keras/src/losses/losses_test.py`` of the installed Keras) in this process with
 the named ``keras.losses`` classes and functions swapped for
 ``crossent.compat.keras``'s (see :func:`run_suite`), and replies with each test's
@@ -148,8 +148,7 @@ def keras_derivatives(backend, name, arrays, wrt, kwargs=None, kind="function", 
     names the ones to differentiate (the first gets the second derivatives).
     """
     import keras
-
-    from _derivatives import derivatives
+    from _derivatives import derivatives  # this script's folder (sys.path[0])
 
     kwargs = kwargs or {}
     if kind == "class":

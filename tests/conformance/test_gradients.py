@@ -232,8 +232,8 @@ def test_keras_on_tensorflow_gradient_tape(data):
             "name": name, "arrays": arrays, "wrt": ("y_pred", "y_true"), "kwargs": kwargs}})
         assert "error" not in expected, expected.get("traceback")
         actual = derivatives(
-            "tensorflow", lambda y_true, y_pred, n=name: getattr(K, n)(
-                y_true, y_pred, backend="tensorflow", **kwargs),
+            "tensorflow", lambda y_true, y_pred, n=name, kw=kwargs: getattr(K, n)(
+                y_true, y_pred, backend="tensorflow", **kw),
             arrays, ("y_pred", "y_true"))
         if kwargs.get("from_logits") and name == "categorical_crossentropy":
             slope = 1.0 - kwargs.get("label_smoothing", 0.0)  # d t' / d t
