@@ -82,6 +82,7 @@ def explain_cli(
     example: str = typer.Option(None, "--example", "-e", help="a seed's worked example"),
     list_examples: bool = typer.Option(False, "--list-examples", help="list the examples"),
     color: bool = typer.Option(None, "--color/--no-color", help="colour (default: if a tty)"),
+    lang: str = typer.Option("en", "--lang", help="language of the words: en or zh (简体中文)"),
 ) -> None:
     """Explain a computation step by step: formulas, values, and what each step means.
 
@@ -90,10 +91,10 @@ def explain_cli(
     """
     from . import explain as explain_module
 
-    if list_examples:
-        _write_or_print(explain_module.list_examples(output_format), out)
-        return
     try:
+        if list_examples:
+            _write_or_print(explain_module.list_examples(output_format, lang=lang), out)
+            return
         arrays = {
             name: None if value is None else explain_module.load_array(value, name=name)
             for name, value in (("logits", logits), ("target", target), ("weight", weight),
@@ -102,7 +103,7 @@ def explain_cli(
         use_color = color if color is not None else (out is None and sys.stdout.isatty())
         content = explain_module.report(
             loss, arrays["logits"], arrays["target"], example=example, format=output_format,
-            advise=advise, color=bool(use_color) and output_format == "text",
+            advise=advise, color=bool(use_color) and output_format == "text", lang=lang,
             weight=arrays["weight"], pos_weight=arrays["pos_weight"],
             label_smoothing=label_smoothing, reduction=reduction, ignore_index=ignore_index,
             axis=axis, alpha=alpha, gamma=gamma, base=base,
@@ -531,6 +532,29 @@ def bench_cli(
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+# --- serve (crossent.serve) -----------------------------------------------------
+
+
+@app.command("serve")
+def serve_cli(
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback: only "
+                             "this machine can connect)"),
+    port: int = typer.Option(8000, "--port", "-p", help="port to listen on"),
+    open_browser: bool = typer.Option(False, "--open", help="open the page in a web browser"),
+) -> None:
+    """Start the playground: a local web page to move logits and watch the loss answer.
+
+    English and Simplified Chinese (?lang=zh); works offline. Needs the serve extra
+    (pip install 'crossent[serve]').
+    """
+    from .serve import serve
+
+    try:
+        serve(host, port, open_browser=open_browser)
+    except (ValueError, ImportError, OSError) as error:
+        _fail(str(error))
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ values, meaning), produced by running crossent's own functions on the input::
     from crossent import explain
     trace = explain.cross_entropy([[1.4, 3.2, 5.0]], [2])   # same arguments as ce.cross_entropy
     print(explain.to_text(trace))                          # also to_json, to_markdown, to_html
+    print(explain.to_text(explain.translate(trace, "zh"))) # in Simplified Chinese
     explain.examples.get("seed000-cross-entropy")          # the seeds' worked examples
 
 One trace function per loss (same name and arguments as the loss), plus
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import examples
+from ._i18n import LANGS, translate
 from ._report import list_examples, load_array, report
 from ._trace import Check, Step, Trace
 from ._traces import (
@@ -61,6 +63,8 @@ __all__ = [
     "load_array",
     "list_examples",
     "resolve",
+    "translate",
+    "LANGS",
 ]
 
 # name -> (trace function, names of its array arguments)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from . import examples as _examples
+from ._i18n import check_lang, text, translate
 from ._trace import Trace
 from .render import FORMATS, render
 
-__all__ = ["load_array", "report", "list_examples"]
+__all__ = ["load_array", "report", "trace", "checked_options", "list_examples"]
 
 
 def load_array(source: str, *, name: str = "array") -> np.ndarray:
@@ -56,9 +58,10 @@ def _from_json(text: str, name: str, source: str) -> np.ndarray:
     return array
 
 
-def list_examples(format: str = "text") -> str:
-    """The seeds' worked examples: name and title (``format='json'`` for a JSON list)."""
-    rows = [{"name": e.name, "seed": f"{e.seed:03d}", "title": e.title}
+def list_examples(format: str = "text", *, lang: str = "en") -> str:
+    """The seeds' worked examples: name and title in ``lang`` (``format='json'`` for a JSON list)."""
+    check_lang(lang)
+    rows = [{"name": e.name, "seed": f"{e.seed:03d}", "title": text(e.title, lang)}
             for e in _examples.EXAMPLES.values()]
     if format == "json":
         return json.dumps(rows, indent=2)
@@ -75,10 +78,12 @@ def report(
     format: str = "text",
     advise: bool = False,
     color: bool = False,
+    lang: str = "en",
     **options: Any,
 ) -> str:
     """Trace ``loss`` on ``first`` (logits/probabilities) and ``second`` (target/q), or a seed
-    ``example``, and render it in ``format``; with ``advise``, add the advisor's warnings.
+    ``example``, and render it in ``format``; with ``advise``, add the advisor's warnings;
+    ``lang`` is the language of the words ('en' or 'zh', Simplified Chinese).
 
     Options that are None are left at the traced function's defaults; an option the
     function does not take is an error naming it.
@@ -86,12 +91,33 @@ def report(
     >>> print(report("nll", [[0.1, 0.3, 0.5]], [2], format="json")[:1])
     {
     """
+    return render(trace(loss, first, second, example=example, advise=advise, lang=lang,
+                        **options), format, color=color)
+
+
+def trace(
+    loss: str | None = None,
+    first: Any = None,
+    second: Any = None,
+    *,
+    example: str | None = None,
+    advise: bool = False,
+    lang: str = "en",
+    format: str = "text",
+    **options: Any,
+) -> Trace:
+    """The :class:`Trace` that :func:`report` renders (``format`` is only checked here).
+
+    >>> trace("ce", [[1.4, 3.2, 5.0]], [2], lang="zh").steps[0].meaning
+    'softmax 把每一行 logits 变成和为 1 的概率。'
+    """
     from . import TRACERS, resolve
 
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    check_lang(lang)
     if example is not None:
-        trace = _examples.get(example)
+        result = _examples.get(example)
         loss_name = None
     else:
         if loss is None:
@@ -106,22 +132,44 @@ def report(
         # class-index targets is floating (the core rejects integer logits, weights, q)
         given = [_as_float(value) if array_name != "target" else value
                  for array_name, value in zip(arrays, given, strict=True)]
-        for key in ("weight", "pos_weight", "alpha"):
-            if isinstance(options.get(key), np.ndarray):
-                options[key] = _as_float(options[key])
-        accepted = set(inspect.signature(function).parameters)
-        chosen = {key: value for key, value in options.items() if value is not None}
-        unknown = sorted(set(chosen) - accepted)
-        if unknown:
-            flags = ", ".join("--" + key.replace("_", "-") for key in unknown)
-            raise ValueError(
-                f"{loss_name} takes no option {flags}"
-                f"; its options are {', '.join(k for k in accepted if k not in arrays)}"
-            )
-        trace = function(*given, **chosen)
+        result = function(*given, **checked_options(loss_name, options))
     if advise:
-        _add_advice(trace, loss_name)
-    return render(trace, format, color=color)
+        _add_advice(result, loss_name)
+    return translate(result, lang)
+
+
+def checked_options(loss_name: str, options: dict[str, Any], *, flag: str = "--") -> dict[str, Any]:
+    """The ``options`` (those not None) that the trace of ``loss_name`` takes; an unknown one
+    is an error naming it (as ``--flag``, or as ``flag + name`` for other callers).
+
+    >>> checked_options("nll_loss", {"reduction": "sum", "gamma": None})
+    {'reduction': 'sum'}
+    """
+    from . import TRACERS
+
+    arrays = TRACERS[loss_name][1]
+    chosen = {key: value for key, value in options.items() if value is not None}
+    for key in ("weight", "pos_weight", "alpha"):
+        if isinstance(chosen.get(key), np.ndarray):
+            chosen[key] = _as_float(chosen[key])
+    accepted = _parameters(loss_name)
+    unknown = sorted(set(chosen) - accepted)
+    if unknown:
+        names = ", ".join(flag + (key.replace("_", "-") if flag == "--" else key)
+                          for key in unknown)
+        raise ValueError(
+            f"{loss_name} takes no option {names}"
+            f"; its options are {', '.join(k for k in accepted if k not in arrays)}"
+        )
+    return chosen
+
+
+@functools.cache
+def _parameters(loss_name: str) -> frozenset[str]:
+    """The keyword names the trace of ``loss_name`` takes (inspect.signature is slow)."""
+    from . import TRACERS
+
+    return frozenset(inspect.signature(TRACERS[loss_name][0]).parameters)
 
 
 def _as_float(value: Any) -> Any:

@@ -94,6 +94,7 @@ class Trace:
       notes: remarks shown after the steps (errata, conventions).
       advice: the misuse advisor's warnings (:class:`crossent.advise.Advice`), when asked for;
         None when the advisor was not run.
+      lang: the language of the words ("en", or "zh" after :func:`crossent.explain.translate`).
     """
 
     title: str
@@ -107,6 +108,7 @@ class Trace:
     advice: list[Any] | None = None
     name: str | None = None  # example name, when the trace is a seed example
     source: str | None = None  # the seed, for examples
+    lang: str = "en"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +123,7 @@ class Trace:
             "checks": [check.to_dict() for check in self.checks],
             "notes": list(self.notes),
             "advice": None if self.advice is None else [a.to_dict() for a in self.advice],
+            "lang": self.lang,
         }
 
 

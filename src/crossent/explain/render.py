@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ._i18n import text as _translated
 from ._trace import Check, Trace, to_numpy
 
 __all__ = ["to_text", "to_json", "to_markdown", "to_html", "latex_to_svg", "render", "FORMATS"]
@@ -66,10 +67,10 @@ def _check_value(check: Check, width: int) -> str:
     return format_value(value, precision=8, width=width)
 
 
-def _check_mark(check: Check) -> str:
+def _check_mark(check: Check, lang: str = "en") -> str:
     if check.matches:
-        return "matches"
-    return "differs (see note)" if check.erratum else "DIFFERS"
+        return _translated("matches", lang)
+    return _translated("differs (see note)" if check.erratum else "DIFFERS", lang)
 
 
 # --- terminal -------------------------------------------------------------------------------
@@ -88,13 +89,18 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
     from rich.table import Table
     from rich.text import Text
 
+    lang = trace.lang
+
+    def words(message: str) -> str:
+        return _translated(message, lang)
+
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, force_terminal=color, color_system=(
         "truecolor" if color else None), highlight=False, soft_wrap=False)
     heading = trace.title if trace.name is None else f"{trace.name}: {trace.title}"
     console.print(Text(heading, style="bold cyan"))
     if trace.source:
-        console.print(Text(f"source: {trace.source}", style="dim"))
+        console.print(Text(f"{words('source')}: {trace.source}", style="dim"))
     console.print(Text(f"{trace.function}({_call_args(trace)})", style="dim"), overflow="fold")
 
     inputs = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
@@ -106,9 +112,9 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
 
     steps = Table(box=box.ROUNDED, show_lines=True, expand=False, width=width)
     steps.add_column("#", justify="right", style="dim", width=2)
-    steps.add_column("step", style="bold", width=16, overflow="fold")
-    steps.add_column("formula and meaning", ratio=1, overflow="fold")
-    steps.add_column("values", ratio=1, overflow="fold")
+    steps.add_column(words("step"), style="bold", width=16, overflow="fold")
+    steps.add_column(words("formula and meaning"), ratio=1, overflow="fold")
+    steps.add_column(words("values"), ratio=1, overflow="fold")
     values_width = (width - 16 - 2 - 13) // 2
     for number, step in enumerate(trace.steps, 1):
         steps.add_row(
@@ -118,33 +124,36 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
             Text(_values_text(step.values, width=values_width)),
         )
     console.print(steps)
-    console.print(Text.assemble(("result: ", "bold"), (format_value(trace.value, width=80),
-                                                       "bold yellow")))
+    console.print(Text.assemble((f"{words('result')}: ", "bold"),
+                                (format_value(trace.value, width=80), "bold yellow")))
     if trace.checks:
-        checks = Table(title="the seed's numbers next to crossent's", box=box.SIMPLE_HEAVY,
+        checks = Table(title=words("the seed's numbers next to crossent's"), box=box.SIMPLE_HEAVY,
                        width=width)
-        checks.add_column("quantity", ratio=3, overflow="fold")
-        checks.add_column("seed printed", ratio=3, overflow="fold")
+        checks.add_column(words("quantity"), ratio=3, overflow="fold")
+        checks.add_column(words("seed printed"), ratio=3, overflow="fold")
         checks.add_column("crossent", ratio=3, overflow="fold")
         checks.add_column("", ratio=2)
         for check in trace.checks:
             style = "green" if check.matches else "yellow"
             checks.add_row(Text(check.label), Text(check.seed),
                            Text(_check_value(check, width=28)),
-                           Text(_check_mark(check), style=style))
+                           Text(_check_mark(check, lang), style=style))
         console.print(checks)
     for note in _all_notes(trace):
-        console.print(Text.assemble(("note: ", "bold yellow"), note))
+        console.print(Text.assemble((f"{words('note')}: ", "bold yellow"), note))
     if trace.advice is not None:
         if not trace.advice:
-            console.print(Text.assemble(("advice: ", "bold green"), NO_ADVICE))
+            console.print(Text.assemble((f"{words('advice')}: ", "bold green"), words(NO_ADVICE)))
         for item in trace.advice:
-            console.print(Text.assemble((f"advice [{item.code}]: ", "bold red"), item.message,
-                                        "\n  why: ", item.reason, "\n  fix: ", (item.fix, "bold")))
+            console.print(Text.assemble((f"{words('advice')} [{item.code}]: ", "bold red"),
+                                        item.message, f"\n  {words('why')}: ", item.reason,
+                                        f"\n  {words('fix')}: ", (item.fix, "bold")))
     return buffer.getvalue()
 
 
 NO_ADVICE = "nothing looks wrong with these inputs."
+_HTML_LANG = {"zh": "zh-CN"}
+_CHECKS_HEADING = "The seed's numbers next to crossent's"
 
 
 def _all_notes(trace: Trace) -> list[str]:
@@ -180,34 +189,42 @@ def to_markdown(trace: Trace) -> str:
     >>> explain.to_markdown(explain.entropy([0.5, 0.5])).splitlines()[0]
     '# entropy in nats'
     """
+    lang = trace.lang
+
+    def words(message: str) -> str:
+        return _translated(message, lang)
+
     heading = trace.title if trace.name is None else f"{trace.name}: {trace.title}"
     lines = [f"# {heading}", ""]
     if trace.source:
-        lines += [f"Source: {trace.source}", ""]
-    lines += [f"`{trace.function}({_call_args(trace)})`", "", "## Inputs", "", "```text"]
-    lines += [_values_text(trace.inputs, width=90), "```", "", "## Steps", ""]
+        lines += [f"{words('source').capitalize()}: {trace.source}", ""]
+    lines += [f"`{trace.function}({_call_args(trace)})`", "", f"## {words('Inputs')}", "",
+              "```text"]
+    lines += [_values_text(trace.inputs, width=90), "```", "", f"## {words('Steps')}", ""]
     for number, step in enumerate(trace.steps, 1):
         lines += [
             f"### {number}. {step.name}", "", step.meaning, "", f"$${step.latex}$$", "",
             f"`{step.text}`", "", "```text", _values_text(step.values, width=90), "```", "",
         ]
-    lines += ["## Result", "", "```text", format_value(trace.value, width=90), "```", ""]
+    lines += [f"## {words('Result')}", "", "```text", format_value(trace.value, width=90), "```",
+              ""]
     if trace.checks:
-        lines += ["## The seed's numbers next to crossent's", "",
-                  "| quantity | seed printed | crossent | |", "|---|---|---|---|"]
+        lines += [f"## {words(_CHECKS_HEADING)}",
+                  "", f"| {words('quantity')} | {words('seed printed')} | crossent | |",
+                  "|---|---|---|---|"]
         for check in trace.checks:
             crossent = _check_value(check, width=200).replace("\n", " ")
             lines.append(f"| {check.label} | `{check.seed}` | `{crossent}` | "
-                         f"{_check_mark(check)} |")
+                         f"{_check_mark(check, lang)} |")
         lines.append("")
     for note in _all_notes(trace):
-        lines += [f"> **Note.** {note}", ""]
+        lines += [f"> **{words('Note.')}** {note}", ""]
     if trace.advice is not None:
-        lines += ["## Advice", ""]
+        lines += [f"## {words('Advice')}", ""]
         if not trace.advice:
-            lines += [NO_ADVICE, ""]
+            lines += [words(NO_ADVICE), ""]
         for item in trace.advice:
-            lines += [f"- **{item.code}**: {item.message} {item.reason} *Fix:* {item.fix}"]
+            lines += [f"- **{item.code}**: {item.message} {item.reason} *{words('Fix:')}* {item.fix}"]
         lines.append("")
     return "\n".join(lines)
 
@@ -294,22 +311,27 @@ def to_html(trace: Trace) -> str:
     True
     """
     escape = html.escape
+    lang = trace.lang
+
+    def words(message: str) -> str:
+        return escape(_translated(message, lang))
+
     heading = trace.title if trace.name is None else f"{trace.name}: {trace.title}"
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>", f'<html lang="{_HTML_LANG.get(lang, lang)}"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(heading)}</title><style>{_CSS}</style>",
         f"<script>{_SCRIPT}</script></head><body>",
         f"<h1>{escape(heading)}</h1>",
     ]
     if trace.source:
-        parts.append(f'<p class="dim">source: {escape(trace.source)}</p>')
+        parts.append(f'<p class="dim">{words("source")}: {escape(trace.source)}</p>')
     parts.append(f"<p><code>{escape(trace.function)}({escape(_call_args(trace))})</code></p>")
-    parts.append('<h2>Inputs</h2><table><col style="width: 9rem"><col>')
+    parts.append(f'<h2>{words("Inputs")}</h2><table><col style="width: 9rem"><col>')
     for label, value in trace.inputs.items():
         parts.append(f"<tr><th>{escape(label)}</th><td><pre>{escape(format_value(value, width=90))}"
                      "</pre></td></tr>")
-    parts.append("</table><h2>Steps</h2>")
+    parts.append(f"</table><h2>{words('Steps')}</h2>")
     for number, step in enumerate(trace.steps, 1):
         parts.append(
             f'<section class="step"><h3><span class="n">{number}.</span> {escape(step.name)}</h3>'
@@ -319,30 +341,30 @@ def to_html(trace: Trace) -> str:
             f"<pre>{escape(_values_text(step.values, width=100))}</pre></section>"
         )
     result = escape(format_value(trace.value, width=90))
-    parts.append(f'<p class="result"><b>result:</b> <code>{result}</code></p>')
+    parts.append(f'<p class="result"><b>{words("result")}:</b> <code>{result}</code></p>')
     if trace.checks:
-        parts.append("<h2>The seed's numbers next to crossent's</h2><table>"
-                     '<col style="width: 28%"><col style="width: 31%"><col style="width: 28%">'
-                     "<col><tr><th>quantity</th>"
-                     "<th>seed printed</th><th>crossent</th><th></th></tr>")
+        parts.append(f"<h2>{words(_CHECKS_HEADING)}"
+                     '</h2><table><col style="width: 28%"><col style="width: 31%">'
+                     f'<col style="width: 28%"><col><tr><th>{words("quantity")}</th>'
+                     f"<th>{words('seed printed')}</th><th>crossent</th><th></th></tr>")
         for check in trace.checks:
             css = "ok" if check.matches else "flag"
             parts.append(
                 f"<tr><td>{escape(check.label)}</td><td><pre>{escape(check.seed)}</pre></td>"
                 f"<td><pre>{escape(_check_value(check, width=48))}</pre></td>"
-                f'<td class="{css}">{escape(_check_mark(check))}</td></tr>'
+                f'<td class="{css}">{escape(_check_mark(check, lang))}</td></tr>'
             )
         parts.append("</table>")
     for note in _all_notes(trace):
-        parts.append(f'<div class="note"><b>Note.</b> {escape(note)}</div>')
+        parts.append(f'<div class="note"><b>{words("Note.")}</b> {escape(note)}</div>')
     if trace.advice is not None:
-        parts.append("<h2>Advice</h2>")
+        parts.append(f"<h2>{words('Advice')}</h2>")
         if not trace.advice:
-            parts.append(f"<p>{escape(NO_ADVICE)}</p>")
+            parts.append(f"<p>{words(NO_ADVICE)}</p>")
         for item in trace.advice:
             parts.append(
                 f'<div class="advice"><b>{escape(item.code)}</b>: {escape(item.message)} '
-                f"{escape(item.reason)} <b>Fix:</b> {escape(item.fix)}</div>"
+                f"{escape(item.reason)} <b>{words('Fix:')}</b> {escape(item.fix)}</div>"
             )
     parts.append("</body></html>")
     return "\n".join(parts)
