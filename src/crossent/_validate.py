@@ -90,12 +90,14 @@ def _as_int(name: str, value: object, expected: str) -> int:
 
 
 def _range_checked(
-    name: str, value: object, expected: str, outside: Any
+    name: str, value: object, expected: str, outside: Any, differentiable: bool
 ) -> float | Array:
     """A hyperparameter as a float (or its array when it carries a derivative), range-checked.
 
     ``outside(x)`` is True where ``x`` is out of range; it is evaluated on arrays too, and
-    the check runs where the result is concrete (not under a JAX trace or a vmap).
+    the check runs where the result is concrete (not under a JAX trace or a vmap). With
+    ``differentiable=False`` (an engine whose own backward ignores the hyperparameter) an
+    array that carries a derivative is refused rather than silently not differentiated.
     """
     value = hyperparameter(value)
     if isinstance(value, float):
@@ -109,21 +111,29 @@ def _range_checked(
         "float" in dtype or "int" in dtype
     ):
         raise TypeError(f"{name} must be {expected}, got {value!r}")
+    if not differentiable:
+        raise TypeError(
+            f"{name} must be {expected} without a derivative here, got {value!r}; this "
+            f"function does not differentiate w.r.t. {name}: pass a float (e.g. float({name}) "
+            f"or {name}.item()), or use crossent's core losses, which do"
+        )
     bad = concrete_bool(outside(value) | (value != value))  # NaN is out of range too
     if bad:
         raise ValueError(f"{name} must be {expected.replace('a number ', '')}, got {value}")
     return value
 
 
-def check_unit_interval(name: str, value: object) -> float | Array:
+def check_unit_interval(name: str, value: object, *, differentiable: bool = True) -> float | Array:
     """A number in [0, 1] (label_smoothing, alpha): a float, or a 0-d floating array that
     carries a derivative (torch ``requires_grad``, a JAX tracer), checked where concrete."""
-    return _range_checked(name, value, "a number in [0, 1]", lambda x: (x < 0) | (x > 1))
+    return _range_checked(
+        name, value, "a number in [0, 1]", lambda x: (x < 0) | (x > 1), differentiable
+    )
 
 
-def check_non_negative(name: str, value: object) -> float | Array:
+def check_non_negative(name: str, value: object, *, differentiable: bool = True) -> float | Array:
     """A number ≥ 0 (gamma), as :func:`check_unit_interval`."""
-    return _range_checked(name, value, "a number >= 0", lambda x: x < 0)
+    return _range_checked(name, value, "a number >= 0", lambda x: x < 0, differentiable)
 
 
 def check_ignore_index(ignore_index: object) -> int:
@@ -140,7 +150,7 @@ def check_same_shape(name: str, x: Array, other_name: str, other: Array) -> None
         )
 
 
-def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+def broadcast_shapes(*shapes: tuple[int | None, ...]) -> tuple[int | None, ...] | None:
     """The broadcast shape of ``shapes``, or ``None`` if they do not broadcast."""
     ndim = max((len(s) for s in shapes), default=0)
     result = []
@@ -152,7 +162,9 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
     return tuple(reversed(result))
 
 
-def check_broadcastable(name: str, x: Array, to_name: str, to_shape: tuple[int, ...]) -> None:
+def check_broadcastable(
+    name: str, x: Array, to_name: str, to_shape: tuple[int | None, ...]
+) -> None:
     """``x`` must broadcast to ``to_shape`` (the shape of ``to_name``).
 
     Dimensions unknown while tracing (None) are not checked here.
@@ -176,7 +188,7 @@ def check_class_weight(xp: Any, name: str, weight: Array, num_classes: int, axis
     check_floating(xp, name, weight)
 
 
-def check_where(xp: Any, where: Array, name: str, to_shape: tuple[int, ...]) -> None:
+def check_where(xp: Any, where: Array, name: str, to_shape: tuple[int | None, ...]) -> None:
     """``where`` must be a boolean mask that broadcasts to the loss's shape."""
     if where.dtype != xp.bool:
         raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}")

@@ -101,7 +101,7 @@ def _nothing_counted_grad(
 
 
 def _options(
-    input: torch.Tensor, weight: torch.Tensor | None, ignore_index: int, reduction: str,
+    input: torch.Tensor, weight: Any, ignore_index: int, reduction: str,
     label_smoothing: float,
 ) -> dict[str, Any]:
     """The core's keyword arguments for PyTorch's layout: class axis 1, or 0 for one ``(C,)`` row."""
@@ -230,11 +230,13 @@ def cross_entropy(
     give ``F.cross_entropy``'s numbers.
     """
     reduction = v.check_reduction(reduction)
-    label_smoothing = v.check_unit_interval("label_smoothing", label_smoothing)
-    if not isinstance(label_smoothing, float) or not _uses_kernel(input, target, weight):
+    label_smoothing = float(
+        v.check_unit_interval("label_smoothing", label_smoothing, differentiable=False)
+    )
+    if not _uses_kernel(input, target, weight):
         return F.cross_entropy(
             input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
-            label_smoothing=float(label_smoothing),
+            label_smoothing=label_smoothing,
         )
     loss, _ = _fused(
         input, target, weight, ignore_index, reduction, label_smoothing,
@@ -264,7 +266,9 @@ class CrossEntropyLoss(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = v.check_reduction(reduction)
-        self.label_smoothing = v.check_unit_interval("label_smoothing", label_smoothing)
+        self.label_smoothing = float(
+            v.check_unit_interval("label_smoothing", label_smoothing, differentiable=False)
+        )
         self.ignore_index = v.check_ignore_index(ignore_index)
         if weight is not None and (weight.dim() != 1 or not weight.is_floating_point()):
             raise ValueError(
