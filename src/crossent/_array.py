@@ -41,6 +41,10 @@ def quiet(function: F) -> F:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             return function(*args, **kwargs)
 
+    # TensorFlow's autograph calls functions carrying this attribute as they are (its
+    # do_not_convert marker): every wrapper shares one code object, which its cache of
+    # converted functions would confuse inside tf.function
+    wrapper.autograph_info__ = frozenset()  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 

@@ -34,6 +34,32 @@ def is_tensorflow_array(value: object) -> bool:
     return bool(tf.is_tensor(value) or isinstance(value, tf.Variable))
 
 
+def keep_autograph_out() -> None:
+    """Ask TensorFlow's autograph not to rewrite crossent's code (once, if TF is imported).
+
+    Inside ``tf.function`` autograph rewrites the Python it calls (``if`` on tensors into
+    ``tf.cond``, ...). crossent's code branches only on Python values and is written for
+    any array library, so it runs as it is; a rewrite could only change it (autograph
+    caches converted functions by code object, which decorated functions share). This
+    adds crossent to autograph's do-not-convert rules, as TensorFlow lists NumPy there;
+    if that (private) list moves in a later TensorFlow, nothing is changed.
+    """
+    global _AUTOGRAPH_RULE_ADDED
+    if _AUTOGRAPH_RULE_ADDED or "tensorflow" not in sys.modules:
+        return
+    _AUTOGRAPH_RULE_ADDED = True
+    try:
+        from tensorflow.python.autograph.core import config
+    except ImportError:  # pragma: no cover - a TensorFlow without autograph's config
+        return
+    rules = getattr(config, "CONVERSION_RULES", None)
+    if isinstance(rules, tuple) and hasattr(config, "DoNotConvert"):
+        config.CONVERSION_RULES = (config.DoNotConvert("crossent"), *rules)
+
+
+_AUTOGRAPH_RULE_ADDED = False
+
+
 def _axes(axis: Any) -> Any:
     return list(axis) if isinstance(axis, tuple) else axis
 
@@ -43,6 +69,7 @@ def namespace() -> Any:
     global _NAMESPACE
     if _NAMESPACE is not None:
         return _NAMESPACE
+    keep_autograph_out()
     tf = sys.modules["tensorflow"]
 
     def asarray(value: Any, dtype: Any = None, device: Any = None, copy: Any = None) -> Any:
@@ -123,3 +150,6 @@ def namespace() -> Any:
 
 
 _NAMESPACE: Any = None
+
+
+keep_autograph_out()  # TensorFlow imported before crossent (e.g. by Keras): before any trace

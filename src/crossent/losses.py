@@ -112,12 +112,15 @@ def _prepare_class(
     if weight is not None:
         v.check_class_weight(xp, weight_name, weight, num_classes, axis)
         weight = xp.astype(weight, values.dtype)
-    if counted is not None and has_autograd(xp):
-        # positions not counted hold anything (padding, -inf, NaN): replace their logits by 0
-        # before any maths, so autograd's gradient there is 0, not 0 · NaN (their loss is 0)
-        values = xp.where(counted[..., None], values, xp.zeros_like(values))
+    if where is not None and has_autograd(xp):
+        # where=False positions hold anything (padding, -inf, NaN): their logits become 0
+        # before any maths, so autograd's gradient there is 0, not 0 · NaN (their loss is 0).
+        # (ignore_index positions are not rewritten: a pass over the logits on every call;
+        # their gradient is 0 unless their logits are NaN, as in PyTorch)
+        kept = xp.broadcast_to(where, positions)[..., None]
+        values = xp.where(kept, values, xp.zeros_like(values))
         if kind == "probability":
-            target = xp.where(counted[..., None], target, xp.zeros_like(target))
+            target = xp.where(kept, target, xp.zeros_like(target))
     return _ClassInputs(xp, values, kind, target, counted, weight, num_classes, axis, input_dtype)
 
 

@@ -33,7 +33,15 @@ import warnings
 from typing import Any
 
 from .. import losses as _losses
-from .._array import Array, carries_derivative, is_floating, is_integer, namespace
+from .._array import (
+    Array,
+    carries_derivative,
+    hyperparameter,
+    is_floating,
+    is_integer,
+    is_zero,
+    namespace,
+)
 from .._validate import Reduction, check_reduction
 from ..information import entropy
 from ._common import cast_to, float_input, like, nan_where, require_floating, size
@@ -150,7 +158,9 @@ def cross_entropy(
     axis = _class_axis(input)
     if not _is_index_target(xp, input, target):
         # aten sums target · log_softmax: 0 · (-inf) = NaN for a -inf logit with no target mass
-        smoothed_zero = (target == 0) if label_smoothing == 0 else xp.zeros_like(target) > 0
+        smoothed_zero = (target == 0) if is_zero(hyperparameter(label_smoothing)) else (
+            xp.zeros_like(target) > 0
+        )
         nan_positions = xp.any(smoothed_zero & (input == -float("inf")), axis=axis)
         loss = nan_where(xp, loss, nan_positions if reduction == "none" else xp.any(nan_positions))
         if reduction == "mean" and size(tuple(input.shape)) == 0:
