@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
     parser.add_argument("--sizes", default=None,
                         help="comma-separated NxV sizes, e.g. 4096x32000 (default: the five "
-                             "sizes of issue 6; two small ones with --quick)")
+                             "target sizes; two small ones with --quick)")
     parser.add_argument("--no-startup", action="store_true",
                         help="skip the import / compile / cache timings (fresh processes)")
     args = parser.parse_args(argv)

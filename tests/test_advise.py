@@ -97,5 +97,5 @@ def test_class_axis_and_torch_input() -> None:
 
 
 def test_unknown_loss() -> None:
-    with pytest.raises(ValueError, match="loss must be one of cross_entropy"):
+    with pytest.raises(ValueError, match="unknown loss .hinge.; expected one of cross_entropy"):
         ce.advise(LOGITS, BALANCED, loss="hinge")

@@ -32,31 +32,45 @@ def _ran(output: str) -> list:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def test_default_is_cross_entropy(fake_benchmarks):
+def test_default_is_cross_entropy_and_writes_no_csv(fake_benchmarks):
     result = runner.invoke(cli.app, ["bench", "--quick"])
     assert result.exit_code == 0, result.output
-    assert _ran(result.output) == ["bench_cross_entropy.py", ["--format", "table", "--quick"]]
+    assert _ran(result.output) == ["bench_cross_entropy.py",
+                                   ["--format", "table", "--quick", "--no-csv"]]
 
 
 def test_linear_maps_to_its_script_and_passes_options(fake_benchmarks):
-    result = runner.invoke(cli.app, ["bench", "linear", "--format", "json", "--no-csv",
-                                     "--repeats", "5"])
+    result = runner.invoke(cli.app, ["bench", "linear", "--format", "json", "--repeats", "5"])
     assert result.exit_code == 0, result.output
     assert _ran(result.output) == [
         "bench_linear_cross_entropy.py", ["--format", "json", "--no-csv", "--repeats", "5"]
     ]
 
 
+def test_csv_only_when_asked(fake_benchmarks):
+    result = runner.invoke(cli.app, ["bench", "few-classes", "--csv"])
+    assert result.exit_code == 0, result.output
+    assert _ran(result.output) == ["bench_few_classes.py", ["--format", "table"]]
+
+
 def test_script_options_without_what(fake_benchmarks):
     result = runner.invoke(cli.app, ["bench", "--repeats", "3"])
-    assert _ran(result.output) == ["bench_cross_entropy.py", ["--format", "table", "--repeats",
-                                                              "3"]]
+    assert _ran(result.output) == ["bench_cross_entropy.py", ["--format", "table", "--no-csv",
+                                                              "--repeats", "3"]]
+
+
+def test_bad_format_is_rejected_by_the_parser(fake_benchmarks):
+    result = runner.invoke(cli.app, ["bench", "--format", "csv"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: Invalid value for '--format'")
+    assert "'csv' is not one of 'table', 'json'" in result.output
 
 
 def test_unknown_benchmark():
     result = runner.invoke(cli.app, ["bench", "softmax"])
     assert result.exit_code == 2
-    assert "unknown benchmark 'softmax'; choose one of cross-entropy, few-classes, linear" in result.output
+    assert result.output == ("error: unknown benchmark 'softmax'; choose one of cross-entropy, "
+                             "few-classes, linear\n")
 
 
 def test_missing_benchmarks_folder(monkeypatch):

@@ -69,10 +69,11 @@ def _ids(case: tuple) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
-def test_trace_value_is_the_core_value(case: tuple) -> None:
-    trace_fn, core_fn, first, second, options = case
+def test_every_step_is_complete(case: tuple) -> None:
+    """Each step has a name, both formulas, values and a sentence of meaning (the values
+    themselves are checked against a float64 reference in test_explain_reference.py)."""
+    trace_fn, _, first, second, options = case
     trace = trace_fn(first, second, **options)
-    np.testing.assert_array_equal(trace.value, np.asarray(core_fn(first, second, **options)))
     assert trace.steps, "a trace has steps"
     for step in trace.steps:
         assert step.name and step.latex and step.text and step.values

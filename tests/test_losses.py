@@ -4,7 +4,7 @@ Differential tests draw shapes and options with hypothesis and compare values
 *and* gradients: PyTorch's autograd on its own function is the reference for
 both ``crossent.grad`` (NumPy in, no autograd) and PyTorch autograd *through*
 crossent (torch tensors in). Where crossent differs from PyTorch by design
-(DESIGN "Native semantics") the test says so at that line.
+(the README's "Semantics, in short") the test says so at that line.
 """
 
 from __future__ import annotations
@@ -539,7 +539,7 @@ def test_compositions() -> None:
 
 
 def test_label_smoothing_with_weights_and_ignore_index_by_hand() -> None:
-    # DESIGN: a = (1-ε) w_y e_y + ε/C w (integer targets); mean divides by Σ w[y_i] counted
+    # the definition: a = (1-ε) w_y e_y + ε/C w (integer targets); mean divides by Σ w[y_i] counted
     logits = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0], [2.0, 2.0, 2.0]])
     target = np.array([1, -100, 0])
     weight = np.array([0.5, 2.0, 1.0])

@@ -8,7 +8,7 @@ import pytest
 from crossent import information as info
 from crossent import plots
 
-# curves each plot must draw (labelled lines), from the list
+# curves each plot must draw (labelled lines), as the seeds draw them
 EXPECTED_LINES = {
     "information": 2,
     "entropy-terms": 3,

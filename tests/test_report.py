@@ -116,3 +116,35 @@ def test_cli_report_json_and_errors(written: dict, tmp_path: Path) -> None:
         "report", "--out", str(tmp_path), "--results", str(tmp_path / "missing.json"),
     ])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_the_method_is_rendered_not_restructured_text(written: dict) -> None:
+    """The verdict rules appear as Markdown and as HTML, not as the docstring's reST."""
+    markdown = written["markdown"].read_text()
+    method = markdown[markdown.index("## Method"):]
+    assert "``" not in method and ":func:" not in method
+    assert "(`compare`): the difference `d = mean_A - mean_B`" in " ".join(method.split())
+    page = written["html"].read_text()
+    section = page[page.index("Method and verdict rules"):]
+    assert "<pre>" not in section and "``" not in section and ":func:" not in section
+    assert "<li><code>|d| &lt;= tol</code>: A works <b>about as well as</b> B;</li>" in section
+    assert "<p><b>Whether a setup learns</b> (<code>learning</code>)" in section
+
+
+def test_one_colour_per_setup_in_every_figure(results: ExperimentResults) -> None:
+    from crossent.experiments.plots import SETUP_COLOURS, learning_curves_figure
+    from crossent.experiments.setups import SETUPS
+
+    label_to_key = {setup.label: setup.key for setups in SETUPS.values() for setup in setups}
+    seen: dict[str, set[str]] = {}
+    for scenario in ("binary", "multiclass", "multilabel"):
+        figure = learning_curves_figure(results, scenario)
+        for axis in figure.axes:
+            for line in axis.get_lines():
+                if line.get_label() in label_to_key:
+                    key = label_to_key[line.get_label()]
+                    seen.setdefault(key, set()).add(line.get_color())
+    assert set(seen) == set(SETUP_COLOURS)  # every setup drawn, e.g. bce in all three figures
+    assert all(len(colours) == 1 for colours in seen.values()), seen
+    assert {key: colours.pop() for key, colours in seen.items()} == SETUP_COLOURS
+    assert len(set(SETUP_COLOURS.values())) == len(SETUP_COLOURS)  # and no two alike

@@ -1,4 +1,4 @@
-"""Every number printed in the five seeds (/work/shared/seeds) that crossent can produce.
+"""Every number printed in the five seeds (docs/seeds.md) that crossent can produce.
 
 Each test names the seed and the printed values, and compares to the digits
 printed (``assert_printed``: rounds to the printed digits unless a comment says

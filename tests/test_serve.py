@@ -407,4 +407,4 @@ def test_explain_cli_speaks_chinese():
     listed = CliRunner().invoke(cli, ["explain", "--list-examples", "--lang", "zh"])
     assert listed.exit_code == 0 and "硬币的极大似然估计：抛 10 次，6 次正面" in listed.output
     bad = CliRunner().invoke(cli, ["explain", "ce", "-x", "[[1.0]]", "-t", "[0]", "--lang", "fr"])
-    assert bad.exit_code == 2 and "lang must be one of en, zh, got 'fr'" in bad.output
+    assert bad.exit_code == 2 and "'fr' is not one of 'en', 'zh'" in bad.output

@@ -412,14 +412,14 @@ def test_bad_options_in_function_and_module(options, error, message):
 # Memory: the 'auto' chunk and the buffers the loop really allocates
 # ==================================================================================
 
-ISSUE_7_SIZES = [(4096, 1024, 32000), (2048, 1024, 128000), (8192, 512, 50000)]
+TARGET_SIZES = [(4096, 1024, 32000), (2048, 1024, 128000), (8192, 512, 50000)]
 
 
 @pytest.mark.parametrize("softcap", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("size", ISSUE_7_SIZES)
+@pytest.mark.parametrize("size", TARGET_SIZES)
 def test_auto_chunk_buffers_fit_a_tenth_of_the_gradients(size, dtype, softcap):
-    # issue 7: memory above the inputs <= 1.15x the gradients; 'auto' spends at most 10
+    # the target: memory above the inputs <= 1.15x the gradients; 'auto' spends at most 10
     # points of it on chunk buffers (the rest is for per-token vectors and BLAS workspace)
     from crossent.torch import _linear
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import socket
 import tempfile
 import time
@@ -195,7 +196,7 @@ def _run_case(case: Case, rank: int) -> dict:
         with torch.no_grad():
             return {"loss": vocab_parallel_linear_cross_entropy(
                 hidden, weight, inputs["target"], bias_shard=bias, chunk_size=case.chunk_size, **options)}
-    if case.through_linear_cross_entropy:  # issue 8 item 2: the public entry point
+    if case.through_linear_cross_entropy:  # the public entry point
         loss = linear_cross_entropy(
             hidden, weight, inputs["target"], bias=bias, group=dist.group.WORLD,
             chunk_size=case.chunk_size, ignore_index=case.ignore_index,
@@ -273,14 +274,13 @@ def _error_calls(world_size: int, rank: int) -> dict:
 def _timeout_call(rank: int) -> tuple:
     """Rank 0 calls, rank 1 does not: rank 0 must get the backend's timeout error."""
     short = dist.new_group(ranks=[0, 1], timeout=datetime.timedelta(seconds=2))
-    outcome = ("no error", "", 0.0)
+    outcome = ("no error", "")
     if rank == 0:
-        began = time.perf_counter()
         try:
             vocab_parallel_cross_entropy(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long),
                                          vocab_start=0, group=short)
         except Exception as error:  # noqa: BLE001 - recorded for the parent to check
-            outcome = (type(error).__name__, str(error), time.perf_counter() - began)
+            outcome = (type(error).__name__, str(error))
     dist.barrier()  # rank 1 waits here until rank 0 has timed out
     return outcome
 
@@ -511,10 +511,11 @@ def test_group_still_works_after_the_errors(worlds, world_size):
 
 def test_a_rank_that_never_calls_ends_in_the_process_group_timeout(worlds):
     ranks = _world(worlds, 2)
-    raised, message, seconds = ranks[0]["timeout"]
+    raised, message = ranks[0]["timeout"]
     assert raised in ("DistBackendError", "RuntimeError"), (raised, message)
     assert "timed out" in message.lower() or "timeout" in message.lower(), message
-    assert 1.5 < seconds < 30, seconds  # the group's 2 s timeout, not the 60 s default of the test
+    # the group's 2 s timeout, not the 60 s default of the test (gloo names it; no clock read)
+    assert re.search(r"\b2000 ?ms\b", message), message
     assert ranks[1]["timeout"][0] == "no error"
 
 

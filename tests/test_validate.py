@@ -1,4 +1,4 @@
-"""Bad input: every error of issue 2 item 8, with its message matched.
+"""Bad input: every argument check of the core, with its message matched.
 
 Each message names the argument, the value found and what was expected. The
 same checks run for NumPy, torch and JAX inputs; under ``jax.jit`` (abstract

@@ -20,10 +20,13 @@ in the same library. Class axis -1 by default; PyTorch's layout with ``axis=1``
 or :mod:`crossent.compat.torch`.
 """
 
-from . import explain, grad, information, metrics
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+from . import grad, information, metrics
 from .activations import log_sigmoid, log_softmax, logit, sigmoid, softmax, softmax_inverse
-from .advise import advise
-from .compare import compare
 from .grad import value_and_grad
 from .losses import (
     binary_cross_entropy,
@@ -33,6 +36,13 @@ from .losses import (
     sigmoid_focal_loss,
     softmax_focal_loss,
 )
+
+if TYPE_CHECKING:
+    from . import compat as compat
+    from . import experiments as experiments
+    from . import explain
+    from .advise import advise
+    from .compare import compare
 
 __version__ = "0.1.0"
 
@@ -57,3 +67,42 @@ __all__ = [
     "advise",
     "compare",
 ]
+
+# Loaded on first use, so that `import crossent` stays light: name -> (module, attribute or
+# None for the module itself).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "explain": (".explain", None),
+    "compat": (".compat", None),
+    "experiments": (".experiments", None),
+    "advise": (".advise", "advise"),
+    "compare": (".compare", "compare"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'crossent' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """``crossent`` itself: ``crossent.advise`` and ``crossent.compare`` are functions named like
+    the modules that define them, and stay functions when those modules are first imported
+    (the import system would bind the module to the package's attribute)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        lazy = _LAZY.get(name)
+        if lazy is not None and lazy[1] is not None and isinstance(value, types.ModuleType):
+            value = getattr(value, lazy[1])
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

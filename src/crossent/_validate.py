@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -271,3 +273,36 @@ def check_class_indices(
             f"along axis {axis}; expected indices in [0, {num_classes - 1}]"
             + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
         )
+
+
+def check_writable_file(name: str, path: str | os.PathLike[str]) -> Path:
+    """``path`` must be a file that can be written (its folder is created if missing)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a folder; give a file name")
+    _probe(name, path, path.parent)
+    return path
+
+
+def check_writable_folder(name: str, path: str | os.PathLike[str]) -> Path:
+    """``path`` must be a folder that can be written (created if missing)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a file; give a folder")
+    _probe(name, path, path)
+    return path
+
+
+def _probe(name: str, path: Path, folder: Path) -> None:
+    """Create ``folder`` if needed and write (then delete) a scratch file in it."""
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{name} {str(path)!r} cannot be written: {str(existing)!r} is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        scratch = folder / f".crossent-write-check-{os.getpid()}"
+        os.close(os.open(scratch, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        scratch.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ValueError(f"{name} {str(path)!r} cannot be written: {reason}") from None

@@ -13,16 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from . import activations
+from . import _registry, activations
 
 __all__ = ["Advice", "advise", "LOSSES", "IMBALANCE_RATIO"]
 
-# losses that take logits, probabilities or log-probabilities as their first argument
-_SOFTMAX_LOGITS = ("cross_entropy", "softmax_focal_loss")
-_SIGMOID_LOGITS = ("binary_cross_entropy_with_logits", "sigmoid_focal_loss")
-_CLASS_AXIS = ("cross_entropy", "softmax_focal_loss", "nll_loss")
-_BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss")
-LOSSES = _SOFTMAX_LOGITS + _SIGMOID_LOGITS + ("nll_loss", "binary_cross_entropy")
+# the losses of a prediction against a target, from the registry
+_ADVISED = tuple(entry for entry in _registry.losses() if entry.takes_target)
+LOSSES = tuple(entry.name for entry in _ADVISED)
 
 IMBALANCE_RATIO = 10.0  # most frequent / least frequent class count that triggers the advice
 _SUM_TOLERANCE = 1e-3
@@ -77,7 +74,7 @@ def advise(
     - ``logits-as-probabilities``: values outside [0, 1] (or log-probabilities > 0)
       passed where probabilities (log-probabilities) are expected;
     - ``single-output-categorical``: a categorical loss over one class column
-      (always 0; Keras forbids it; seed 004);
+      (always 0, or a constant in Keras, which only warns; seed 004);
     - ``multi-hot-targets``: several 1s per row with a softmax loss (multi-label needs BCE);
     - ``binary-target-range``: binary targets outside [0, 1];
     - ``soft-targets-not-normalised``: probability targets whose rows do not sum to 1;
@@ -103,50 +100,46 @@ def advise(
     >>> ce.advise([[2.0, -1.0, 0.3], [0.1, 1.5, -0.4]], [0, 1])
     []
     """
-    from .explain import resolve  # accepts aliases: "bce-with-logits", "ce", ...
-
-    try:
-        loss = resolve(loss)
-    except ValueError:
-        pass
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    entry = _registry.resolve(loss, _ADVISED, what="loss")  # "bce-with-logits", "ce", ...
+    loss = entry.name
     values = _float(logits_or_probs)
     target_raw = to_numpy(target)
     target_array = np.asarray(target_raw)
     advice: list[Advice] = []
     if values.ndim == 0 or values.size == 0:
         return advice
-    if loss in _CLASS_AXIS:
+    if entry.family == "class-axis":
         axis = axis % values.ndim
         moved = np.moveaxis(values, axis, -1)
         num_classes = moved.shape[-1]
         probability_target = target_array.shape == values.shape and target_array.dtype.kind == "f"
         target_moved = (np.moveaxis(target_array.astype(np.float64), axis, -1)
                         if probability_target else None)
-        advice += _class_axis_rules(loss, moved, num_classes, target_array, target_moved, weight)
+        advice += _class_axis_rules(entry, moved, num_classes, target_array, target_moved,
+                                    weight)
     else:
-        advice += _binary_rules(loss, values, _float(target_array), weight, pos_weight)
+        advice += _binary_rules(entry, values, _float(target_array), weight, pos_weight)
     return advice
 
 
 def _class_axis_rules(
-    loss: str, values: np.ndarray, num_classes: int, target: np.ndarray,
+    entry: _registry.Entry, values: np.ndarray, num_classes: int, target: np.ndarray,
     target_moved: np.ndarray | None, weight: Any,
 ) -> list[Advice]:
-    advice = []
+    loss, advice = entry.name, []
     if num_classes == 1:
         advice.append(Advice(
             "single-output-categorical",
             f"{loss} got a single class column.",
             "The softmax of one column is always 1, so the loss is 0 and its gradient is 0 for "
-            "every input: the model never learns (Keras refuses categorical_crossentropy here; "
-            "seed 004's CE run stays at loss 5.96e-08, accuracy 0.50).",
+            "every input: the model never learns (Keras 3 only warns here, and its clipped "
+            "loss -y log(1 - 1e-7) is a constant; seed 004's CE run stays at loss 5.96e-08, "
+            "accuracy 0.50).",
             "For a yes/no task keep one column and use binary_cross_entropy_with_logits, or use "
             "two columns (classes 0 and 1) with cross_entropy.",
         ))
     finite = values[np.isfinite(values)]
-    if loss in _SOFTMAX_LOGITS and num_classes > 1 and finite.size == values.size:
+    if entry.arrays[0] == "logits" and num_classes > 1 and finite.size == values.size:
         in_unit = bool(np.all((values >= 0) & (values <= 1)))
         sums_to_one = bool(np.all(np.abs(values.sum(axis=-1) - 1) <= _SUM_TOLERANCE))
         if in_unit and sums_to_one:
@@ -161,7 +154,7 @@ def _class_axis_rules(
                 "Pass the logits (the layer output before softmax); if you only have "
                 "probabilities, use nll_loss(log(p), target).",
             ))
-    if loss == "nll_loss" and finite.size and bool(np.any(finite > 0)):
+    if entry.arrays[0] == "log_probs" and finite.size and bool(np.any(finite > 0)):
         in_unit = bool(np.all((finite >= 0) & (finite <= 1)))
         advice.append(Advice(
             "logits-as-probabilities",
@@ -175,7 +168,7 @@ def _class_axis_rules(
         binary = bool(np.all((target_moved == 0) | (target_moved == 1)))
         ones = target_moved.sum(axis=-1)
         multi_hot = binary and bool(np.any(ones > 1))
-        if multi_hot and loss != "nll_loss":
+        if multi_hot and entry.arrays[0] == "logits":
             advice.append(Advice(
                 "multi-hot-targets",
                 f"Some target rows have several 1s ({int(np.max(ones))} at most): a multi-label "
@@ -238,11 +231,11 @@ def _imbalance(counts: np.ndarray | None) -> tuple[int, int, float] | None:
     return (most, least, ratio) if ratio >= IMBALANCE_RATIO else None
 
 
-def _binary_rules(loss: str, values: np.ndarray, target: np.ndarray, weight: Any,
+def _binary_rules(entry: _registry.Entry, values: np.ndarray, target: np.ndarray, weight: Any,
                   pos_weight: Any) -> list[Advice]:
-    advice = []
+    loss, advice = entry.name, []
     finite = values[np.isfinite(values)]
-    if loss in _SIGMOID_LOGITS and finite.size == values.size and values.size > 1:
+    if entry.arrays[0] == "logits" and finite.size == values.size and values.size > 1:
         in_unit = bool(np.all((values >= 0) & (values <= 1)))
         if in_unit and bool(np.any((values > 0) & (values < 1))):
             advice.append(Advice(
@@ -255,7 +248,7 @@ def _binary_rules(loss: str, values: np.ndarray, target: np.ndarray, weight: Any
                 "Pass the logits (before the sigmoid), or use binary_cross_entropy on the "
                 "probabilities.",
             ))
-    if loss == "binary_cross_entropy" and finite.size and bool(
+    if entry.arrays[0] == "probs" and finite.size and bool(
             np.any((finite < 0) | (finite > 1))):
         advice.append(Advice(
             "logits-as-probabilities",

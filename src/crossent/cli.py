@@ -1,61 +1,174 @@
-"""The ``crossent`` command: thin wrappers over importable functions.
+"""The ``crossent`` command: it parses options, calls an importable function, prints the result.
 
-Each command ``x_cli`` parses its options and calls an importable function;
-output that is data can be printed as JSON with ``--format json``.
+- Each command ``x_cli`` parses its options and calls an importable function ``x(...)``
+  (:func:`crossent.explain.report`, :func:`crossent.compare`, :func:`crossent.plots.plot`,
+  :func:`experiment`, :func:`report`, :func:`bench`), which raises ValueError or TypeError
+  (OSError for files), never a typer error.
+- One printer for errors: whatever a command raises, and every error of the parser itself
+  (an unknown option, a bad choice), is printed as one line ``error: ...`` on stderr with
+  exit status 2 (:class:`_Crossent`); so is a missing optional dependency.
+- Option choices are Enums, so the parser rejects a bad value itself; output that is data
+  prints as JSON with ``--format json``; an ``--out`` path is checked before any work.
+
+A new command is one small function::
+
+    @app.command("evaluate")
+    def evaluate_cli(path: str = typer.Argument(..., help="a CSV of labels and scores"),
+                     output_format: DataFormat = FORMAT) -> None:
+        \"\"\"The help text.\"\"\"
+        print_data(evaluate(path).to_dict(), output_format, text=render_evaluation)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+from typer.core import TyperGroup
+
+from . import __version__, _registry
+from ._validate import check_writable_file, check_writable_folder
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .experiments.results import ExperimentResults
+    from .experiments.runner import ProgressCallback
+
+
+class _Crossent(TyperGroup):
+    """The root command: every error, the parser's or a command's, printed as one line."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            code = 1
+        except typer.TyperException as error:  # the parser's: bad option, bad choice, ...
+            code = _print_error(error.format_message().replace("Value error, ", ""))
+        except (ValueError, TypeError, OSError) as error:  # the importable functions'
+            code = _print_error(str(error))
+        except ImportError as error:  # an optional extra not installed
+            code = _print_error(f"{error}; the command needs it (pip install 'crossent[all]')")
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _print_error(message: str) -> int:
+    """The one printer of errors: ``error: <message>`` on stderr; returns the exit status."""
+    first, *rest = message.strip().splitlines() or [""]
+    typer.echo(f"error: {first}" + "".join(f"\n  {line}" for line in rest), err=True)
+    return 2
+
 
 app = typer.Typer(
     name="crossent",
+    cls=_Crossent,
     help="Cross-entropy losses: exact, explained, compared across frameworks, fast.",
-    no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-@app.callback()
-def _root() -> None:
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"crossent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    context: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Show crossent's version and exit."),
+) -> None:
     """Cross-entropy losses: exact, explained, compared across frameworks, fast."""
+    if context.invoked_subcommand is None:
+        typer.echo(context.get_help())
 
 
-# --- explain / plot (crossent.explain, crossent.plots) ------------------------
+# --- shared options and printers ---------------------------------------------------------
+
+
+class DataFormat(str, Enum):
+    """``--format`` of a command whose output is data."""
+
+    text = "text"
+    json = "json"
+
+
+class TraceFormat(str, Enum):
+    """``--format`` of ``crossent explain``."""
+
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+class Lang(str, Enum):
+    """``--lang``: the language of explain's words (English or Simplified Chinese)."""
+
+    en = "en"
+    zh = "zh"
+
+
+class Reduction(str, Enum):
+    none = "none"
+    mean = "mean"
+    sum = "sum"
+
+
+FORMAT = typer.Option(DataFormat.text, "--format", "-f", help="Print text or JSON.")
 
 _ARRAY_HELP = "inline JSON array (e.g. '[[0.4, 0.3, 0.7]]') or a .npy/.csv/.json file"
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
-
-
-def _write_or_print(content: str, out: Path | None) -> None:
+def write_or_print(content: str, out: Path | None) -> None:
+    """``content`` to stdout, or to the file ``out`` (saying so)."""
     if out is None:
         typer.echo(content, nl=not content.endswith("\n"))
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(content, encoding="utf-8")
+    check_writable_file("--out", out).write_text(content, encoding="utf-8")
     typer.echo(f"wrote {out}")
+
+
+def print_data(data: Any, output_format: DataFormat, text: Callable[[Any], None]) -> None:
+    """``data`` as JSON (``--format json``), or printed by ``text``."""
+    if output_format is DataFormat.json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        text(data)
+
+
+# --- explain / plot (crossent.explain, crossent.plots) --------------------------------------
+
+
+def _traced_listing() -> str:
+    names = ", ".join(entry.name for entry in _registry.ENTRIES)
+    aliases = ", ".join(_registry.spelling(alias) for entry in _registry.ENTRIES
+                        for alias in entry.aliases)
+    return f"{names} (aliases: {aliases})"
 
 
 @app.command("explain")
 def explain_cli(
-    loss: str = typer.Argument(
-        None, help="what to explain: cross_entropy, nll_loss, binary_cross_entropy, "
-        "binary_cross_entropy_with_logits, sigmoid_focal_loss, softmax_focal_loss, entropy, "
-        "kl_divergence, softmax_inverse, cross_entropy_grad (aliases: ce, nll, bce, "
-        "bce-with-logits, grad, kl, reverse-softmax)",
-    ),
+    loss: str = typer.Argument(None, help=f"what to explain: {_traced_listing()}",
+                               show_default=False),
     logits: str = typer.Option(
         None, "--logits", "--probs", "--input", "-x",
         help=f"first array: logits (probabilities for binary_cross_entropy, entropy, "
@@ -68,21 +181,20 @@ def explain_cli(
     weight: str = typer.Option(None, "--weight", "-w", help=f"class weights; {_ARRAY_HELP}"),
     pos_weight: str = typer.Option(None, "--pos-weight", help=f"positive weight; {_ARRAY_HELP}"),
     label_smoothing: float = typer.Option(None, "--label-smoothing", help="epsilon in [0, 1]"),
-    reduction: str = typer.Option(None, "--reduction", "-r", help="none, mean or sum"),
+    reduction: Reduction = typer.Option(None, "--reduction", "-r", help="default: mean"),
     ignore_index: int = typer.Option(None, "--ignore-index", help="target value not counted"),
     axis: int = typer.Option(None, "--axis", help="the class axis (default -1)"),
     alpha: float = typer.Option(None, "--alpha", help="focal loss alpha"),
     gamma: float = typer.Option(None, "--gamma", help="focal loss gamma"),
     base: float = typer.Option(None, "--base", help="log base of entropy/KL (2 for bits)"),
-    output_format: str = typer.Option(
-        "text", "--format", "-f", help="text, json, markdown or html"),
-    out: Annotated[Optional[Path], typer.Option(  # noqa: UP045 (typer needs Optional here)
-        "--out", "-o", help="write to this file instead of stdout")] = None,
+    output_format: TraceFormat = typer.Option(TraceFormat.text, "--format", "-f"),
+    out: Optional[Path] = typer.Option(  # noqa: UP045 (typer needs Optional here)
+        None, "--out", "-o", help="write to this file instead of stdout"),
     advise: bool = typer.Option(False, "--advise", help="add the misuse advisor's warnings"),
     example: str = typer.Option(None, "--example", "-e", help="a seed's worked example"),
     list_examples: bool = typer.Option(False, "--list-examples", help="list the examples"),
     color: bool = typer.Option(None, "--color/--no-color", help="colour (default: if a tty)"),
-    lang: str = typer.Option("en", "--lang", help="language of the words: en or zh (简体中文)"),
+    lang: Lang = typer.Option(Lang.en, "--lang", help="language of the words: en or zh (简体中文)"),
 ) -> None:
     """Explain a computation step by step: formulas, values, and what each step means.
 
@@ -91,71 +203,66 @@ def explain_cli(
     """
     from . import explain as explain_module
 
-    try:
-        if list_examples:
-            _write_or_print(explain_module.list_examples(output_format, lang=lang), out)
-            return
-        arrays = {
-            name: None if value is None else explain_module.load_array(value, name=name)
-            for name, value in (("logits", logits), ("target", target), ("weight", weight),
-                                ("pos_weight", pos_weight))
-        }
-        use_color = color if color is not None else (out is None and sys.stdout.isatty())
-        content = explain_module.report(
-            loss, arrays["logits"], arrays["target"], example=example, format=output_format,
-            advise=advise, color=bool(use_color) and output_format == "text", lang=lang,
-            weight=arrays["weight"], pos_weight=arrays["pos_weight"],
-            label_smoothing=label_smoothing, reduction=reduction, ignore_index=ignore_index,
-            axis=axis, alpha=alpha, gamma=gamma, base=base,
-        )
-    except (ValueError, TypeError) as error:
-        _fail(str(error))
+    if out is not None:
+        check_writable_file("--out", out)
+    if list_examples:
+        write_or_print(explain_module.list_examples(output_format.value, lang=lang.value), out)
         return
-    _write_or_print(content, out)
+    arrays = {
+        name: None if value is None else explain_module.load_array(value, name=f"--{flag}")
+        for name, flag, value in (("logits", "logits", logits), ("target", "target", target),
+                                  ("weight", "weight", weight),
+                                  ("pos_weight", "pos-weight", pos_weight))
+    }
+    use_color = color if color is not None else (out is None and sys.stdout.isatty())
+    content = explain_module.report(
+        loss, arrays["logits"], arrays["target"], example=example, format=output_format.value,
+        advise=advise, color=bool(use_color) and output_format is TraceFormat.text,
+        lang=lang.value,
+        weight=arrays["weight"], pos_weight=arrays["pos_weight"],
+        label_smoothing=label_smoothing, reduction=None if reduction is None else reduction.value,
+        ignore_index=ignore_index, axis=axis, alpha=alpha, gamma=gamma, base=base,
+    )
+    write_or_print(content, out)
 
 
 @app.command("plot")
 def plot_cli(
-    name: str = typer.Argument(None, help="the plot (crossent plot --list)"),
-    out: Annotated[Optional[Path], typer.Option(  # noqa: UP045 (typer needs Optional here)
-        "--out", "-o", help="FILE.png or FILE.svg")] = None,
+    name: str = typer.Argument(None, help="the plot (crossent plot --list)", show_default=False),
+    out: Optional[Path] = typer.Option(  # noqa: UP045 (typer needs Optional here)
+        None, "--out", "-o", help="FILE.png or FILE.svg"),
     list_plots: bool = typer.Option(False, "--list", help="list the plots"),
-    output_format: str = typer.Option("text", "--format", "-f", help="text or json (--list)"),
+    output_format: DataFormat = typer.Option(DataFormat.text, "--format", "-f",
+                                             help="text or json (--list)"),
 ) -> None:
     """Draw one of the seeds' curves (information, entropy, cross-entropy, ...) to a file."""
     from . import plots
 
     if list_plots:
         rows = [{"name": p.name, "description": p.description} for p in plots.PLOTS.values()]
-        if output_format == "json":
-            typer.echo(json.dumps(rows, indent=2))
-        else:
+
+        def text(rows: list[dict[str, str]]) -> None:
             width = max(len(row["name"]) for row in rows)
             for row in rows:
                 typer.echo(f"{row['name']:<{width}}  {row['description']}")
+
+        print_data(rows, output_format, text)
         return
     if name is None or out is None:
-        _fail("give a plot name and --out FILE.png|svg (crossent plot --list shows the names)")
-        return
-    try:
-        path = plots.plot(name, out)
-    except ValueError as error:
-        _fail(str(error))
-        return
-    typer.echo(f"wrote {path}")
+        raise ValueError("give a plot name and --out FILE.png|svg (crossent plot --list shows "
+                         "the names)")
+    check_writable_file("--out", out)
+    typer.echo(f"wrote {plots.plot(name, out)}")
 
 
+# --- compare (crossent.compare) ---------------------------------------------------------------
 
-# --- compare (crossent.compat) ------------------------------------------------
 
-
-def _parse_array(text: str, option: str) -> list:
-    import json
-
+def _parse_array(text: str, option: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise typer.BadParameter(
+        raise ValueError(
             f"{option} must be a JSON array such as \"[[0.2, 0.8]]\", got {text!r} ({error.msg})"
         ) from None
 
@@ -163,7 +270,7 @@ def _parse_array(text: str, option: str) -> list:
 @app.command("compare")
 def compare_cli(
     loss: str = typer.Argument(
-        ..., help="cross_entropy or binary_cross_entropy (or cross-entropy, binary-cross-entropy)."
+        ..., help="cross_entropy or binary_cross_entropy (or cross-entropy, ce, bce, ...)."
     ),
     logits: str = typer.Option(None, "--logits", "-l",
                                help="Logits as a JSON array, classes last."),
@@ -174,48 +281,54 @@ def compare_cli(
     ignore_index: int = typer.Option(-100, "--ignore-index", help="PyTorch's ignored index."),
     real: bool = typer.Option(True, "--real/--no-real",
                               help="Also run the installed frameworks (imports them)."),
-    output_format: str = typer.Option("text", "--format", "-f", help="text or json."),
+    output_format: DataFormat = FORMAT,
 ) -> None:
     """Compare crossent's loss with every framework's convention for one input.
 
     Prints one table: crossent (native), each framework's convention as crossent.compat
     reproduces it, the real framework's value where installed, and why each differs.
     """
-    import json
-
     from rich.console import Console
 
     from .compare import compare, render_table
 
     if (logits is None) == (probs is None):
-        raise typer.BadParameter("give exactly one of --logits and --probs")
-    if output_format not in ("text", "json"):
-        raise typer.BadParameter(f"--format must be text or json, got {output_format!r}")
+        raise ValueError("give exactly one of --logits and --probs")
     values = _parse_array(logits if logits is not None else probs, "--logits/--probs")
-    try:
+    with _status_line(Console(stderr=True)) as say:
         result = compare(
             loss, values, _parse_array(target, "--target"),
             inputs="logits" if logits is not None else "probs",
             label_smoothing=label_smoothing, ignore_index=ignore_index, real=real,
+            progress=lambda line: say(f"{line}… (--no-real skips the frameworks)"),
         )
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    if output_format == "json":
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-    else:
-        Console(width=160).print(render_table(result))
+    console = Console()  # the terminal's width; 160 columns into a file or a pipe
+    console = console if console.is_terminal else Console(width=160)
+    print_data(result.to_dict(), output_format, lambda _: console.print(render_table(result)))
 
 
+@contextlib.contextmanager
+def _status_line(console: Console) -> Iterator[Callable[[str], None]]:
+    """A callback showing what is happening: a spinner on a terminal, else a line each."""
+    if not console.is_terminal:
+        yield lambda line: console.print(line, highlight=False)
+        return
+    with console.status("", spinner="dots") as status:
+        yield status.update
 
-# --- experiment / report (crossent.experiments) --------------------------------
+
+# --- experiment / report (crossent.experiments) ----------------------------------------------
 
 # torch and scikit-learn (the `experiments` extra) are imported only when a command runs.
 
-if TYPE_CHECKING:
-    from rich.progress import Progress
 
-    from .experiments.results import ExperimentResults
-    from .experiments.runner import ProgressCallback
+class Scenario(str, Enum):
+    """The experiments of ``crossent experiment`` (those of crossent.experiments.SCENARIOS)."""
+
+    binary = "binary"
+    multiclass = "multiclass"
+    multilabel = "multilabel"
+    all = "all"
 
 
 def _experiment_progress(
@@ -240,20 +353,10 @@ def _experiment_progress(
     return progress, advance
 
 
-def _scenarios(scenario: str) -> list[str]:
-    from .experiments.runner import SCENARIOS
-
-    if scenario == "all":
-        return list(SCENARIOS)
-    if scenario not in SCENARIOS:
-        raise typer.BadParameter(
-            f"expected one of {', '.join(SCENARIOS)} or all, got {scenario!r}",
-            param_hint="SCENARIO",
-        )
-    return [scenario]
-
-
 def _print_results(results: ExperimentResults, files: dict[str, Path]) -> None:
+    """The results, a table per scenario and model (a column per setup), and the verdicts;
+    fits 80 columns."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -261,14 +364,18 @@ def _print_results(results: ExperimentResults, files: dict[str, Path]) -> None:
 
     console = Console()
     for scenario in results.config["scenarios"]:
-        header, rows = results_table(results, scenario)
-        table = Table(title=f"{scenario}: {results.datasets[scenario]['name']} "
-                            "(final test metrics, mean ± std over seeds)")
-        for column in header:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        (_, _, *quantities), rows = results_table(results, scenario)
+        for model in results.config["models"]:
+            setups = [row[1:] for row in rows if row[0] == model]  # a column per setup
+            table = Table(title=f"{scenario}, {model}: {results.datasets[scenario]['name']} "
+                                "(final test metrics, mean ± std over seeds)",
+                          box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+            table.add_column("")
+            for label, *_ in setups:
+                table.add_column(label, justify="right")
+            for number, quantity in enumerate(quantities, 1):
+                table.add_row(quantity, *(setup[number] for setup in setups))
+            console.print(table)
     styles = {"holds": "green", "partly holds": "yellow", "does not hold": "red"}
     for verdict in results.verdicts:
         style = styles.get(verdict.status, "dim")
@@ -291,12 +398,16 @@ def experiment(
     """Run the experiments of ``scenario`` and write results.json and the plots into ``out``."""
     import time
 
+    from .experiments.datasets import find_data
     from .experiments.plots import plot_all
-    from .experiments.runner import run_experiments
+    from .experiments.runner import SCENARIOS, run_experiments
 
-    scenarios = _scenarios(scenario)
+    scenarios = list(SCENARIOS) if scenario == "all" else [scenario]
+    folder = check_writable_folder("out", out)
     workers = 1 if workers is None else workers
     data_path = None if data is None else Path(data)
+    if data_path is not None:
+        find_data(data_path)  # a wrong --data fails before the progress display starts
     started = time.perf_counter()
     if show_progress:
         progress, advance = _experiment_progress(scenarios, epochs, seeds)
@@ -307,47 +418,40 @@ def experiment(
         results = run_experiments(scenarios, epochs=epochs, seeds=seeds, data=data_path,
                                   workers=workers)
     results.wall_s = time.perf_counter() - started
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     files = {"results": results.save(folder / "results.json")}
     files.update({f"plot_{k}": v for k, v in plot_all(results, folder).items()})
     return results, files
 
 
-def _summary_json(results: ExperimentResults, files: dict[str, Path]) -> str:
-    import json
+def _summary(results: ExperimentResults, files: dict[str, Path]) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return json.dumps({
+    return {
         "config": results.config,
         "datasets": results.datasets,
         "summary": [asdict(row) for row in results.summary],
         "verdicts": [asdict(v) for v in results.verdicts],
         "wall_s": results.wall_s,
         "files": {k: str(v) for k, v in files.items()},
-    }, indent=1)
+    }
 
 
-def _data_error(error: Exception) -> typer.BadParameter:
-    return typer.BadParameter(str(error), param_hint="--data")
+_WORKERS_HELP = "Processes side by side (2 helps only on an idle machine with 2 free cores)."
 
 
 @app.command("experiment")
 def experiment_cli(
-    scenario: str = typer.Argument(
-        "all", help="binary, multiclass, multilabel or all."),
+    scenario: Scenario = typer.Argument(Scenario.all, help="Which experiments to run."),
     epochs: int = typer.Option(
         None, "--epochs", "-e", min=1, help="Epochs per run (default: per scenario, 20-30)."),
     seeds: int = typer.Option(3, "--seeds", "-s", min=1, help="Seeds per setup (mean ± std)."),
     data: str = typer.Option(
         None, "--data", help="The seed's own data: MNIST IDX folder, aclImdb folder or "
         "imdb.npz (or a folder holding them). Default: the bundled scikit-learn data."),
-    out: str = typer.Option(
-        "experiment-results", "--out", "-o", help="Folder for results.json and PNGs."),
-    workers: int = typer.Option(
-        1, "--workers", "-w", min=1,
-        help="Processes side by side (2 helps only on an idle machine with 2 free cores)."),
-    format: str = typer.Option("text", "--format", "-f", help="text or json."),
+    out: Path = typer.Option(
+        Path("experiment-results"), "--out", "-o", help="Folder for results.json and PNGs."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help=_WORKERS_HELP),
+    output_format: DataFormat = FORMAT,
 ) -> None:
     """Reproduce seed 004's CE-vs-BCE experiments on real data; verdict per claim.
 
@@ -355,20 +459,10 @@ def experiment_cli(
     categorical CE on one sigmoid output, softmax + CE, ...) for several seeds and
     writes results.json and learning-curve PNGs into --out.
     """
-    from .experiments.datasets import DataError
-
-    if format not in ("text", "json"):
-        raise typer.BadParameter(f"expected text or json, got {format!r}", param_hint="--format")
-    try:
-        results, files = experiment(scenario, epochs=epochs, seeds=seeds,
-                                    data=Path(data) if data else None, out=Path(out),
-                                    workers=workers)
-    except DataError as error:
-        raise _data_error(error) from None
-    if format == "json":
-        typer.echo(_summary_json(results, files))
-    else:
-        _print_results(results, files)
+    check_writable_folder("--out", out)
+    results, files = experiment(scenario.value, epochs=epochs, seeds=seeds, data=data, out=out,
+                                workers=workers)
+    print_data(_summary(results, files), output_format, lambda _: _print_results(results, files))
 
 
 def report(
@@ -389,64 +483,50 @@ def report(
     from .experiments.results import ExperimentResults
     from .experiments.verdicts import judge
 
-    command = "crossent report"
+    folder = check_writable_folder("out", out)
     if results_path is not None:
         results = ExperimentResults.load(Path(results_path))
         results.verdicts = judge(results)  # derived data: worded by the current rules
         command = str(results.config.get("command", "crossent experiment"))
     else:
-        results, _ = experiment("all", epochs=epochs, seeds=seeds, data=data, out=out,
+        results, _ = experiment("all", epochs=epochs, seeds=seeds, data=data, out=folder,
                                 workers=workers, show_progress=show_progress)
         parts = [f"--epochs {epochs}" if epochs else "", f"--seeds {seeds}",
                  f"--data {data}" if data else ""]
         command = " ".join(["crossent report", *[p for p in parts if p]])
         results.config["command"] = command
-    return results, write_report(Path(out), results=results, command=command)
+    return results, write_report(folder, results=results, command=command)
 
 
 @app.command("report")
 def report_cli(
-    out: str = typer.Option("report", "--out", "-o", help="Folder for the report."),
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the report."),
     epochs: int = typer.Option(None, "--epochs", "-e", min=1, help="Epochs per run."),
     seeds: int = typer.Option(3, "--seeds", "-s", min=1, help="Seeds per setup."),
     data: str = typer.Option(None, "--data", help="The seed's own data (see experiment)."),
-    results_path: str = typer.Option(
+    results_path: Optional[Path] = typer.Option(  # noqa: UP045 (typer needs Optional here)
         None, "--results", help="Reuse a results.json instead of training."),
-    workers: int = typer.Option(
-        1, "--workers", "-w", min=1,
-        help="Processes side by side (2 helps only on an idle machine with 2 free cores)."),
-    format: str = typer.Option("text", "--format", "-f", help="text or json."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help=_WORKERS_HELP),
+    output_format: DataFormat = FORMAT,
 ) -> None:
     """Write the report of seed 004's experiments: one standalone HTML page and Markdown.
 
     Verdicts on the seed's claims, results tables, learning curves, the seeds' worked
     examples and the method; the page needs no network.
     """
-    from .experiments.datasets import DataError
+    check_writable_folder("--out", out)
+    results, files = report(out, epochs=epochs, seeds=seeds, data=data,
+                            results_path=results_path, workers=workers)
 
-    if format not in ("text", "json"):
-        raise typer.BadParameter(f"expected text or json, got {format!r}", param_hint="--format")
-    try:
-        results, files = report(Path(out), epochs=epochs, seeds=seeds,
-                                data=Path(data) if data else None,
-                                results_path=Path(results_path) if results_path else None,
-                                workers=workers)
-    except DataError as error:
-        raise _data_error(error) from None
-    except (FileNotFoundError, ValueError) as error:
-        if results_path is None:
-            raise
-        raise typer.BadParameter(str(error), param_hint="--results") from None
-    if format == "json":
-        typer.echo(_summary_json(results, files))
-        return
-    _print_results(results, {})
-    typer.echo(f"Report: {files['html'].resolve()}")
-    typer.echo(f"Markdown: {files['markdown'].resolve()}")
+    def text(_: Any) -> None:
+        _print_results(results, {})
+        typer.echo(f"Report: {files['html'].resolve()}")
+        typer.echo(f"Markdown: {files['markdown'].resolve()}")
+
+    print_data(_summary(results, files), output_format, text)
 
 
-
-# --- bench (benchmarks) --------------------------------------------------------
+# --- bench (benchmarks) ----------------------------------------------------------------------
 
 # `crossent bench WHAT` runs benchmarks/<script> of the repository in a fresh process
 BENCHMARKS = {
@@ -454,6 +534,11 @@ BENCHMARKS = {
     "linear": "bench_linear_cross_entropy.py",  # crossent.torch.linear_cross_entropy
     "few-classes": "bench_few_classes.py",  # the two integer-target kernels, by C
 }
+
+
+class BenchFormat(str, Enum):
+    table = "table"
+    json = "json"
 
 
 def benchmarks_folder() -> Path | None:
@@ -469,14 +554,15 @@ def bench(
     *,
     quick: bool = False,
     output_format: str = "table",
-    csv: bool = True,
+    csv: bool = False,
     extra: Sequence[str] = (),
     echo: Callable[[str], None] = print,
 ) -> int:
     """Run the benchmark ``what`` (a key of ``BENCHMARKS``); returns the script's exit code.
 
     The script runs in a fresh Python process (clean timings, its own imports) with
-    ``src/`` on ``PYTHONPATH``; its standard output goes line by line to ``echo``.
+    ``src/`` on ``PYTHONPATH``; its standard output goes line by line to ``echo``. It
+    appends its rows to ``benchmarks/results.csv`` (a tracked file) only with ``csv=True``.
     """
     if what not in BENCHMARKS:
         raise ValueError(
@@ -497,7 +583,8 @@ def bench(
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (source, os.environ.get("PYTHONPATH", "")) if p)}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment) as process:
-        assert process.stdout is not None
+        if process.stdout is None:
+            raise RuntimeError("the benchmark's output pipe did not open")
         for line in process.stdout:
             echo(line.rstrip("\n"))
     return process.returncode
@@ -512,25 +599,19 @@ def bench_cli(
         "cross-entropy", help=f"which benchmark: {' | '.join(BENCHMARKS)}"
     ),
     quick: bool = typer.Option(False, "--quick", "-q", help="small sizes, few repetitions"),
-    output_format: str = typer.Option("table", "--format", "-f", help="table | json"),
-    no_csv: bool = typer.Option(False, "--no-csv", help="do not append to benchmarks/results.csv"),
+    output_format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f"),
+    csv: bool = typer.Option(False, "--csv", help="append the rows to benchmarks/results.csv"),
 ) -> None:
     """Run a side-by-side benchmark from the repository's benchmarks/ folder.
 
-    Further options go to the script (e.g. `crossent bench --quick --repeats 5`).
+    Nothing is written unless --csv is given. Further options go to the script
+    (e.g. `crossent bench --quick --repeats 5`).
     """
-    if output_format not in ("table", "json"):
-        typer.echo(f"--format must be 'table' or 'json', got {output_format!r}", err=True)
-        raise typer.Exit(2)
     extra = list(context.args)
     if what.startswith("-"):  # `crossent bench --repeats 5`: an option for the script, not WHAT
         what, extra = "cross-entropy", [what, *extra]
-    try:
-        code = bench(what, quick=quick, output_format=output_format, csv=not no_csv,
-                     extra=extra, echo=typer.echo)
-    except (ValueError, FileNotFoundError) as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(2) from None
+    code = bench(what, quick=quick, output_format=output_format.value, csv=csv, extra=extra,
+                 echo=typer.echo)
     raise typer.Exit(code)
 
 
@@ -551,15 +632,12 @@ def serve_cli(
     """
     from .serve import serve
 
-    try:
-        serve(host, port, open_browser=open_browser)
-    except (ValueError, ImportError, OSError) as error:
-        _fail(str(error))
+    serve(host, port, open_browser=open_browser)
 
 
 def main() -> None:
-    """Entry point of the ``crossent`` console script."""
-    app()
+    """Entry point of the ``crossent`` console script (and of ``python -m crossent``)."""
+    app(prog_name="crossent")
 
 
 if __name__ == "__main__":

@@ -17,16 +17,24 @@ real value.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import importlib.util
 import math
 import os
-from collections.abc import Callable
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from . import _registry
+from . import _validate as v
 from . import losses as _losses
 from .compat import keras as K
 from .compat import optax as O
@@ -36,7 +44,10 @@ from .compat import torch as T
 
 __all__ = ["compare", "Comparison", "Row", "LOSSES"]
 
-LOSSES = ("cross_entropy", "binary_cross_entropy")
+# the losses compared: softmax cross-entropy and binary cross-entropy, each from logits or
+# probabilities (``inputs``)
+_COMPARED = tuple(_registry.resolve(name) for name in ("cross_entropy", "binary_cross_entropy"))
+LOSSES = tuple(entry.name for entry in _COMPARED)
 _RTOL = 1e-5  # relative difference below which two conventions "agree"
 
 
@@ -87,12 +98,16 @@ def _scalar(value: Any) -> float:
     return float(np.asarray(value, dtype=np.float64).mean())
 
 
-def _evaluate(function: Callable[[], Any]) -> tuple[float | None, str | None]:
-    import warnings
+@contextlib.contextmanager
+def _warnings_ignored() -> Iterator[None]:
+    with warnings.catch_warnings():  # expected ones (rows not summing to 1) are reasons
+        warnings.simplefilter("ignore")
+        yield
 
+
+def _evaluate(function: Callable[[], Any]) -> tuple[float | None, str | None]:
     try:
-        with warnings.catch_warnings():  # expected ones (rows not summing to 1) are reasons
-            warnings.simplefilter("ignore")
+        with _warnings_ignored():
             return _scalar(function()), None
     except Exception as error:  # a convention that refuses the input is a result too
         message = (str(error).splitlines() or [""])[0]
@@ -119,18 +134,65 @@ def _installed(module: str) -> bool:
         return False
 
 
+# What compare() was asked to report while a framework loads (seconds for TensorFlow).
+_progress: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "crossent_compare_progress", default=None)
+
+_FRAMEWORKS = {"torch": "PyTorch", "keras": "Keras", "tensorflow": "TensorFlow", "jax": "JAX",
+               "optax": "optax", "sklearn.metrics": "scikit-learn"}
+
+# TensorFlow's C++ runtime writes to the process's stderr while it loads, before its logging
+# is set up, so TF_CPP_MIN_LOG_LEVEL does not silence these lines: absl's preamble, oneDNN's
+# and the CPU-feature notice ("I0000 00:00:1796191720.251214   11718 port.cc:153] ...").
+_NATIVE_LOG = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\)|[IWE]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "
+    r"|To enable the following instructions: |rebuild TensorFlow with")
+
+
+@contextlib.contextmanager
+def _native_logs_dropped() -> Iterator[None]:
+    """Run the block with file descriptor 2 captured; replay what it wrote but native log lines."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr descriptor: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(True)
+                    if not _NATIVE_LOG.match(line)]
+            if kept:
+                os.write(2, "".join(kept).encode())
+
+
+def _import(module: str, label: str | None = None) -> Any:
+    """``module``, imported (saying so first, when compare() was given ``progress``)."""
+    if module not in sys.modules:
+        report = _progress.get()
+        if report is not None:
+            report(f"loading {label or _FRAMEWORKS.get(module, module)}")
+        with _native_logs_dropped():
+            return importlib.import_module(module)
+    return sys.modules[module]
+
+
 def _keras_backend_here() -> str | None:
     """The backend Keras runs on in this process (importing Keras if needed), or None."""
     if not _installed("keras"):
         return None
-    backend_module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(
-        os.environ.get("KERAS_BACKEND", "tensorflow"), ""
-    )
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    backend_module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, "")
     if backend_module and not _installed(backend_module):
         return None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    keras = importlib.import_module("keras")
-    return str(keras.backend.backend())
+    label = f"Keras and its backend, {_FRAMEWORKS.get(backend_module, backend)}"
+    return str(_import("keras", label).backend.backend())
 
 
 # --- the conventions of each loss ---------------------------------------------------------
@@ -176,6 +238,15 @@ def _probability_reasons(
     return reasons
 
 
+def _no_ignore_index(data: _Input, framework: str, out_of_range: str) -> list[str]:
+    """Why a framework without ignore_index differs where the target holds ignore_index."""
+    if data.kind != "index" or not np.any(data.target == data.ignore_index):
+        return []
+    if 0 <= data.ignore_index < data.x.shape[-1]:
+        return [f"{framework} has no ignore_index: class {data.ignore_index} is counted"]
+    return [f"{framework} has no ignore_index: label {data.ignore_index} {out_of_range}"]
+
+
 def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
     """(convention, call, compat function, real function or None, reasons) per convention."""
     x, t, ls = data.x, data.target, data.label_smoothing
@@ -206,8 +277,7 @@ def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
                 reasons.append("Keras computes target · log_softmax: 0 · (-inf) = NaN")
             if index and ls:
                 reasons.append("Keras's sparse loss has no label smoothing")
-            if index and np.any(t == data.ignore_index):
-                reasons.append("Keras has no ignore_index (ignore_class=None)")
+            reasons += _no_ignore_index(data, "Keras", "is out of range (ignore_class=None)")
             rows.append((f"Keras {name} ({backend})", f"keras.losses.{name}(from_logits=True)",
                          _bind(getattr(K, name), t, x, backend=backend, **options),
                          _real_keras(name, t, x, **options) if keras_here == backend else None,
@@ -217,12 +287,16 @@ def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
                          "tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)",
                          lambda: TF.sparse_softmax_cross_entropy_with_logits(t, x),
                          _real_tf("sparse_softmax_cross_entropy_with_logits", t, x),
-                         ["TensorFlow has no label smoothing"] if ls else []))
+                         (["TensorFlow has no label smoothing"] if ls else [])
+                         + _no_ignore_index(data, "TensorFlow",
+                                            "is out of range: an InvalidArgumentError")))
             rows.append(("optax softmax_cross_entropy_with_integer_labels (mean)",
                          "optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)",
                          lambda: O.softmax_cross_entropy_with_integer_labels(x, t),
                          _real_optax("softmax_cross_entropy_with_integer_labels", x, t),
-                         ["optax has no label smoothing"] if ls else []))
+                         (["optax has no label smoothing"] if ls else [])
+                         # jnp.take_along_axis fills an out-of-range index with NaN
+                         + _no_ignore_index(data, "optax", "is out of range: NaN")))
         else:
             reasons = (["TensorFlow computes labels · log_softmax: 0 · (-inf) = NaN"]
                        if inf_zero else [])
@@ -255,6 +329,7 @@ def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
         reasons = _probability_reasons(data, "keras", backend)
         if ls and not index:
             reasons.append("Keras smooths the labels: t(1-ε) + ε/C")
+        reasons += _no_ignore_index(data, "Keras", "is out of range (ignore_class=None)")
         rows.append((f"Keras {name} ({backend})", f"keras.losses.{name}()",
                      _bind(getattr(K, name), t, x, backend=backend, **options),
                      _real_keras(name, t, x, **options) if keras_here == backend else None,
@@ -266,7 +341,8 @@ def _cross_entropy_rows(data: _Input, keras_here: str | None) -> list[tuple]:
                      _real_sklearn(labels, x, labels=list(range(x.shape[-1]))),
                      _probability_reasons(data, "sklearn")
                      + (["scikit-learn warns and does not renormalise rows that do not sum to 1"]
-                        if not np.allclose(x.sum(axis=-1), 1.0) else [])))
+                        if not np.allclose(x.sum(axis=-1), 1.0) else [])
+                     + _no_ignore_index(data, "scikit-learn", "is not one of labels: an error")))
     return rows
 
 
@@ -347,7 +423,7 @@ def _real_torch(name: str, x: np.ndarray, t: np.ndarray, **options: Any) -> Call
         return None
 
     def run() -> Any:
-        torch = importlib.import_module("torch")
+        torch = _import("torch")
         return getattr(torch.nn.functional, name)(torch.tensor(x), torch.tensor(t), **options)
 
     return run
@@ -355,8 +431,7 @@ def _real_torch(name: str, x: np.ndarray, t: np.ndarray, **options: Any) -> Call
 
 def _real_keras(name: str, t: np.ndarray, x: np.ndarray, **options: Any) -> Callable:
     def run() -> Any:
-        keras = importlib.import_module("keras")
-        return getattr(keras.losses, name)(**options)(t, x)
+        return getattr(_import("keras").losses, name)(**options)(t, x)
 
     return run
 
@@ -366,8 +441,7 @@ def _real_tf(name: str, t: np.ndarray, x: np.ndarray) -> Callable | None:
         return None
 
     def run() -> Any:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        tf = importlib.import_module("tensorflow")
+        tf = _import("tensorflow")
         return getattr(tf.nn, name)(labels=tf.constant(t), logits=tf.constant(x)).numpy()
 
     return run
@@ -378,8 +452,7 @@ def _real_optax(name: str, x: np.ndarray, t: np.ndarray) -> Callable | None:
         return None
 
     def run() -> Any:
-        optax = importlib.import_module("optax")
-        jax = importlib.import_module("jax")
+        jax, optax = _import("jax"), _import("optax")
         with jax.enable_x64(True):
             return np.asarray(getattr(optax.losses, name)(jax.numpy.asarray(x),
                                                           jax.numpy.asarray(t)))
@@ -392,12 +465,8 @@ def _real_sklearn(y: np.ndarray, p: np.ndarray, **options: Any) -> Callable | No
         return None
 
     def run() -> Any:
-        import warnings
-
-        metrics = importlib.import_module("sklearn.metrics")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return metrics.log_loss(y, p, **options)
+        with _warnings_ignored():
+            return _import("sklearn.metrics").log_loss(y, p, **options)
 
     return run
 
@@ -414,6 +483,7 @@ def compare(
     label_smoothing: float = 0.0,
     ignore_index: int = -100,
     real: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Every framework's value of ``loss`` for one input, and why each differs from crossent's.
 
@@ -428,11 +498,16 @@ def compare(
       label_smoothing: ε, passed to the conventions that have it (others say they do not).
       ignore_index: PyTorch's ignored class index.
       real: evaluate the real frameworks that are installed (imports them; seconds).
+      progress: called with a line ("loading TensorFlow") before each framework is imported.
 
     Returns:
       A :class:`Comparison` whose first row is crossent's native value; every row holds
       the convention's value (reproduced by :mod:`crossent.compat`), the real framework's
       value where installed, and a one-line reason when it differs from the native one.
+
+    Raises:
+      ValueError, TypeError: for what crossent itself rejects (an option out of range,
+      shapes that do not fit, fractional class indices, ...), with the core's message.
 
     Example (p = 0 for the target class: each framework saturates differently):
 
@@ -447,57 +522,65 @@ def compare(
     >>> result.rows[2].reason
     'Keras clips p to [1e-7, 1-1e-7] (PyTorch clamps log p at -100)'
     """
-    if isinstance(loss, str) and loss.replace("-", "_") in LOSSES:
-        loss = loss.replace("-", "_")  # the command line's spelling: cross-entropy
-    else:
-        raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} (or with '-' for "
-                         f"'_'), got {loss!r}")
+    loss = _registry.resolve(loss, _COMPARED, what="loss").name  # also "cross-entropy", "bce"
     if inputs not in ("logits", "probs"):
         raise ValueError(f"inputs must be 'logits' or 'probs', got {inputs!r}")
+    label_smoothing = v.check_unit_interval("label_smoothing", label_smoothing)
+    ignore_index = v.check_ignore_index(ignore_index)
     x = np.asarray(x, dtype=np.float64)
     target = np.asarray(target)
-    kind: Literal["index", "probability"]
-    if target.shape == x.shape:
-        kind = "probability"
+    if x.ndim == 0:
+        raise ValueError(f"{inputs} must have at least one dimension (classes last), got a scalar")
+    if target.shape == x.shape:  # probabilities or 0-1 labels, which JSON may give as integers
         target = target.astype(np.float64)
-    elif target.shape == x.shape[:-1] and loss == "cross_entropy":
-        kind = "index"
-        target = target.astype(np.int64)
+    kind: Literal["index", "probability"] = "probability"
+    if loss == "cross_entropy":  # class indices must be integers, as the core says
+        kind = v.classify_target(np, inputs, x, target, x.ndim - 1)
     else:
-        raise ValueError(
-            f"target has shape {target.shape}, but x has shape {x.shape}; expected class "
-            f"indices of shape {x.shape[:-1]} (cross_entropy) or an array of shape {x.shape}"
-        )
+        v.check_same_shape("target", target, inputs, x)
     data = _Input(x, target, inputs, kind, label_smoothing, ignore_index)
-    keras_here = _keras_backend_here() if real else None
-    build = _cross_entropy_rows if loss == "cross_entropy" else _binary_rows
-    result = Comparison(loss, inputs, kind, {"label_smoothing": label_smoothing,
-                                              "ignore_index": ignore_index})
-    native_value: float | None = None
-    for convention, call, ours, theirs, reasons in build(data, keras_here):
-        value, error = _evaluate(ours)
-        row = Row(convention, call, value, error=error)
-        if not result.rows:
-            native_value = value
-            row.real_status = ""
-            result.rows.append(row)
-            continue
-        elif not _same(value, native_value):
-            row.reason = "; ".join(reasons) if reasons else "differs (no known reason: a bug?)"
-        if theirs is not None and real:
-            row.real, real_error = _evaluate(theirs)
-            if real_error is not None:
-                row.real_status = f"raises {real_error}"
-            else:
-                row.real_status = "matches" if _same(row.real, value) else "MISMATCH"
-        elif not real:
-            row.real_status = "not evaluated (real=False)"
-        elif convention.startswith("Keras"):
-            row.real_status = (
-                f"Keras runs on {keras_here} in this process" if keras_here else "not installed"
-            )
-        result.rows.append(row)
+    token = _progress.set(progress)
+    try:
+        keras_here = _keras_backend_here() if real else None
+        rows = (_cross_entropy_rows if loss == "cross_entropy" else _binary_rows)(data, keras_here)
+        result = Comparison(loss, inputs, kind, {"label_smoothing": label_smoothing,
+                                                  "ignore_index": ignore_index})
+        _, call, native, _, _ = rows[0]
+        with _warnings_ignored():  # an input crossent rejects is an error, not a row
+            native_value = _scalar(native())
+        result.rows.append(Row("crossent (native)", call, native_value, real_status=""))
+        for convention, call, ours, theirs, reasons in rows[1:]:
+            result.rows.append(_row(convention, call, ours, theirs, reasons, native_value,
+                                    real, keras_here))
+    finally:
+        _progress.reset(token)
     return result
+
+
+def _row(convention: str, call: str, ours: Callable[[], Any], theirs: Callable[[], Any] | None,
+         reasons: list[str], native_value: float, real: bool, keras_here: str | None) -> Row:
+    """One convention's row: crossent's reproduction, the real framework's value, the reason."""
+    value, error = _evaluate(ours)
+    row = Row(convention, call, value, error=error)
+    if not _same(value, native_value):
+        row.reason = "; ".join(reasons) if reasons else "differs (no known reason: a bug?)"
+    if theirs is not None and real:
+        with _native_logs_dropped():
+            row.real, real_error = _evaluate(theirs)
+        if real_error is not None:  # the same behaviour when the reproduction raises too
+            row.real_status = (f"raises too ({real_error.partition(':')[0]})" if error
+                               else f"MISMATCH: raises {real_error}")
+        elif error is not None:
+            row.real_status = "MISMATCH: returns a value"
+        else:
+            row.real_status = "matches" if _same(row.real, value) else "MISMATCH"
+    elif not real:
+        row.real_status = "not evaluated (real=False)"
+    elif convention.startswith("Keras"):
+        row.real_status = (
+            f"Keras runs on {keras_here} in this process" if keras_here else "not installed"
+        )
+    return row
 
 
 def render_table(result: Comparison) -> Any:

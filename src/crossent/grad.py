@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import _registry
 from . import losses as _losses
 from ._array import Array
 
@@ -32,17 +33,6 @@ __all__ = [
     "softmax_focal_loss",
     "value_and_grad",
 ]
-
-# public loss -> its private implementation returning (loss, grad)
-_IMPLEMENTATIONS: dict[Callable[..., Array], Callable[..., tuple[Array, Any]]] = {
-    _losses.nll_loss: _losses._nll_loss,
-    _losses.cross_entropy: _losses._cross_entropy,
-    _losses.binary_cross_entropy: _losses._binary_cross_entropy,
-    _losses.binary_cross_entropy_with_logits: _losses._binary_cross_entropy_with_logits,
-    _losses.sigmoid_focal_loss: _losses._sigmoid_focal_loss,
-    _losses.softmax_focal_loss: _losses._softmax_focal_loss,
-}
-
 
 def value_and_grad(loss: Callable[..., Array], *args: Any, **options: Any) -> tuple[Array, Array]:
     r"""The loss and its gradient w.r.t. the first argument, from one pass.
@@ -69,13 +59,11 @@ def value_and_grad(loss: Callable[..., Array], *args: Any, **options: Any) -> tu
 
     PyTorch's equivalent is ``loss.backward()``; JAX's is ``jax.value_and_grad``.
     """
-    try:
-        implementation = _IMPLEMENTATIONS[loss]
-    except (KeyError, TypeError):
-        names = ", ".join(f"crossent.{f.__name__}" for f in _IMPLEMENTATIONS)
-        raise TypeError(
-            f"value_and_grad supports crossent's losses ({names}), got {loss!r}"
-        ) from None
+    entry = _registry.by_function(loss)
+    implementation = None if entry is None else entry.loss_and_grad
+    if implementation is None:
+        names = ", ".join(entry.public for entry in _registry.losses())
+        raise TypeError(f"value_and_grad supports crossent's losses ({names}), got {loss!r}")
     return implementation(*args, compute_grad=True, **options)
 
 

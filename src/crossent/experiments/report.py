@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,50 @@ def worked_examples() -> list[dict[str, Any]]:
                 "erratum": check.erratum or "",
             })
     return rows
+
+
+def method_markdown() -> str:
+    """The method (the verdict rules of :mod:`.verdicts`, written once in its docstring) as
+    Markdown: its reStructuredText roles and literals become Markdown code.
+
+    >>> print(method_markdown().splitlines()[0])
+    Verdicts on seed 004's three claims, worded from the measured numbers by fixed rules.
+    >>> "``" in method_markdown() or ":func:" in method_markdown()
+    False
+    """
+    text = (_verdicts.__doc__ or "").strip()
+    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text)  # :func:`compare` -> `compare`
+    return text.replace("``", "`")
+
+
+def _markdown_to_html(text: str) -> str:
+    r"""The little Markdown of :func:`method_markdown` as HTML: paragraphs, "- " lists,
+    ``**bold**``, ``*emphasis*`` and ```code```.
+
+    >>> _markdown_to_html("A **rule**:\n\n- `d` is *small*;\n  very small")
+    '<p>A <b>rule</b>:</p>\n<ul><li><code>d</code> is <em>small</em>; very small</li></ul>'
+    """
+    def inline(line: str) -> str:
+        line = html.escape(line, quote=False)
+        line = re.sub(r"`([^`]+)`", r"<code>\1</code>", line)
+        line = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", line)
+        return re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"<em>\1</em>", line)
+
+    blocks = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.splitlines()
+        if lines[0].startswith("- "):
+            items: list[str] = []
+            for line in lines:
+                if line.startswith("- "):
+                    items.append(line[2:].strip())
+                else:
+                    items[-1] += " " + line.strip()
+            blocks.append("<ul>" + "".join(f"<li>{inline(item)}</li>" for item in items)
+                          + "</ul>")
+        else:
+            blocks.append(f"<p>{inline(' '.join(line.strip() for line in lines))}</p>")
+    return "\n".join(blocks)
 
 
 def _metrics_of(results: ExperimentResults, scenario: str) -> list[str]:
@@ -156,7 +201,7 @@ def _markdown(results: ExperimentResults, plots: dict[str, Path],
               "yes" if e["agrees"] else f"no — {e['erratum']}"] for e in examples],
         )
         lines.append("")
-    lines += ["## Method", "", _verdicts.__doc__.strip(), "", "### Environment", ""]
+    lines += ["## Method", "", method_markdown(), "", "### Environment", ""]
     lines += [f"- {key}: {value}" for key, value in results.environment.items()]
     lines.append("")
     return "\n".join(lines)
@@ -267,7 +312,7 @@ def _html(results: ExperimentResults, plots: dict[str, Path],
         parts.append("</table>")
     parts += [
         "<h2>Method and verdict rules</h2>",
-        f"<pre>{escape(_verdicts.__doc__.strip())}</pre>",
+        _markdown_to_html(method_markdown()),
         "<h3>Environment</h3><ul>",
         *[f"<li>{escape(str(k))}: {escape(str(v))}</li>" for k, v in results.environment.items()],
         "</ul></body></html>",

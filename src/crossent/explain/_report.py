@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ..advise import LOSSES, advise
 from . import examples as _examples
 from ._i18n import check_lang, text, translate
+from ._names import TRACERS, resolve
 from ._trace import Trace
 from .render import FORMATS, render
 
@@ -88,8 +90,8 @@ def report(
     Options that are None are left at the traced function's defaults; an option the
     function does not take is an error naming it.
 
-    >>> print(report("nll", [[0.1, 0.3, 0.5]], [2], format="json")[:1])
-    {
+    >>> json.loads(report("nll", [[0.1, 0.3, 0.5]], [2], format="json"))["value"]  # -x[0, 2]
+    -0.5
     """
     return render(trace(loss, first, second, example=example, advise=advise, lang=lang,
                         **options), format, color=color)
@@ -111,8 +113,6 @@ def trace(
     >>> trace("ce", [[1.4, 3.2, 5.0]], [2], lang="zh").steps[0].meaning
     'softmax 把每一行 logits 变成和为 1 的概率。'
     """
-    from . import TRACERS, resolve
-
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     check_lang(lang)
@@ -125,9 +125,10 @@ def trace(
         loss_name = resolve(loss)
         function, arrays = TRACERS[loss_name]
         given = [first, second][: len(arrays)]
-        for array_name, value in zip(arrays, given, strict=True):
-            if value is None:
-                raise ValueError(f"{loss_name} needs {array_name} (--{_flag(array_name)})")
+        for position, (array_name, value) in enumerate(zip(arrays, given, strict=True)):
+            if value is None:  # the command line gives the first array as --logits
+                flag = ("--logits", "--target")[position]
+                raise ValueError(f"{loss_name} needs {array_name} ({flag})")
         # inline numbers are read as JSON, so "[1, 2]" is an integer array; every array but
         # class-index targets is floating (the core rejects integer logits, weights, q)
         given = [_as_float(value) if array_name != "target" else value
@@ -145,8 +146,6 @@ def checked_options(loss_name: str, options: dict[str, Any], *, flag: str = "--"
     >>> checked_options("nll_loss", {"reduction": "sum", "gamma": None})
     {'reduction': 'sum'}
     """
-    from . import TRACERS
-
     arrays = TRACERS[loss_name][1]
     chosen = {key: value for key, value in options.items() if value is not None}
     for key in ("weight", "pos_weight", "alpha"):
@@ -167,8 +166,6 @@ def checked_options(loss_name: str, options: dict[str, Any], *, flag: str = "--"
 @functools.cache
 def _parameters(loss_name: str) -> frozenset[str]:
     """The keyword names the trace of ``loss_name`` takes (inspect.signature is slow)."""
-    from . import TRACERS
-
     return frozenset(inspect.signature(TRACERS[loss_name][0]).parameters)
 
 
@@ -177,14 +174,7 @@ def _as_float(value: Any) -> Any:
     return array.astype(np.float64) if array.dtype.kind in "biu" else value
 
 
-def _flag(array_name: str) -> str:
-    return {"target": "target", "q": "target"}.get(array_name, "logits")
-
-
 def _add_advice(trace: Trace, loss_name: str | None) -> None:
-    from ..advise import LOSSES, advise
-    from . import TRACERS
-
     if loss_name is None:  # an example: advise on the loss its function names
         loss_name = trace.function.removeprefix("crossent.").split(" ")[0]
     if loss_name not in LOSSES:

@@ -557,7 +557,9 @@ def _seed004_single_output() -> Trace:
                     {"logits": logits, "target": target}, steps, ce_loss)
     trace.checks = [Check("categorical CE of a single column (any model)", "0", ce_loss)]
     trace.notes = [
-        "Keras forbids categorical_crossentropy with one output column. The seed's CE run logs "
+        "Keras 3 does not refuse categorical_crossentropy with one output column: it warns "
+        "(a SyntaxWarning, 'expected y_pred.shape to be (batch_size, num_classes) with "
+        "num_classes > 1') and computes the loss. The seed's CE run logs "
         "loss 5.9557e-08 and accuracy 0.5005: Keras clips the probability 1 to 1 - 1e-7, so "
         "each positive costs -log(1 - 1e-7), about 1.19e-07 in float32, and each negative 0, "
         "whatever the model does: a constant, with no gradient (5.9557e-08 is about half of "

@@ -76,13 +76,15 @@ def _check_mark(check: Check, lang: str = "en") -> str:
 # --- terminal -------------------------------------------------------------------------------
 
 
-def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
-    """The trace as rich tables for a terminal ``width`` columns wide.
+def to_text(trace: Trace, *, width: int = 80, color: bool = False) -> str:
+    """The trace as rich tables for a terminal ``width`` columns wide (80 by default).
 
     >>> from crossent import explain
-    >>> text = explain.to_text(explain.cross_entropy([[1.4, 3.2, 5.0]], [2]))
-    >>> "log-softmax" in text and max(map(len, text.splitlines())) <= 100
-    True
+    >>> text = explain.to_text(explain.cross_entropy([[1.4, 3.2, 5.0]], [2], weight=[1, 2, 1.0]))
+    >>> print(text.splitlines()[1].rstrip())
+    crossent.cross_entropy(logits, target, axis=-1, weight=weight,
+    >>> [line.split() for line in text.splitlines() if line.strip().startswith("weight")]
+    [['weight', '[1.,', '2.,', '1.]']]
     """
     from rich import box
     from rich.console import Console
@@ -106,21 +108,19 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
     inputs = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
     inputs.add_column("input", style="bold")
     inputs.add_column("value", overflow="fold")
-    for label, value in trace.inputs.items():
+    for label, value in _inputs(trace).items():
         inputs.add_row(Text(label), Text(format_value(value, width=width - 20)))
     console.print(inputs)
 
+    # two columns, the step's name atop its formula: the room goes to formulas and values
     steps = Table(box=box.ROUNDED, show_lines=True, expand=False, width=width)
-    steps.add_column("#", justify="right", style="dim", width=2)
-    steps.add_column(words("step"), style="bold", width=16, overflow="fold")
-    steps.add_column(words("formula and meaning"), ratio=1, overflow="fold")
+    steps.add_column(f"{words('step')}: {words('formula and meaning')}", ratio=1, overflow="fold")
     steps.add_column(words("values"), ratio=1, overflow="fold")
-    values_width = (width - 16 - 2 - 13) // 2
+    values_width = (width - 7) // 2
     for number, step in enumerate(trace.steps, 1):
         steps.add_row(
-            str(number),
-            Text(step.name, style="bold"),
-            Text.assemble((step.text, "green"), "\n", (step.meaning, "italic dim")),
+            Text.assemble((f"{number}. {step.name}", "bold"), "\n", (step.text, "green"), "\n",
+                          (step.meaning, "italic dim")),
             Text(_values_text(step.values, width=values_width)),
         )
     console.print(steps)
@@ -148,7 +148,7 @@ def to_text(trace: Trace, *, width: int = 100, color: bool = False) -> str:
             console.print(Text.assemble((f"{words('advice')} [{item.code}]: ", "bold red"),
                                         item.message, f"\n  {words('why')}: ", item.reason,
                                         f"\n  {words('fix')}: ", (item.fix, "bold")))
-    return buffer.getvalue()
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
 NO_ADVICE = "nothing looks wrong with these inputs."
@@ -161,11 +161,21 @@ def _all_notes(trace: Trace) -> list[str]:
     return notes + list(trace.notes)
 
 
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0
+
+
+def _inputs(trace: Trace) -> dict[str, Any]:
+    """The arrays of the call: the inputs and every array option (weight, pos_weight, ...)."""
+    arrays = {key: value for key, value in trace.options.items() if _is_array(value)}
+    return {**trace.inputs, **arrays}
+
+
 def _call_args(trace: Trace) -> str:
-    names = ", ".join(trace.inputs)
-    options = ", ".join(f"{key}={value!r}" for key, value in trace.options.items()
-                        if not isinstance(value, np.ndarray))
-    return names + (", " + options if options else "")
+    """``logits, target, weight=weight, reduction='mean'``: array options by name."""
+    options = ", ".join(f"{key}={key}" if _is_array(value) else f"{key}={value!r}"
+                        for key, value in trace.options.items())
+    return ", ".join(trace.inputs) + (", " + options if options else "")
 
 
 # --- JSON and Markdown ----------------------------------------------------------------------
@@ -176,18 +186,22 @@ def to_json(trace: Trace, *, indent: int = 2) -> str:
 
     >>> import json
     >>> from crossent import explain
-    >>> json.loads(explain.to_json(explain.entropy([0.5, 0.5])))["function"]
-    'crossent.information.entropy'
+    >>> json.loads(explain.to_json(explain.entropy([0.5, 0.5], base=2)))["value"]  # one bit
+    1.0
+    >>> trace = explain.nll_loss([[0.0], [-1.0]], [-100, 0], reduction="none")
+    >>> json.loads(explain.to_json(trace))["steps"][1]["values"]["x[y]"]  # NaN: not counted
+    ['nan', -1.0]
     """
     return json.dumps(trace.to_dict(), indent=indent, ensure_ascii=False)
 
 
 def to_markdown(trace: Trace) -> str:
-    """The trace as Markdown: a section per step with its formula (``$$…$$``) and values.
+    r"""The trace as Markdown: a section per step with its formula (``$$…$$``) and values.
 
     >>> from crossent import explain
-    >>> explain.to_markdown(explain.entropy([0.5, 0.5])).splitlines()[0]
-    '# entropy in nats'
+    >>> [line for line in explain.to_markdown(explain.entropy([0.5, 0.5])).splitlines()
+    ...  if line.startswith("$$")][0]
+    '$$I(x) = -\\log_b p(x)$$'
     """
     lang = trace.lang
 
@@ -200,7 +214,7 @@ def to_markdown(trace: Trace) -> str:
         lines += [f"{words('source').capitalize()}: {trace.source}", ""]
     lines += [f"`{trace.function}({_call_args(trace)})`", "", f"## {words('Inputs')}", "",
               "```text"]
-    lines += [_values_text(trace.inputs, width=90), "```", "", f"## {words('Steps')}", ""]
+    lines += [_values_text(_inputs(trace), width=90), "```", "", f"## {words('Steps')}", ""]
     for number, step in enumerate(trace.steps, 1):
         lines += [
             f"### {number}. {step.name}", "", step.meaning, "", f"$${step.latex}$$", "",
@@ -237,7 +251,7 @@ def latex_to_svg(latex: str, *, fontsize: float = 15.0) -> str:
     """``latex`` (matplotlib mathtext) rendered offline to an SVG document (glyphs as paths).
 
     >>> svg = latex_to_svg(r"\\frac{e^{z_j}}{\\sum_k e^{z_k}}")
-    >>> svg.startswith("<svg") and "<path" in svg
+    >>> "<path" in svg and "<text" not in svg  # glyphs drawn as paths: no font needed
     True
     """
     import matplotlib
@@ -306,9 +320,9 @@ def to_html(trace: Trace) -> str:
     """A standalone HTML page of the trace: formulas pre-rendered to SVG, no network needed.
 
     >>> from crossent import explain
-    >>> page = explain.to_html(explain.entropy([0.5, 0.5]))
-    >>> page.startswith("<!DOCTYPE html>") and 'src="http' not in page
-    True
+    >>> page = explain.to_html(explain.entropy([0.5, 0.5]))  # three steps, three formulas
+    >>> 'src="http' not in page, page.count('src="data:image/svg+xml;base64,')
+    (True, 3)
     """
     escape = html.escape
     lang = trace.lang
@@ -328,7 +342,7 @@ def to_html(trace: Trace) -> str:
         parts.append(f'<p class="dim">{words("source")}: {escape(trace.source)}</p>')
     parts.append(f"<p><code>{escape(trace.function)}({escape(_call_args(trace))})</code></p>")
     parts.append(f'<h2>{words("Inputs")}</h2><table><col style="width: 9rem"><col>')
-    for label, value in trace.inputs.items():
+    for label, value in _inputs(trace).items():
         parts.append(f"<tr><th>{escape(label)}</th><td><pre>{escape(format_value(value, width=90))}"
                      "</pre></td></tr>")
     parts.append(f"</table><h2>{words('Steps')}</h2>")
@@ -370,7 +384,7 @@ def to_html(trace: Trace) -> str:
     return "\n".join(parts)
 
 
-def render(trace: Trace, format: str = "text", *, color: bool = False, width: int = 100) -> str:
+def render(trace: Trace, format: str = "text", *, color: bool = False, width: int = 80) -> str:
     """The trace in ``format``: 'text', 'json', 'markdown' or 'html'."""
     if format == "text":
         return to_text(trace, color=color, width=width)

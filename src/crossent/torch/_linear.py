@@ -60,7 +60,7 @@ __all__ = ["linear_cross_entropy", "LinearCrossEntropyLoss", "LinearCrossEntropy
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 # chunk_size='auto': every chunk-sized buffer together (float32 logits, the 16-bit product and
 # its reuse for g, the soft cap's slope) takes at most 10% of the gradients' bytes, leaving 5
-# points of issue 7's 1.15× target for what does not scale with the chunk (per-token vectors,
+# points of the 1.15× memory target for what does not scale with the chunk (per-token vectors,
 # the BLAS library's packing workspace); see _auto_chunk_rows
 _AUTO_BUDGET_FRACTION = 0.10
 _AUTO_BUDGET_MIN = 4 * 2**20  # below 40 MB of gradients, 4 MiB of buffers (speed over 10%)
@@ -271,7 +271,7 @@ def _rows(
 
 
 def _safe_inverse(value: torch.Tensor) -> torch.Tensor:
-    """1/value, and 0 where value is 0: a mean over nothing counted is 0 (DESIGN)."""
+    """1/value, and 0 where value is 0: a mean over nothing counted is 0 (crossent's rule)."""
     return torch.where(value == 0, torch.zeros_like(value), 1.0 / torch.where(value == 0, 1.0, value))
 
 

@@ -1,0 +1,5 @@
+"""``python -m crossent``: the ``crossent`` command."""
+
+from crossent.cli import main
+
+main()
