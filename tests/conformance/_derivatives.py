@@ -66,14 +66,15 @@ def _jax(function, arrays, wrt, seed):
 
         value = call(*primals)
         cotangent, direction = _probes(tuple(value.shape), arrays[wrt[0]].shape, seed)
+        argnums = tuple(range(len(wrt)))
 
         def first(*values):
-            return jax.grad(lambda *v: jnp.sum(call(*v) * cotangent), argnums=tuple(
-                range(len(wrt))))(*values)
+            return jax.grad(lambda *v: jnp.sum(call(*v) * cotangent), argnums=argnums)(*values)
 
-        grads = first(*primals)
-        second = jax.grad(lambda *v: jnp.sum(first(*v)[0] * direction),
-                          argnums=tuple(range(len(wrt))))(*primals)
+        # one compiled program each (eagerly, every primitive of grad-of-grad compiles alone)
+        grads = jax.jit(first)(*primals)
+        second = jax.jit(jax.grad(lambda *v: jnp.sum(first(*v)[0] * direction),
+                                  argnums=argnums))(*primals)
         return {"value": np.asarray(value),
                 "grad": {k: np.asarray(g) for k, g in zip(wrt, grads, strict=True)},
                 "second": {k: np.asarray(g) for k, g in zip(wrt, second, strict=True)}}

@@ -28,7 +28,7 @@ from ._derivatives import _probes, derivatives
 from .conftest import keras_worker, require
 
 SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-# JAX dispatches eagerly here, one compiled primitive at a time: fewer examples
+# JAX compiles each new function (jit): fewer examples
 JAX_SETTINGS = settings(SETTINGS, max_examples=4)
 SHAPE = (3, 4)
 
@@ -217,7 +217,7 @@ KERAS_CASES = [
 ]
 
 
-@SETTINGS
+@JAX_SETTINGS  # (fewer examples: seven losses, each a round trip to the worker)
 @given(case())
 def test_keras_on_tensorflow_gradient_tape(data):
     """crossent.compat.keras with TF tensors under GradientTape = Keras under GradientTape."""
