@@ -14,6 +14,7 @@ The public API, listed once::
     ce.advise        # warnings about the classic misuses (double softmax, multi-hot CE, ...)
     ce.compare       # every framework's value for one input, and why they differ
     crossent.compat  # torch, keras, tf, optax, sklearn: each framework's own numbers
+    crossent.evaluate  # log loss at any scale: mergeable state, files, Dask (import it)
 
 Inputs may be NumPy, PyTorch, JAX or CuPy arrays (or lists); results come back
 in the same library. Class axis -1 by default; PyTorch's layout with ``axis=1``

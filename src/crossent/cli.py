@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -524,6 +524,42 @@ def report_cli(
         typer.echo(f"Markdown: {files['markdown'].resolve()}")
 
     print_data(_summary(results, files), output_format, text)
+
+
+# --- evaluate (crossent.evaluate) ---------------------------------------------
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Parquet, CSV or .npy files, or folders of them")],
+    label: str = typer.Option(..., "--label", help="column of the true labels"),
+    prob: str = typer.Option(None, "--prob", help="column of the positive class's probability"),
+    logit: str = typer.Option(None, "--logit", help="column of the positive class's logit"),
+    prob_cols: str = typer.Option(
+        None, "--prob-cols", help="one probability column per class, in sorted class order: A,B,..."),
+    weight: str = typer.Option(None, "--weight", help="column of sample weights"),
+    by: str = typer.Option(None, "--by", help="column of groups: one result per group"),
+    labels: str = typer.Option(None, "--labels", help="every class, e.g. 0,1 (sklearn's labels=)"),
+    output_format: DataFormat = FORMAT,
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="run on Dask: local:N (N worker processes) or an address"),
+) -> None:
+    """Log loss, normalised entropy and accuracy of predictions in files of any size.
+
+    Streams the files batch by batch (bounded memory), or runs on Dask with --scheduler;
+    exact to float64 rounding however the rows are split. Example:
+    crossent evaluate scores.parquet --label click --prob p_click --by country
+    """
+    from .evaluate import CLI_OPTIONS, evaluate_files, format_result
+
+    result = evaluate_files(
+        paths, label=label, prob=prob, logit=logit, prob_cols=prob_cols, weight=weight,
+        by=by, labels=labels, scheduler=scheduler, progress=sys.stderr.isatty(),
+        option_names=CLI_OPTIONS,
+    )
+    text = format_result(result, output_format.value)
+    typer.echo(text, nl=not text.endswith("\n"))
 
 
 # --- bench (benchmarks) ----------------------------------------------------------------------

@@ -28,6 +28,16 @@ def _mean(xp: Any, hits: Array, y_pred: Array) -> Array:
     return xp.mean(xp.astype(hits, dtype))
 
 
+def predicted_positive(y_pred: Array, threshold: float = 0.5) -> Array:
+    """The yes/no decision of each prediction: ``y_pred > threshold`` (Keras's rule)."""
+    return y_pred > threshold
+
+
+def predicted_class(xp: Any, y_pred: Array) -> Array:
+    """The predicted class of each row: the argmax over the last axis, ties to the first."""
+    return xp.argmax(y_pred, axis=-1)
+
+
 def binary_accuracy(y_true: Array, y_pred: Array, *, threshold: float = 0.5) -> Array:
     r"""Fraction of elements whose thresholded prediction equals the 0/1 target.
 
@@ -57,7 +67,7 @@ def binary_accuracy(y_true: Array, y_pred: Array, *, threshold: float = 0.5) -> 
     """
     xp, (y_true, y_pred) = arrays_in_namespace(y_true, y_pred, floating=(False, False))
     check_same_shape("y_pred", y_pred, "y_true", y_true)
-    predicted = y_pred > threshold
+    predicted = predicted_positive(y_pred, threshold)
     return _mean(xp, predicted == (y_true > 0.5), y_pred)
 
 
@@ -86,7 +96,7 @@ def categorical_accuracy(y_true: Array, y_pred: Array) -> Array:
     """
     xp, (y_true, y_pred) = arrays_in_namespace(y_true, y_pred, floating=(False, False))
     check_same_shape("y_pred", y_pred, "y_true", y_true)
-    return _mean(xp, xp.argmax(y_true, axis=-1) == xp.argmax(y_pred, axis=-1), y_pred)
+    return _mean(xp, predicted_class(xp, y_true) == predicted_class(xp, y_pred), y_pred)
 
 
 def sparse_categorical_accuracy(y_true: Array, y_pred: Array) -> Array:
@@ -117,5 +127,5 @@ def sparse_categorical_accuracy(y_true: Array, y_pred: Array) -> Array:
             f"y_true has shape {tuple(y_true.shape)}, but y_pred has shape "
             f"{tuple(y_pred.shape)}; expected class indices of shape {expected}"
         )
-    predicted = xp.argmax(y_pred, axis=-1)
+    predicted = predicted_class(xp, y_pred)
     return _mean(xp, predicted == xp.astype(y_true, predicted.dtype), y_pred)

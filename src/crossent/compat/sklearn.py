@@ -34,7 +34,7 @@ from ._common import like
 __all__ = ["log_loss"]
 
 
-def _probabilities(y_proba: Any) -> tuple[Any, Array]:
+def as_probabilities(y_proba: Any) -> tuple[Any, Array]:
     """check_array(y_proba, dtype=float64/float32/float16): integers become float64."""
     if not is_array(y_proba):
         y_proba = np.asarray(y_proba)
@@ -54,6 +54,24 @@ def _to_numpy(values: object) -> np.ndarray:
     return np.asarray(values)
 
 
+def declared_classes(labels: object) -> np.ndarray:
+    """The classes ``labels`` declares: sorted and unique (a warning if not given sorted).
+
+    scikit-learn assumes the columns of ``y_proba`` follow this sorted order.
+    """
+    given = _to_numpy(labels)
+    classes = np.unique(given)
+    if not np.array_equal(classes, given):
+        warnings.warn(
+            f"Labels passed were {labels}. But this function assumes labels are ordered "
+            f"lexicographically. Pass the ordered labels={classes.tolist()} and ensure "
+            f"that the columns of y_prob correspond to this ordering.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return classes
+
+
 def _one_hot(y_true: object, labels: object | None) -> np.ndarray:
     """LabelBinarizer's encoding of ``y_true`` (n_samples, n_classes), classes sorted."""
     y_true = _to_numpy(y_true)
@@ -63,21 +81,12 @@ def _one_hot(y_true: object, labels: object | None) -> np.ndarray:
     else:
         y_true = y_true.reshape(-1)
         if labels is not None:
-            given = _to_numpy(labels)
-            classes = np.unique(given)
-            if not np.array_equal(classes, given):
-                warnings.warn(
-                    f"Labels passed were {labels}. But this function assumes labels are ordered "
-                    f"lexicographically. Pass the ordered labels={classes.tolist()} and ensure "
-                    f"that the columns of y_prob correspond to this ordering.",
-                    UserWarning,
-                    stacklevel=3,
-                )
+            classes = declared_classes(labels)
             undeclared = set(y_true.tolist()) - set(classes.tolist())
             if undeclared:
                 raise ValueError(
                     f"y_true contains values {undeclared} not belonging to the passed labels "
-                    f"{given}."
+                    f"{_to_numpy(labels)}."
                 )
         else:
             classes = np.unique(y_true)
@@ -90,6 +99,36 @@ def _one_hot(y_true: object, labels: object | None) -> np.ndarray:
             )
         raise ValueError(f"The labels array needs to contain at least two labels, got {classes}.")
     return encoded
+
+
+def probability_columns(xp: Any, y_proba: Array) -> Array:
+    """``y_proba`` as ``(n_samples, n_classes)``: a 1-D or one-column input is the positive
+    class's probability p, and becomes the columns ``[1 - p, p]``."""
+    if y_proba.ndim == 1:
+        y_proba = xp.expand_dims(y_proba, axis=1)
+    if int(y_proba.shape[1]) == 1:  # the positive class's probability: prepend 1 - p
+        y_proba = xp.concat([1 - y_proba, y_proba], axis=1)
+    return y_proba
+
+
+def warn_if_not_normalised(xp: Any, y_proba: Array, stacklevel: int = 2) -> None:
+    """scikit-learn's warning for rows that do not sum to one (``rtol = sqrt(eps)``);
+    the rows are not renormalised."""
+    eps = float(xp.finfo(y_proba.dtype).eps)
+    row_sums = _to_numpy(xp.sum(y_proba, axis=1)).astype(np.float64)
+    if not np.all(np.isclose(row_sums, 1.0, rtol=math.sqrt(eps))):
+        warnings.warn(
+            "The y_prob values do not sum to one. Make sure to pass probabilities.",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def clip_probabilities(xp: Any, y_proba: Array) -> Array:
+    """``clip(p, eps, 1 - eps)`` with eps the machine epsilon of ``y_proba``'s dtype
+    (sklearn/metrics/_classification.py ``_log_loss``): p = 0 costs -log(eps), not inf."""
+    eps = float(xp.finfo(y_proba.dtype).eps)
+    return xp.clip(y_proba, eps, 1 - eps)
 
 
 def log_loss(
@@ -131,17 +170,14 @@ def log_loss(
     >>> S.log_loss([0, 1], [[1.0, 0.0], [1.0, 0.0]])
     18.0218...
     """
-    xp, y_proba = _probabilities(y_proba)
+    xp, y_proba = as_probabilities(y_proba)
     # sklearn/metrics/_classification.py _validate_multiclass_probabilistic_prediction
     if float(xp.max(y_proba)) > 1:
         raise ValueError(f"y_prob contains values greater than 1: {float(xp.max(y_proba))}")
     if float(xp.min(y_proba)) < 0:
         raise ValueError(f"y_prob contains values lower than 0: {float(xp.min(y_proba))}")
     encoded = _one_hot(y_true, labels)
-    if y_proba.ndim == 1:
-        y_proba = xp.expand_dims(y_proba, axis=1)
-    if int(y_proba.shape[1]) == 1:  # the positive class's probability: prepend 1 - p
-        y_proba = xp.concat([1 - y_proba, y_proba], axis=1)
+    y_proba = probability_columns(xp, y_proba)
     lengths = [int(y_proba.shape[0]), encoded.shape[0]]
     if sample_weight is not None:
         sample_weight = _to_numpy(sample_weight)
@@ -153,14 +189,7 @@ def log_loss(
     if sample_weight is not None and not np.any(sample_weight):
         # sklearn/utils/validation.py _check_sample_weight
         raise ValueError("Sample weights must contain at least one non-zero number.")
-    eps = float(xp.finfo(y_proba.dtype).eps)
-    row_sums = _to_numpy(xp.sum(y_proba, axis=1)).astype(np.float64)
-    if not np.all(np.isclose(row_sums, 1.0, rtol=math.sqrt(eps))):
-        warnings.warn(
-            "The y_prob values do not sum to one. Make sure to pass probabilities.",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_if_not_normalised(xp, y_proba, stacklevel=2)
     if encoded.shape[1] != int(y_proba.shape[1]):
         if labels is None:
             raise ValueError(
@@ -169,8 +198,7 @@ def log_loss(
                 f"the labels argument."
             )
         raise ValueError("The number of classes in labels is different from that in y_prob.")
-    # sklearn/metrics/_classification.py _log_loss: clip with the dtype's eps, no renormalising
-    clipped = xp.clip(y_proba, eps, 1 - eps)
+    clipped = clip_probabilities(xp, y_proba)  # no renormalising
     target = like(xp, clipped, encoded, clipped.dtype)
     per_sample = information.cross_entropy(target, clipped, axis=1)  # -Σ xlogy(y, p̂)
     # sklearn/utils/_array_api.py _average

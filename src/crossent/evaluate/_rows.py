@@ -1,0 +1,121 @@
+r"""What one batch of predictions contributes: per row and per class column, from the core.
+
+For a row with predicted distribution :math:`q` over the C class columns, the state
+needs three things, whatever the true class turns out to be:
+
+- the self-information of every column, :math:`I_c = -\log q_c`: the row's loss is
+  :math:`I_{y}`, its cross-entropy against the one-hot target;
+- the entropy of the prediction, :math:`H(q) = -\sum_c q_c \log q_c`;
+- the predicted column (the argmax; for one probability or logit, ``p > 0.5`` or ``x > 0``).
+
+Probabilities follow scikit-learn's ``log_loss`` (through :mod:`crossent.compat.sklearn`):
+one column is the positive class's probability p and stands for ``[1 - p, p]``; the
+columns are clipped to :math:`[\epsilon, 1 - \epsilon]` with ε the machine epsilon of
+their dtype and not renormalised. Logits need no clipping: :math:`I = -\log\operatorname{softmax}(z)`,
+or :math:`[-\log\sigma(-x), -\log\sigma(x)]` for one logit, exact for any finite logit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import activations, information, metrics
+from ..compat import sklearn as sk
+
+
+@dataclass
+class RowTerms:
+    """One batch's terms: ``info`` (n, C) float64, ``entropy`` (n,), ``predicted`` (n,) int64."""
+
+    info: np.ndarray
+    entropy: np.ndarray
+    predicted: np.ndarray
+
+
+def _first(mask: np.ndarray) -> tuple[int, int]:
+    """The first (row, column) where ``mask`` (n,) or (n, C) holds."""
+    rows, columns = np.nonzero(mask.reshape(mask.shape[0], -1))
+    return int(rows[0]), int(columns[0])
+
+
+def check_predictions(y_pred: np.ndarray, *, from_logits: bool, name: str) -> np.ndarray:
+    """``y_pred`` as a floating array of shape (n,) or (n, C), checked; integers become float64.
+
+    Raises ValueError naming ``name`` for a wrong shape, NaN, or probabilities outside [0, 1].
+    """
+    if y_pred.ndim not in (1, 2):
+        raise ValueError(
+            f"{name} must have shape (n,) (one probability or logit per row) or (n, C) "
+            f"(one column per class), got shape {tuple(y_pred.shape)}"
+        )
+    if y_pred.dtype.kind in "biu":
+        y_pred = y_pred.astype(np.float64)  # scikit-learn's check_array: integers become float64
+    elif y_pred.dtype.kind != "f":
+        raise ValueError(
+            f"{name} must hold numbers, got dtype {y_pred.dtype}; convert the column to float"
+        )
+    elif y_pred.dtype.itemsize < 4:
+        y_pred = y_pred.astype(np.float32)  # 16-bit floats are computed in float32
+    nan = np.isnan(y_pred)
+    if nan.any():
+        raise ValueError(
+            f"{name} is NaN at row {_first(nan)[0]}; drop or fill the missing predictions"
+        )
+    if not from_logits:
+        outside = (y_pred < 0) | (y_pred > 1)
+        if outside.any():
+            row, column = _first(outside)
+            value = float(y_pred.reshape(y_pred.shape[0], -1)[row, column])
+            raise ValueError(
+                f"{name} must hold probabilities in [0, 1], found {value:g} at row {row}; "
+                f"if these are logits, pass them as logits (from_logits=True, --logit)"
+            )
+    return y_pred
+
+
+def row_terms(y_pred: np.ndarray, *, from_logits: bool) -> RowTerms:
+    """The terms of checked predictions (see :func:`check_predictions`)."""
+    if from_logits:
+        logits = y_pred.astype(np.float64, copy=False)
+        if logits.ndim == 2 and logits.shape[1] == 1:
+            logits = logits[:, 0]
+        if logits.ndim == 1:
+            # one logit x: q = [1 - σ(x), σ(x)], -log(1 - σ(x)) = -log σ(-x)
+            info = -np.stack(
+                [activations.log_sigmoid(-logits), activations.log_sigmoid(logits)], axis=1
+            )
+            entropy = information.binary_entropy(activations.sigmoid(logits))
+            predicted = metrics.predicted_positive(logits, 0.0)  # σ(x) > 1/2 exactly when x > 0
+        else:
+            info = -activations.log_softmax(logits, axis=-1)
+            entropy = information.entropy(activations.softmax(logits, axis=-1), axis=-1)
+            predicted = metrics.predicted_class(np, logits)
+    else:
+        columns = sk.probability_columns(np, y_pred)
+        # clipped in the input's dtype (scikit-learn's rule), the logs in float64
+        clipped = sk.clip_probabilities(np, columns).astype(np.float64, copy=False)
+        info = information.self_information(clipped)
+        if columns is y_pred:  # one column per class
+            sk.warn_if_not_normalised(np, columns, stacklevel=4)
+            entropy = information.entropy(y_pred.astype(np.float64, copy=False), axis=-1)
+            predicted = metrics.predicted_class(np, y_pred)
+        else:  # the positive class's probability p: [1 - p, p] sums to one, no warning
+            positive = y_pred.reshape(-1)
+            entropy = information.binary_entropy(positive.astype(np.float64, copy=False))
+            predicted = metrics.predicted_positive(positive, 0.5)
+    terms = RowTerms(
+        np.ascontiguousarray(info, dtype=np.float64),
+        np.asarray(entropy, dtype=np.float64),
+        np.asarray(predicted, dtype=np.int64),
+    )
+    # checked probabilities give finite terms (clipped); logits of +inf can give NaN
+    if from_logits and (np.isnan(terms.info).any() or np.isnan(terms.entropy).any()):
+        # e.g. a logit of +inf among softmax logits: no finite distribution
+        row = int(np.flatnonzero(np.isnan(terms.info).any(axis=1) | np.isnan(terms.entropy))[0])
+        raise ValueError(
+            f"the predictions of row {row} ({y_pred[row]!r}) give no distribution (NaN); "
+            f"logits must not be +inf among several columns"
+        )
+    return terms
