@@ -216,3 +216,83 @@ def test_extreme_logits_match_float64():
         errors.append(np.array([loss_error, grad_error]))
     floor = np.finfo(np.float32).eps * np.array([abs(loss.item()), exact.grad.abs().max().item()])
     assert np.all(errors[0] <= 4 * np.maximum(errors[1], floor)), errors
+
+
+# --- higher derivatives, torch.func, torch.compile ---------------------------------------
+
+HIGHER_OPTIONS = [{}, {"weight": True, "label_smoothing": 0.2}, {"reduction": "none"},
+                  {"reduction": "sum", "label_smoothing": 0.1}]
+
+
+def _options(options):
+    options = dict(options)
+    if options.get("weight"):
+        options["weight"] = torch.linspace(0.5, 2.0, 4, dtype=torch.float64)
+    return options
+
+
+@pytest.mark.parametrize("option_set", range(len(HIGHER_OPTIONS)))
+def test_double_backward_is_pytorchs(kernel_calls, option_set):
+    """create_graph=True: the gradient carries a graph, and its derivative (a Hessian-vector
+    product, as in a gradient penalty) is F.cross_entropy's."""
+    options = _options(HIGHER_OPTIONS[option_set])
+    input = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    target = torch.tensor([0, 3, -100, 1, 2])
+    direction = torch.arange(20.0, dtype=torch.float64).reshape(5, 4)
+    results = []
+    for function in (ct.cross_entropy, F.cross_entropy):
+        x = input.clone().requires_grad_(True)
+        loss = function(x, target, **options).sum()
+        (grad,) = torch.autograd.grad(loss, x, create_graph=True)
+        assert grad.requires_grad
+        (hessian_direction,) = torch.autograd.grad((grad * direction).sum(), x)
+        results.append((loss.detach(), grad.detach(), hessian_direction))
+    for ours, theirs in zip(*results, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+    assert kernel_calls == [True]  # the fused forward; backward builds its graph from torch ops
+
+
+@pytest.mark.parametrize("option_set", range(len(HIGHER_OPTIONS)))
+def test_torch_func_transforms(option_set):
+    from torch.func import grad, hessian, jacrev, vmap
+
+    options = _options(HIGHER_OPTIONS[option_set])
+    input = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    target = torch.tensor([0, 3, -100, 1, 2])
+    for transform in (grad, jacrev, hessian):
+        ours, theirs = (transform(lambda x, f=f: f(x, target, **options).sum())(input)
+                        for f in (ct.cross_entropy, F.cross_entropy))
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+    batch = torch.stack([input, 2 * input, -input])
+    ours, theirs = (vmap(lambda x, f=f: f(x, target, **options))(batch)
+                    for f in (ct.cross_entropy, F.cross_entropy))
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_torch_compile_full_graph_without_warnings(kernel_calls):
+    """One graph (fullgraph=True), the custom op's fake implementation for tracing, no
+    warnings; forward and backward are the eager numbers. ("aot_eager" traces forward and
+    backward as inductor does, without generating code.)"""
+    import warnings
+
+    input = torch.randn(6, 5, generator=torch.Generator().manual_seed(5))
+    target = torch.tensor([0, 4, -100, 2, 1, 3])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = torch.compile(ct.cross_entropy, fullgraph=True, backend="aot_eager")
+        module = torch.compile(ct.CrossEntropyLoss(label_smoothing=0.1, reduction="none"),
+                               fullgraph=True, backend="aot_eager")
+        x = input.clone().requires_grad_(True)
+        loss = compiled(x, target)
+        loss.backward()
+        per_position = module(input, target)
+        nothing_counted = compiled(input, torch.full((6,), -100))
+    assert [str(w.message) for w in caught] == []
+    reference = input.clone().requires_grad_(True)
+    F.cross_entropy(reference, target).backward()
+    torch.testing.assert_close(loss, F.cross_entropy(input, target))
+    torch.testing.assert_close(x.grad, reference.grad)
+    torch.testing.assert_close(per_position, F.cross_entropy(input, target, reduction="none",
+                                                             label_smoothing=0.1))
+    assert torch.isnan(nothing_counted)
+    assert kernel_calls  # the fused kernel ran inside the compiled graph

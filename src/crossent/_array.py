@@ -1,21 +1,26 @@
 """Array namespace, dtype policy and small helpers shared by every core module.
 
-Every public function accepts NumPy, PyTorch, JAX or CuPy arrays (and Python
-lists, which become NumPy arrays) and returns an array of the same library.
-The array library is found with ``array_api_compat.array_namespace``; all
-arithmetic goes through that namespace, so PyTorch autograd and JAX tracing
-see ordinary differentiable operations.
+Every public function accepts NumPy, PyTorch, JAX, CuPy or TensorFlow arrays (and
+Python lists, which become NumPy arrays) and returns an array of the same library.
+The array library is found with ``array_api_compat.array_namespace`` (TensorFlow,
+which it does not cover, through :mod:`crossent._tensorflow`); all arithmetic goes
+through that namespace, so PyTorch autograd, JAX tracing and TensorFlow's
+``GradientTape`` see ordinary differentiable operations.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import array_api_compat
 import numpy as np
+
+from . import _tensorflow
+from ._tensorflow import is_tensorflow_array
 
 Array = Any
 """Any array of a library with an array-API namespace (NumPy, PyTorch, JAX, CuPy)."""
@@ -36,11 +41,17 @@ def quiet(function: F) -> F:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             return function(*args, **kwargs)
 
+    # TensorFlow's autograph calls functions carrying this attribute as they are (its
+    # do_not_convert marker): every wrapper shares one code object, which its cache of
+    # converted functions would confuse inside tf.function
+    wrapper.autograph_info__ = frozenset()  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
 def is_array(value: object) -> bool:
     """Whether ``value`` is an array of a supported library (not a list or scalar)."""
+    if is_tensorflow_array(value):
+        return True
     return array_api_compat.is_array_api_obj(value) and not isinstance(value, (int, float, bool))
 
 
@@ -71,7 +82,12 @@ def namespace(*arrays: object) -> Any:
     present = [a for a in arrays if a is not None and is_array(a)]
     if not present:
         return array_api_compat.array_namespace(np.empty(0))
+    tensorflow = [is_tensorflow_array(a) for a in present]
     try:
+        if any(tensorflow):
+            if all(tensorflow):
+                return _tensorflow.namespace()
+            raise TypeError("Multiple namespaces")
         return array_api_compat.array_namespace(*present)
     except TypeError as error:
         if "Multiple namespaces" not in str(error):
@@ -93,7 +109,7 @@ def arrays_in_namespace(*values: object, floating: tuple[bool, ...]) -> tuple[An
     """
     xp = namespace(*values)
     present = [v for v in values if v is not None and is_array(v)]
-    device = array_api_compat.device(present[0]) if present else None
+    device = device_of(present[0]) if present else None
     converted: list[Array] = []
     for value, is_float in zip(values, floating, strict=True):
         if value is None or is_array(value):
@@ -105,12 +121,22 @@ def arrays_in_namespace(*values: object, floating: tuple[bool, ...]) -> tuple[An
     return xp, converted
 
 
+def device_of(x: Array) -> Any:
+    """The device of ``x`` (None for TensorFlow tensors, which place operations themselves)."""
+    return None if is_tensorflow_array(x) else array_api_compat.device(x)
+
+
+def has_autograd(xp: Any) -> bool:
+    """Whether arrays of ``xp`` may carry derivatives (every library but NumPy)."""
+    return not array_api_compat.is_numpy_namespace(xp)
+
+
 def is_floating(xp: Any, dtype: Any) -> bool:
-    """Whether ``dtype`` is a real floating dtype (including bfloat16)."""
+    """Whether ``dtype`` is a real floating dtype (including bfloat16, also ml_dtypes' for NumPy)."""
     try:
         return bool(xp.isdtype(dtype, "real floating"))
     except (TypeError, ValueError):
-        return False
+        return str(dtype) == "bfloat16"  # NumPy arrays of ml_dtypes.bfloat16 (Keras, JAX)
 
 
 def is_integer(xp: Any, dtype: Any) -> bool:
@@ -134,28 +160,119 @@ def to_compute(xp: Any, x: Array) -> Array:
     return x if dtype == x.dtype else xp.astype(x, dtype)
 
 
-def concrete_bool(value: Any) -> bool | None:
-    """``bool(value)``, or ``None`` when the value is abstract (inside ``jax.jit``).
+def _is_abstract_error(error: Exception) -> bool:
+    """Whether ``error`` says a value has no concrete value here (a trace or a vmap).
 
-    Input checks run only when values are concrete; under a JAX trace they are
+    JAX raises TracerBoolConversionError / ConcretizationTypeError inside ``jit``;
+    ``torch.func.vmap`` raises a RuntimeError about data-dependent control flow;
+    TensorFlow refuses ``bool`` of a symbolic tensor inside ``tf.function``.
+    """
+    name = type(error).__name__
+    if "Tracer" in name or "Concretization" in name:
+        return True
+    message = str(error)
+    return (
+        "data-dependent control flow" in message  # torch.func.vmap
+        or "symbolic" in message and "Tensor" in message  # tf.function graph tensors
+        or "OperatorNotAllowedInGraphError" in name
+    )
+
+
+def concrete_bool(value: Any) -> bool | None:
+    """``bool(value)``, or ``None`` when the value is abstract (``jax.jit``, ``torch.func.vmap``,
+    ``tf.function``).
+
+    Input checks run only when values are concrete; under a trace they are
     skipped, as the docstrings say.
     """
     try:
         return bool(value)
-    except Exception as error:  # jax raises TracerBoolConversionError / ConcretizationTypeError
-        if "Tracer" in type(error).__name__ or "Concretization" in type(error).__name__:
+    except Exception as error:
+        if _is_abstract_error(error):
             return None
         raise
 
 
 def concrete_int(value: Any) -> int | None:
-    """``int(value)``, or ``None`` when the value is abstract (inside ``jax.jit``)."""
+    """``int(value)``, or ``None`` when the value is abstract (see :func:`concrete_bool`)."""
     try:
         return int(value)
     except Exception as error:
-        if "Tracer" in type(error).__name__ or "Concretization" in type(error).__name__:
+        if _is_abstract_error(error):
             return None
         raise
+
+
+def carries_derivative(value: object) -> bool:
+    """Whether ``value`` is an array a derivative may flow through (or a trace's placeholder).
+
+    True for JAX tracers (``jit``, ``grad``, ``vmap``), torch tensors that require grad or
+    are wrapped by ``torch.func``, and TensorFlow tensors (a ``GradientTape`` may watch
+    them); False for Python and NumPy numbers and for plain arrays. A hyperparameter that
+    carries a derivative is kept as an array, so ``jax.grad`` over ``gamma`` works.
+    """
+    module = type(value).__module__
+    if module.startswith("jax"):
+        return "Tracer" in type(value).__name__
+    if module.startswith("torch"):
+        if getattr(value, "requires_grad", False):
+            return True
+        functorch = sys.modules.get("torch._C._functorch")
+        return bool(functorch is not None and functorch.is_functorch_wrapped_tensor(value))
+    return module.startswith("tensorflow")
+
+
+def hyperparameter(value: Any) -> Any:
+    """A hyperparameter (label_smoothing, alpha, gamma, ...) as a Python float, or as its array.
+
+    Python and NumPy numbers and 0-d arrays become ``float``; an array that carries a
+    derivative (:func:`carries_derivative`) stays an array, so that gradients w.r.t.
+    it exist and a JAX trace keeps it abstract. Anything else is returned unchanged for
+    the validators to report.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if is_array(value) or type(value).__module__.startswith("tensorflow"):
+        if int(getattr(value, "ndim", len(getattr(value, "shape", ())))) != 0:
+            return value
+        if carries_derivative(value):
+            return value
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and "bool" in str(dtype):
+            return value
+        return float(value)
+    return value
+
+
+def is_zero(value: Any) -> bool:
+    """Whether a hyperparameter is the Python number 0 (an array never is: its derivative counts)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
+def first_where(xp: Any, x: Array, mask: Array) -> Array:
+    """The first element of ``x`` where ``mask`` holds (for error messages; ``mask`` has one)."""
+    flat_mask = xp.reshape(xp.broadcast_to(mask, x.shape), (-1,))
+    index = xp.argmax(xp.astype(flat_mask, xp.int8))
+    return xp.reshape(x, (-1,))[index]
+
+
+def static_shape(x: Array) -> tuple[int | None, ...]:
+    """``x``'s shape as Python ints; None for a dimension unknown while tracing (the batch
+    dimension of a TensorFlow graph, e.g. in Keras's ``model.fit``)."""
+    return tuple(None if d is None else int(d) for d in x.shape)
+
+
+def num_elements(xp: Any, x: Array, dtype: Any) -> Array:
+    """The number of elements of ``x``, as a 0-d array of ``dtype`` (a divisor of 'mean').
+
+    A Python count where the shape is known; counted by the graph where it is not.
+    """
+    shape = static_shape(x)
+    if None not in shape:
+        return xp.asarray(math.prod(shape), dtype=dtype)  # type: ignore[arg-type]
+    return xp.sum(xp.ones_like(x, dtype=dtype))
 
 
 def log_base(base: float) -> float:
@@ -171,11 +288,16 @@ def log_base(base: float) -> float:
 def mul_zero_safe(xp: Any, coefficient: Array, value: Array) -> Array:
     """``coefficient * value`` with ``0 * ±inf = 0`` (the convention 0·log 0 = 0).
 
-    The double ``where`` keeps gradients finite: where the coefficient is zero the
-    value is replaced by 0 *before* the product, so no ``0 * inf`` reaches autograd.
+    Only where the coefficient is zero *and* the value is not finite is the value
+    replaced by 0 before the product, so no ``0 * inf`` reaches autograd, and the
+    derivative in the coefficient is the value wherever the value is finite —
+    also where the coefficient is 0 (d/dt of -t·log q at t = 0 is -log q). Where
+    the value is infinite and the coefficient 0, the derivative in the coefficient
+    is 0 (the mathematics gives ±inf there). NaN values with a zero coefficient count
+    as 0 too: a zero-mass term contributes nothing.
     """
-    is_zero = coefficient == 0
-    return coefficient * xp.where(is_zero, xp.zeros_like(value), value)
+    replaced = (coefficient == 0) & ~xp.isfinite(value)
+    return coefficient * xp.where(replaced, xp.zeros_like(value), value)
 
 
 def move_class_axis_last(xp: Any, x: Array, axis: int) -> Array:
@@ -194,5 +316,5 @@ def move_class_axis_back(xp: Any, x: Array, axis: int) -> Array:
 
 def one_hot(xp: Any, target: Array, num_classes: int, dtype: Any) -> Array:
     """``target[..., None] == arange(num_classes)`` as ``dtype``; out-of-range indices give a zero row."""
-    classes = xp.arange(num_classes, dtype=target.dtype, device=array_api_compat.device(target))
+    classes = xp.arange(num_classes, dtype=target.dtype, device=device_of(target))
     return xp.astype(xp.expand_dims(target, axis=-1) == classes, dtype)

@@ -9,18 +9,30 @@ User input is never checked with ``assert`` (it vanishes under ``python -O``).
 from __future__ import annotations
 
 import math
+import operator
 import os
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from ._array import Array, concrete_bool, concrete_int, is_floating, is_integer
+import numpy as np
+
+from ._array import (
+    Array,
+    concrete_bool,
+    concrete_int,
+    first_where,
+    hyperparameter,
+    is_floating,
+    is_integer,
+    static_shape,
+)
 
 Reduction = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
 
 
-def _shape(x: Array) -> tuple[int, ...]:
-    return tuple(int(d) for d in x.shape)
+def _shape(x: Array) -> tuple[int | None, ...]:
+    return static_shape(x)
 
 
 def check_reduction(reduction: object) -> Reduction:
@@ -42,10 +54,13 @@ def check_floating(xp: Any, name: str, x: Array) -> None:
         )
 
 
-def check_axis(name: str, axis: int, ndim: int) -> int:
-    """``axis`` must index one of ``ndim`` dimensions; returns it as a non-negative int."""
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise TypeError(f"axis must be an int, got {axis!r}")
+def check_axis(name: str, axis: object, ndim: int) -> int:
+    """``axis`` must index one of ``ndim`` dimensions; returns it as a non-negative int.
+
+    Python ints, NumPy integers and 0-d integer arrays are accepted (``operator.index``);
+    an axis decides shapes, so a traced one (inside ``jax.jit``) is refused.
+    """
+    axis = _as_int("axis", axis, "an int")
     if ndim == 0:
         raise ValueError(f"{name} must have at least one dimension (the class axis), got a scalar")
     if not -ndim <= axis < ndim:
@@ -56,29 +71,76 @@ def check_axis(name: str, axis: int, ndim: int) -> int:
     return axis % ndim
 
 
-def check_unit_interval(name: str, value: float) -> float:
-    """A Python number in [0, 1] (label_smoothing, alpha)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return float(value)
+def _as_int(name: str, value: object, expected: str) -> int:
+    """``value`` as a Python int (ints, NumPy integers, 0-d integer arrays), else TypeError."""
+    if isinstance(value, bool) or isinstance(value, (float, np.floating)):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    dtype = str(getattr(value, "dtype", ""))
+    if getattr(value, "ndim", None) == 0 and "int" in dtype:
+        number = concrete_int(value)
+        if number is not None:
+            return number
+        raise TypeError(
+            f"{name} must be a concrete int, got an abstract (traced) value {value!r}; "
+            f"pass it as a static argument (e.g. jax.jit(..., static_argnames=...))"
+        )
+    raise TypeError(f"{name} must be {expected}, got {value!r}")
 
 
-def check_non_negative(name: str, value: float) -> float:
-    """A Python number ≥ 0 (gamma)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise TypeError(f"{name} must be a number >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
+def _range_checked(
+    name: str, value: object, expected: str, outside: Any, differentiable: bool
+) -> float | Array:
+    """A hyperparameter as a float (or its array when it carries a derivative), range-checked.
+
+    ``outside(x)`` is True where ``x`` is out of range; it is evaluated on arrays too, and
+    the check runs where the result is concrete (not under a JAX trace or a vmap). With
+    ``differentiable=False`` (an engine whose own backward ignores the hyperparameter) an
+    array that carries a derivative is refused rather than silently not differentiated.
+    """
+    value = hyperparameter(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise TypeError(f"{name} must be {expected}, got {value!r}")
+        if outside(value):
+            raise ValueError(f"{name} must be {expected.replace('a number ', '')}, got {value}")
+        return value
+    dtype = str(getattr(value, "dtype", ""))
+    if isinstance(value, bool) or getattr(value, "ndim", None) != 0 or not (
+        "float" in dtype or "int" in dtype
+    ):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    if not differentiable:
+        raise TypeError(
+            f"{name} must be {expected} without a derivative here, got {value!r}; this "
+            f"function does not differentiate w.r.t. {name}: pass a float (e.g. float({name}) "
+            f"or {name}.item()), or use crossent's core losses, which do"
+        )
+    bad = concrete_bool(outside(value) | (value != value))  # NaN is out of range too
+    if bad:
+        raise ValueError(f"{name} must be {expected.replace('a number ', '')}, got {value}")
+    return value
+
+
+def check_unit_interval(name: str, value: object, *, differentiable: bool = True) -> float | Array:
+    """A number in [0, 1] (label_smoothing, alpha): a float, or a 0-d floating array that
+    carries a derivative (torch ``requires_grad``, a JAX tracer), checked where concrete."""
+    return _range_checked(
+        name, value, "a number in [0, 1]", lambda x: (x < 0) | (x > 1), differentiable
+    )
+
+
+def check_non_negative(name: str, value: object, *, differentiable: bool = True) -> float | Array:
+    """A number ≥ 0 (gamma), as :func:`check_unit_interval`."""
+    return _range_checked(name, value, "a number >= 0", lambda x: x < 0, differentiable)
 
 
 def check_ignore_index(ignore_index: object) -> int:
-    """``ignore_index`` must be a Python int."""
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
-    return ignore_index
+    """``ignore_index`` must be an int (a NumPy integer or 0-d integer array is one)."""
+    return _as_int("ignore_index", ignore_index, "an int")
 
 
 def check_same_shape(name: str, x: Array, other_name: str, other: Array) -> None:
@@ -90,7 +152,7 @@ def check_same_shape(name: str, x: Array, other_name: str, other: Array) -> None
         )
 
 
-def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+def broadcast_shapes(*shapes: tuple[int | None, ...]) -> tuple[int | None, ...] | None:
     """The broadcast shape of ``shapes``, or ``None`` if they do not broadcast."""
     ndim = max((len(s) for s in shapes), default=0)
     result = []
@@ -102,8 +164,15 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
     return tuple(reversed(result))
 
 
-def check_broadcastable(name: str, x: Array, to_name: str, to_shape: tuple[int, ...]) -> None:
-    """``x`` must broadcast to ``to_shape`` (the shape of ``to_name``)."""
+def check_broadcastable(
+    name: str, x: Array, to_name: str, to_shape: tuple[int | None, ...]
+) -> None:
+    """``x`` must broadcast to ``to_shape`` (the shape of ``to_name``).
+
+    Dimensions unknown while tracing (None) are not checked here.
+    """
+    if None in _shape(x) or None in tuple(to_shape):
+        return
     if broadcast_shapes(_shape(x), to_shape) != tuple(to_shape):
         raise ValueError(
             f"{name} has shape {_shape(x)}, which does not broadcast to the shape "
@@ -121,7 +190,7 @@ def check_class_weight(xp: Any, name: str, weight: Array, num_classes: int, axis
     check_floating(xp, name, weight)
 
 
-def check_where(xp: Any, where: Array, name: str, to_shape: tuple[int, ...]) -> None:
+def check_where(xp: Any, where: Array, name: str, to_shape: tuple[int | None, ...]) -> None:
     """``where`` must be a boolean mask that broadcasts to the loss's shape."""
     if where.dtype != xp.bool:
         raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}")
@@ -132,8 +201,7 @@ def check_probabilities(xp: Any, name: str, x: Array) -> None:
     """Values of ``x`` must lie in [0, 1] (NaN passes through and propagates)."""
     outside = (x < 0) | (x > 1)
     if concrete_bool(xp.any(outside)):
-        bad = x[outside]
-        first = float(bad.reshape(-1)[0]) if hasattr(bad, "reshape") else float(bad)
+        first = float(first_where(xp, x, outside))
         raise ValueError(
             f"{name} must contain probabilities in [0, 1], found {first:g}; "
             f"if these are logits, use binary_cross_entropy_with_logits"
@@ -187,7 +255,8 @@ def check_class_indices(
     Positions masked out by ``counted`` (``where=False``) are not checked: they may
     hold padding.
     """
-    if math.prod(target.shape) > 0:  # the common case in two reductions, no masks
+    shape = _shape(target)
+    if None not in shape and math.prod(shape) > 0:  # type: ignore[arg-type]  # the common case
         in_range = concrete_bool((xp.min(target) >= 0) & (xp.max(target) < num_classes))
         if in_range:
             return
@@ -197,7 +266,7 @@ def check_class_indices(
     if counted is not None:
         bad = bad & counted
     if concrete_bool(xp.any(bad)):
-        found = concrete_int(target[bad].reshape(-1)[0])
+        found = concrete_int(first_where(xp, target, bad))
         kind = "negative class index" if found is not None and found < 0 else "class index"
         raise ValueError(
             f"target contains {kind} {found}, but {logits_name} have {num_classes} classes "

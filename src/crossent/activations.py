@@ -24,6 +24,8 @@ def _shifted(xp: Any, logits: Array) -> Array:
     Subtracting the row maximum makes every exponent <= 0, so exp never
     overflows, even for |logits| ~ 1e4 (softmax is shift-invariant).
     """
+    if int(logits.shape[-1]) == 0:  # no classes: nothing to shift (max of nothing is undefined)
+        return logits
     row_max = xp.max(logits, axis=-1, keepdims=True)
     # a row of all -inf has max -inf; shift by 0 instead so -inf - max is not NaN
     row_max = xp.where(xp.isfinite(row_max), row_max, xp.zeros_like(row_max))

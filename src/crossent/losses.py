@@ -27,11 +27,15 @@ from . import kernels
 from ._array import (
     Array,
     arrays_in_namespace,
+    has_autograd,
+    is_zero,
     move_class_axis_back,
     move_class_axis_last,
     mul_zero_safe,
+    num_elements,
     one_hot,
     quiet,
+    static_shape,
     to_compute,
 )
 from ._reduce import gradient_scale, reduce
@@ -89,7 +93,7 @@ def _prepare_class(
     input_dtype = values.dtype
     values = move_class_axis_last(xp, to_compute(xp, values), axis)
     num_classes = int(values.shape[-1])
-    positions = tuple(int(d) for d in values.shape[:-1])
+    positions = static_shape(values)[:-1]
 
     counted = None
     if where is not None:
@@ -108,10 +112,19 @@ def _prepare_class(
     if weight is not None:
         v.check_class_weight(xp, weight_name, weight, num_classes, axis)
         weight = xp.astype(weight, values.dtype)
+    if where is not None and has_autograd(xp):
+        # where=False positions hold anything (padding, -inf, NaN): their logits become 0
+        # before any maths, so autograd's gradient there is 0, not 0 · NaN (their loss is 0).
+        # (ignore_index positions are not rewritten: a pass over the logits on every call;
+        # their gradient is 0 unless their logits are NaN, as in PyTorch)
+        kept = xp.broadcast_to(where, positions)[..., None]
+        values = xp.where(kept, values, xp.zeros_like(values))
+        if kind == "probability":
+            target = xp.where(kept, target, xp.zeros_like(target))
     return _ClassInputs(xp, values, kind, target, counted, weight, num_classes, axis, input_dtype)
 
 
-def _coefficients(inputs: _ClassInputs, label_smoothing: float) -> tuple[Array, Array]:
+def _coefficients(inputs: _ClassInputs, label_smoothing: float | Array) -> tuple[Array, Array]:
     """The coefficient array ``a`` [..., C] and the divisor of 'mean' (PyTorch's rules).
 
     Positions not counted get a zero row. Integer targets divide by the summed
@@ -128,34 +141,31 @@ def _coefficients(inputs: _ClassInputs, label_smoothing: float) -> tuple[Array, 
         if inputs.weight is not None:
             hard = hard * inputs.weight
         divisor = xp.sum(hard)  # Σ_i w[y_i] over counted i (or their count)
-        coefficients = hard if label_smoothing == 0 else (1.0 - label_smoothing) * hard
-        if label_smoothing > 0:
-            spread = xp.ones_like(inputs.values) if inputs.weight is None else (
-                xp.broadcast_to(inputs.weight, inputs.values.shape)
-            )
-            if counted is not None:
-                spread = spread * counted[..., None]
-            coefficients = coefficients + (label_smoothing / num_classes) * spread
-        return coefficients, divisor
+        if is_zero(label_smoothing):
+            return hard, divisor
+        # ε/C of every class's weight, on counted positions
+        spread = xp.ones_like(inputs.values) if inputs.weight is None else (
+            inputs.weight * xp.ones_like(inputs.values)
+        )
+        if counted is not None:
+            spread = spread * counted[..., None]
+        return (1.0 - label_smoothing) * hard + (label_smoothing / num_classes) * spread, divisor
     target = inputs.target
-    if label_smoothing > 0:
+    if not is_zero(label_smoothing):
         target = target * (1.0 - label_smoothing) + label_smoothing / num_classes
     if inputs.weight is not None:
         target = target * inputs.weight
-    positions = inputs.values.shape[:-1]
     if counted is not None:
         target = target * counted[..., None]
         divisor = xp.sum(counted)
     else:
-        divisor = xp.asarray(_size(positions), dtype=dtype)
+        divisor = _num_positions(inputs)
     return target, divisor
 
 
-def _size(shape: tuple[int, ...]) -> int:
-    size = 1
-    for dim in shape:
-        size *= int(dim)
-    return size
+def _num_positions(inputs: _ClassInputs) -> Array:
+    """The number of positions (the logits without the class axis), as a 0-d array."""
+    return num_elements(inputs.xp, inputs.values[..., 0], inputs.values.dtype)
 
 
 def _finish_class_grad(inputs: _ClassInputs, grad: Array, scale: Array | float) -> Array:
@@ -280,7 +290,8 @@ def _cross_entropy(
         logits, target, axis=axis, weight=weight, ignore_index=ignore_index, where=where,
         name="logits",
     )
-    if kernels.applies(inputs):  # NumPy float32/64: the fused kernel, same maths in one sweep
+    # NumPy float32/64: the fused kernel, same maths in one sweep
+    if isinstance(label_smoothing, float) and kernels.applies(inputs):
         return kernels.cross_entropy(inputs, label_smoothing, reduction, compute_grad)
     xp = inputs.xp
     log_probs = _log_softmax_last(xp, inputs.values)
@@ -374,6 +385,24 @@ def cross_entropy(
 # ==================================================================================
 
 
+def focal_power(xp: Any, complement: Array, gamma: float | Array) -> Array:
+    r"""The focal modulation :math:`(1 - p_t)^\gamma` for ``complement`` = 1 - p_t in [0, 1].
+
+    At ``complement == 0`` the power is evaluated on 1 and replaced by its value
+    (0, or 1 for γ = 0), so autograd's derivative there is 0 — the limit for γ > 0 —
+    instead of γ·0^(γ-1)·0 = inf·0 = NaN for γ < 1 (optax's log-space form gives 0 too).
+    ``gamma`` may be an array (a traced or differentiated hyperparameter).
+    """
+    if is_zero(gamma):
+        return xp.ones_like(complement)
+    saturated = complement == 0
+    safe = xp.where(saturated, xp.ones_like(complement), complement)
+    at_zero = xp.zeros_like(complement)  # 0^γ = 0 for γ > 0, and 1 for an array γ = 0
+    if not isinstance(gamma, float):
+        at_zero = at_zero + xp.astype(gamma == 0, complement.dtype)
+    return xp.where(saturated, at_zero, safe**gamma)
+
+
 @quiet
 def _softmax_focal_loss(
     logits: Array,
@@ -389,7 +418,7 @@ def _softmax_focal_loss(
     reduction = v.check_reduction(reduction)
     gamma = v.check_non_negative("gamma", gamma)
     class_alpha = None
-    if alpha is not None and not isinstance(alpha, (int, float)):
+    if alpha is not None and getattr(alpha, "ndim", 0) != 0 or isinstance(alpha, (list, tuple)):
         class_alpha = alpha  # per-class weights, validated like `weight`
     inputs = _prepare_class(
         logits, target, axis=axis, weight=class_alpha, ignore_index=None, where=where,
@@ -399,17 +428,17 @@ def _softmax_focal_loss(
     coefficients, _ = _coefficients(inputs, 0.0)
     if alpha is not None and class_alpha is None:
         coefficients = v.check_non_negative("alpha", alpha) * coefficients  # type: ignore[arg-type]
-    positions = inputs.values.shape[:-1]
     divisor = (
-        xp.asarray(_size(positions), dtype=inputs.values.dtype)
+        _num_positions(inputs)
         if inputs.counted is None
         else xp.sum(xp.astype(inputs.counted, inputs.values.dtype))
     )
     log_probs = _log_softmax_last(xp, inputs.values)
     probs = xp.exp(log_probs)
-    complement = 1.0 - probs
+    # 1 - p_c = -expm1(log p_c): exact as p_c -> 1, where 1 - p_c would round to 0
+    complement = -xp.expm1(log_probs)
     # f_c = (1 - p_c)^γ, the focal modulation
-    modulation = complement**gamma if gamma != 0 else xp.ones_like(complement)
+    modulation = focal_power(xp, complement, gamma)
     # ℓ = -Σ_c a_c (1 - p_c)^γ log p_c
     losses = -xp.sum(mul_zero_safe(xp, coefficients * modulation, log_probs), axis=-1)
     loss = reduce(xp, losses, reduction, divisor)
@@ -418,7 +447,7 @@ def _softmax_focal_loss(
     # ∂[(1-p_c)^γ log p_c]/∂z_k = (δ_ck - p_k) h_c,
     #   h_c = (1-p_c)^γ - γ (1-p_c)^(γ-1) p_c log p_c
     # so ∂ℓ/∂z_k = p_k Σ_c a_c h_c - a_k h_k   (cross-entropy's form with a_c h_c for a_c)
-    if gamma == 0:
+    if is_zero(gamma):
         h = xp.ones_like(probs)
     else:
         # (1-p)^(γ-1) p log p -> 0 as p -> 1; write 0 where 1 - p rounds to 0
@@ -509,14 +538,17 @@ def _prepare_elements(
     input_dtype = values.dtype
     values = to_compute(xp, values)
     target = xp.astype(target, values.dtype)
-    shape = tuple(int(d) for d in values.shape)
+    shape = static_shape(values)
     counted = None
     if where is not None:
         v.check_where(xp, where, name, shape)
         counted = xp.broadcast_to(where, shape)
         divisor = xp.sum(xp.astype(counted, values.dtype))
+        if has_autograd(xp):  # as in _prepare_class: no 0 · NaN from masked elements
+            values = xp.where(counted, values, xp.zeros_like(values))
+            target = xp.where(counted, target, xp.zeros_like(target))
     else:
-        divisor = xp.asarray(_size(shape), dtype=values.dtype)
+        divisor = num_elements(xp, values, values.dtype)
     return _ElementInputs(xp, values, target, counted, divisor, input_dtype, extra_arrays)
 
 
@@ -524,7 +556,7 @@ def _element_weight(xp: Any, inputs: _ElementInputs, weight: Array | None, name:
     if weight is None:
         return None
     v.check_floating(xp, name, weight)
-    v.check_broadcastable(name, weight, "the loss", tuple(int(d) for d in inputs.values.shape))
+    v.check_broadcastable(name, weight, "the loss", static_shape(inputs.values))
     return xp.astype(weight, inputs.values.dtype)
 
 
@@ -653,9 +685,9 @@ def binary_cross_entropy(
 # ==================================================================================
 
 
-def _smooth_binary_target(target: Array, label_smoothing: float) -> Array:
+def _smooth_binary_target(target: Array, label_smoothing: float | Array) -> Array:
     """Binary label smoothing: ``t (1 - ε) + ε / 2`` (Keras's binary smoothing); ε = 0 returns t."""
-    if label_smoothing > 0:
+    if not is_zero(label_smoothing):
         return target * (1.0 - label_smoothing) + 0.5 * label_smoothing  # ε/2 per side
     return target
 
@@ -782,9 +814,10 @@ def _sigmoid_focal_loss(
     bce = mul_zero_safe(xp, t, -_log_sigmoid(xp, x)) + mul_zero_safe(
         xp, 1.0 - t, -_log_sigmoid(xp, -x)
     )
-    p_t = p * t + (1.0 - p) * (1.0 - t)
-    complement = 1.0 - p_t
-    modulation = complement**gamma if gamma != 0 else xp.ones_like(complement)
+    # 1 - p_t = (1 - t) σ(x) + t σ(-x), with p_t = p t + (1 - p)(1 - t): a sum of two
+    # non-negative terms, exact where 1 - p_t would round to 0 (saturated logits)
+    complement = (1.0 - t) * p + t * _sigmoid(xp, -x)
+    modulation = focal_power(xp, complement, gamma)
     alpha_t = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
     # ℓ = α_t (1 - p_t)^γ BCE(x, t)   (torchvision.ops.sigmoid_focal_loss)
     losses = alpha_t * modulation * bce
@@ -793,7 +826,7 @@ def _sigmoid_focal_loss(
         # ∂p_t/∂x = (2t - 1) p (1 - p),  ∂BCE/∂x = p - t
         # ∂ℓ/∂x = α_t [(1-p_t)^γ (p - t) - γ (1-p_t)^(γ-1) (2t - 1) p (1 - p) BCE]
         grad = modulation * (p - t)
-        if gamma != 0:
+        if not is_zero(gamma):
             saturated = complement == 0  # the second term -> 0 as 1 - p_t -> 0
             safe = xp.where(saturated, xp.ones_like(complement), complement)
             slope = gamma * safe ** (gamma - 1.0) * (2.0 * t - 1.0) * p * (1.0 - p) * bce

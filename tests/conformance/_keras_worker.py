@@ -7,6 +7,14 @@ NumPy arrays; the reply holds the value and, if asked, the gradient of the
 summed loss with respect to ``y_pred``, both as NumPy arrays. Importing Keras
 and its backend costs seconds, so this happens once per test session.
 
+A request ``{"derivatives": {...}}`` differentiates a loss w.r.t. several arguments, to
+second order (:func:`keras_derivatives`). A request ``{"fit": {...}}`` trains a small
+model with a given loss (:func:`fit`). A request ``{"suite": {...}}`` runs Keras's own test file
+(``keras/src/losses/losses_test.py`` of the installed Keras) in this process with
+the named ``keras.losses`` classes and functions swapped for
+``crossent.compat.keras``'s (see :func:`run_suite`), and replies with each test's
+outcome.
+
 Protocol: 4-byte big-endian length + pickle, both ways. Run as
 ``KERAS_BACKEND=jax python _keras_worker.py``.
 """
@@ -35,6 +43,129 @@ def _write(stream, message) -> None:
     stream.write(struct.pack(">I", len(data)))
     stream.write(data)
     stream.flush()
+
+
+class Swapped:
+    """``keras.src.losses.losses`` with some names answered by ``crossent.compat.keras``."""
+
+    def __init__(self, original, replacement, names) -> None:
+        self._original, self._replacement, self._names = original, replacement, set(names)
+
+    def __getattr__(self, name):
+        source = self._replacement if name in self._names else self._original
+        return getattr(source, name)
+
+
+def run_suite(classes, swapped, deselect) -> dict:
+    """Keras's ``losses_test.py`` classes ``classes``, run by pytest in this process.
+
+    The installed test module is imported under its own name and its module-level
+    ``losses`` replaced, so every ``losses.X`` the tests look up is crossent's for the
+    names in ``swapped`` (and Keras's otherwise); the assertions are Keras's own.
+    Tests named in ``deselect`` (``Class::test``) are not run. Returns
+    ``{"outcomes": {test id: "passed" | "failed" | "skipped"}, "failures": {id: text}}``.
+    """
+    import importlib
+    import tempfile
+
+    import pytest
+
+    import crossent.compat.keras as replacement
+
+    module = importlib.import_module("keras.src.losses.losses_test")
+    if not isinstance(module.losses, Swapped):
+        module.losses = Swapped(module.losses, replacement, swapped)
+    outcomes: dict = {}
+    failures: dict = {}
+
+    class Collect:
+        def pytest_collection_modifyitems(self, items, config):
+            kept, dropped = [], []
+            for item in items:
+                (dropped if _short_id(item.nodeid) in deselect else kept).append(item)
+            items[:] = kept
+            config.hook.pytest_deselected(items=dropped)
+
+        def pytest_runtest_logreport(self, report):
+            test = _short_id(report.nodeid)
+            if report.when == "call" or report.outcome != "passed":
+                if outcomes.get(test) in (None, "passed"):
+                    outcomes[test] = report.outcome
+                if report.outcome == "failed":
+                    failures[test] = str(report.longrepr)[-2000:]
+
+    with tempfile.TemporaryDirectory() as directory:
+        ini = os.path.join(directory, "pytest.ini")
+        with open(ini, "w") as handle:
+            handle.write("[pytest]\n")
+        targets = [f"{module.__file__}::{name}" for name in classes]
+        pytest.main(["-q", "-c", ini, "--rootdir", directory, "-p", "no:cacheprovider",
+                     "-p", "no:xdist", "-p", "no:randomly", *targets], plugins=[Collect()])
+    return {"outcomes": outcomes, "failures": failures}
+
+
+def fit(loss, x, y, units, activation=None, epochs=2, batch_size=16, seed=0) -> dict:
+    """``model.fit`` of one Dense layer with ``loss``; the per-epoch losses and final weights.
+
+    ``loss`` is ``(source, name, kwargs)``: ``("keras", "CategoricalCrossentropy", {...})``
+    for Keras's own loss class, ``("compat", ...)`` for ``crossent.compat.keras``'s class,
+    or ``("core", "cross_entropy", {...})`` for ``lambda y_true, y_pred:
+    crossent.<name>(y_pred, y_true, **kwargs)``. The weights start from a fixed draw, the
+    data are not shuffled and the last batch is partial, so two losses with the same
+    numbers and gradients train to the same weights.
+    """
+    import keras
+
+    import crossent
+    import crossent.compat.keras
+
+    source, name, kwargs = loss
+    if source == "keras":
+        loss_fn = getattr(keras.losses, name)(**kwargs)
+    elif source == "compat":
+        loss_fn = getattr(crossent.compat.keras, name)(**kwargs)
+    else:
+        function = getattr(crossent, name)
+
+        def loss_fn(y_true, y_pred, function=function, kwargs=kwargs):
+            return function(y_pred, y_true, **kwargs)
+
+    rng = np.random.default_rng(seed)
+    model = keras.Sequential([keras.Input((x.shape[1],)),
+                              keras.layers.Dense(units, activation=activation)])
+    model.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5
+                       for w in model.get_weights()])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss=loss_fn)
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0)
+    return {"history": np.asarray(history.history["loss"]),
+            "weights": [np.asarray(w) for w in model.get_weights()]}
+
+
+def keras_derivatives(backend, name, arrays, wrt, kwargs=None, kind="function", seed=0) -> dict:
+    """``_derivatives.derivatives`` of ``keras.losses.<name>`` on this process's backend.
+
+    ``arrays`` holds ``y_true``, ``y_pred`` and, for a class, ``sample_weight``; ``wrt``
+    names the ones to differentiate (the first gets the second derivatives).
+    """
+    import keras
+    from _derivatives import derivatives  # this script's folder (sys.path[0])
+
+    kwargs = kwargs or {}
+    if kind == "class":
+        loss = getattr(keras.losses, name)(**kwargs)
+
+        def function(y_true, y_pred, sample_weight=None):
+            return loss(y_true, y_pred, sample_weight=sample_weight)
+    else:
+        def function(y_true, y_pred):
+            return getattr(keras.losses, name)(y_true, y_pred, **kwargs)
+
+    return derivatives(backend, function, arrays, tuple(wrt), seed)
+
+
+def _short_id(nodeid: str) -> str:
+    """``Class::test`` of a pytest node id (the file path dropped)."""
+    return "::".join(nodeid.split("::")[1:])
 
 
 def main() -> None:
@@ -92,6 +223,18 @@ def main() -> None:
         request = _read(stdin)
         if request is None:
             return
+        if "suite" in request or "fit" in request or "derivatives" in request:
+            try:
+                if "suite" in request:
+                    _write(stdout, run_suite(**request["suite"]))
+                elif "fit" in request:
+                    _write(stdout, fit(**request["fit"]))
+                else:
+                    _write(stdout, keras_derivatives(backend, **request["derivatives"]))
+            except Exception as error:
+                _write(stdout, {"error": f"{type(error).__name__}: {error}",
+                                "traceback": traceback.format_exc()})
+            continue
         try:
             name, y_true, y_pred = request["name"], request["y_true"], request["y_pred"]
             kwargs = request.get("kwargs", {})

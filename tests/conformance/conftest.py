@@ -79,11 +79,16 @@ class KerasWorker:
     def call(self, name: str, y_true: Any, y_pred: Any, *, kind: str = "function",
              grad: bool = False, sample_weight: Any = None, **kwargs: Any) -> dict[str, Any]:
         """The Keras value (and gradient w.r.t. y_pred of the summed loss) as NumPy arrays."""
+        return self.request({
+            "name": name, "y_true": np.asarray(y_true), "y_pred": np.asarray(y_pred),
+            "kind": kind, "grad": grad, "kwargs": kwargs,
+            "sample_weight": None if sample_weight is None else np.asarray(sample_weight),
+        })
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request (see ``_keras_worker.py``) and wait for its reply."""
         self.ready()
-        request = {"name": name, "y_true": np.asarray(y_true), "y_pred": np.asarray(y_pred),
-                   "kind": kind, "grad": grad, "kwargs": kwargs,
-                   "sample_weight": None if sample_weight is None else np.asarray(sample_weight)}
-        data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self.process.stdin.write(struct.pack(">I", len(data)) + data)
         self.process.stdin.flush()
         return self._receive()

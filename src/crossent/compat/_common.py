@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._array import Array, as_array, is_array, is_floating, namespace
+from .._tensorflow import is_tensorflow_array
 
 
 def float_input(value: object, list_dtype: Any = np.float32) -> Array:
@@ -119,11 +120,13 @@ def nan_where(xp: Any, value: Array, mask: Array | None) -> Array:
 
 
 def stop_gradient(value: Array) -> Array:
-    """``value`` cut from autograd (torch ``detach``, JAX ``stop_gradient``; NumPy as is)."""
+    """``value`` cut from autograd (torch ``detach``, JAX and TF ``stop_gradient``; NumPy as is)."""
     if hasattr(value, "detach"):
         return value.detach()
     if type(value).__module__.startswith("jax"):
         return sys.modules["jax"].lax.stop_gradient(value)
+    if is_tensorflow_array(value):
+        return sys.modules["tensorflow"].stop_gradient(value)
     return value
 
 
@@ -137,10 +140,14 @@ def tf_softmax_xent_gradient(
     only when each row of labels sums to 1; the true one is ``(Σ labels)·softmax - labels``.
     Adding :math:`(1 - \\sum t)\\,(L - \\mathrm{stop}(L))` with :math:`L = \\log\\sum e^{x}`
     changes no value and moves the gradient by :math:`(1 - \\sum t)\\,\\mathrm{softmax}`.
+    The added term is 0 with a zero label gradient, so the label gradient stays
+    ``-log_softmax`` (TensorFlow's), and the mixed second derivative is that of
+    ``softmax - labels`` (TensorFlow's own gradient function returns 0 there: it does not
+    differentiate its ``softmax - labels`` output w.r.t. the labels).
     """
     from ..activations import log_softmax
 
     # logsumexp as max(x) - max(log_softmax(x)): finite, and its gradient is softmax(x)
     lse = xp.max(logits, axis=axis) - xp.max(log_softmax(logits, axis=axis), axis=axis)
-    missing_mass = 1.0 - stop_gradient(xp.sum(labels, axis=axis))
+    missing_mass = 1.0 - xp.sum(labels, axis=axis)
     return losses + missing_mass * (lse - stop_gradient(lse))

@@ -33,14 +33,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+from array_api_compat import is_numpy_namespace
+
 from .. import information
-from .._array import Array, is_floating, namespace
-from .._validate import check_unit_interval
-from ..activations import logit, sigmoid
+from .._array import Array, is_floating, is_zero, namespace, num_elements
+from .._validate import check_non_negative, check_unit_interval
+from ..activations import logit, sigmoid, softmax
 from ..losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
+    focal_power,
     nll_loss,
     sigmoid_focal_loss,
 )
@@ -51,7 +55,6 @@ from ._common import (
     like,
     nan_where,
     require_floating,
-    size,
     tf_softmax_xent_gradient,
 )
 
@@ -61,11 +64,13 @@ __all__ = [
     "sparse_categorical_crossentropy",
     "binary_crossentropy",
     "binary_focal_crossentropy",
+    "categorical_focal_crossentropy",
     "kl_divergence",
     "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy",
     "BinaryCrossentropy",
     "BinaryFocalCrossentropy",
+    "CategoricalFocalCrossentropy",
     "KLDivergence",
 ]
 
@@ -86,6 +91,10 @@ def _prediction(y_pred: object) -> tuple[Any, Array]:
 
 def _clip(xp: Any, probs: Array, upper: float = 1.0 - EPSILON) -> Array:
     """``clip(p, ε, 1 - ε)`` in ``p``'s dtype (in float16, 1 - 1e-7 rounds to 1, as in Keras)."""
+    if is_numpy_namespace(xp):
+        # NumPy's clip promotes ml_dtypes' bfloat16 to float32; bounds in p's dtype keep it
+        lower_bound, upper_bound = (np.asarray(b, dtype=probs.dtype) for b in (EPSILON, upper))
+        return np.minimum(np.maximum(probs, lower_bound), upper_bound)
     return xp.clip(probs, EPSILON, upper)
 
 
@@ -105,6 +114,17 @@ def _keras_mean(xp: Any, losses: Array, axis: int, dtype: Any, backend: str) -> 
     keeps_float64 = backend in ("tensorflow", "numpy") and dtype == xp.float64
     compute_dtype = xp.float64 if keeps_float64 else xp.float32
     return cast_to(xp, xp.mean(cast_to(xp, losses, compute_dtype), axis=axis), dtype)
+
+
+def _check_same_shape(y_true: Array, y_pred: Array) -> None:
+    """Keras's check (keras/src/backend/*/nn.py), in its words: both arguments one shape."""
+    true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    if true_shape != pred_shape:
+        raise ValueError(
+            f"Arguments `target` and `output` must have the same shape. Received: "
+            f"target.shape={true_shape}, output.shape={pred_shape}; y_true must have "
+            f"y_pred's shape (one-hot or probabilities per class)"
+        )
 
 
 def _off_target_minus_inf(
@@ -139,16 +159,16 @@ def _infinite_logit_nan(xp: Any, logits: Array, target: Array, backend: str) -> 
     return (minus & (target == 0)) | (plus & (target > 0))
 
 
-def _smooth_categorical(y_true: Array, label_smoothing: float) -> Array:
+def _smooth_categorical(y_true: Array, label_smoothing: float | Array) -> Array:
     # keras/src/losses/losses.py categorical_crossentropy: C is y_true.shape[-1], whatever `axis`
-    if not label_smoothing:
+    if is_zero(label_smoothing):
         return y_true
     return y_true * (1.0 - label_smoothing) + label_smoothing / int(y_true.shape[-1])
 
 
-def _smooth_binary(y_true: Array, label_smoothing: float) -> Array:
+def _smooth_binary(y_true: Array, label_smoothing: float | Array) -> Array:
     # keras/src/losses/losses.py binary_crossentropy: squeeze towards 0.5
-    if not label_smoothing:
+    if is_zero(label_smoothing):
         return y_true
     return y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
 
@@ -202,7 +222,9 @@ def categorical_crossentropy(
     keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
-    y_true = _smooth_categorical(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    y_true = like(xp, y_pred, y_true, y_pred.dtype)
+    _check_same_shape(y_true, y_pred)
+    y_true = _smooth_categorical(y_true, label_smoothing)
     if from_logits:
         losses = cross_entropy(y_pred, y_true, axis=axis, reduction="none")
         if backend == "tensorflow":  # tf.nn.softmax_cross_entropy_with_logits's gradient
@@ -276,9 +298,10 @@ def sparse_categorical_crossentropy(
     if y_true.ndim == y_pred.ndim and int(y_true.shape[axis]) == 1:
         y_true = xp.squeeze(y_true, axis=axis)
     if backend == "tensorflow" and axis not in (-1, y_pred.ndim - 1):
-        raise ValueError(
-            f"Keras's TensorFlow backend supports only axis=-1 for sparse categorical "
-            f"crossentropy, got axis={axis}; move the class axis last or pick another backend"
+        raise ValueError(  # Keras's words first (keras/src/backend/tensorflow/nn.py)
+            f"Only axis=-1 is currently supported. Received: axis={axis} (Keras's TensorFlow "
+            f"backend, sparse categorical crossentropy); move the class axis last or pick "
+            f"another backend"
         )
     if from_logits:
         losses = cross_entropy(
@@ -348,7 +371,9 @@ def binary_crossentropy(
     backend = keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
-    y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    y_true = like(xp, y_pred, y_true, y_pred.dtype)
+    _check_same_shape(y_true, y_pred)
+    y_true = _smooth_binary(y_true, label_smoothing)
     if from_logits and backend != "numpy":
         losses = binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
         losses = nan_where(xp, losses, _infinite_logit_nan(xp, y_pred, y_true, backend))
@@ -430,6 +455,63 @@ def binary_focal_crossentropy(
     return _keras_mean(xp, losses, axis, y_pred.dtype, backend)
 
 
+def categorical_focal_crossentropy(
+    y_true: Array,
+    y_pred: Array,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+    *,
+    backend: str | None = None,
+) -> Array:
+    r"""``keras.losses.categorical_focal_crossentropy``: per-sample focal CE, probability space.
+
+    .. math::
+        q = \operatorname{clip}\big(p / \textstyle\sum_k p_k,\ \epsilon,\ 1-\epsilon\big),
+        \qquad \ell = -\sum_c \alpha\, (1 - q_c)^{\gamma}\, t'_c \log q_c
+
+    with :math:`p = \operatorname{softmax}(z)` for ``from_logits`` and
+    :math:`t' = t(1-\varepsilon) + \varepsilon/C` (keras/src/losses/losses.py). Every class
+    is modulated by its own :math:`(1 - q_c)^\gamma`, not only the target's.
+
+    Args:
+      y_true: targets ``[..., num_classes]`` (one-hot or probabilities), cast to y_pred's dtype.
+      y_pred: probabilities (renormalised and clipped) or logits.
+      alpha: weight of every class (a number, as Keras).
+      gamma: focusing parameter >= 0.
+      from_logits: whether ``y_pred`` holds logits.
+      label_smoothing: ε in [0, 1]; C is ``y_true.shape[-1]``.
+      axis: the class axis.
+      backend: accepted for symmetry; every Keras backend gives these numbers.
+
+    Returns:
+      Per-sample losses, ``y_pred``'s shape without ``axis``, in ``y_pred``'s dtype.
+
+    Example (values of Keras's own tests):
+
+    >>> from crossent.compat import keras as K
+    >>> K.categorical_focal_crossentropy([[1, 0, 0]], [[4.9, -0.5, 2.05]], from_logits=True,
+    ...                                  label_smoothing=0.1)
+    array([0.0669], dtype=float32)
+
+    NOTE: :func:`crossent.softmax_focal_loss` (logits, no clipping) modulates only the
+    target mass; with one-hot targets the two agree up to Keras's clip.
+    """
+    keras_backend(backend)
+    xp, y_pred = _prediction(y_pred)
+    label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
+    alpha = check_non_negative("alpha", alpha)
+    gamma = check_non_negative("gamma", gamma)
+    y_true = _smooth_categorical(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    probs = softmax(y_pred, axis=axis) if from_logits else y_pred
+    clipped = _clip(xp, _renormalise(xp, cast_to(xp, probs, y_pred.dtype), axis))
+    # -Σ_c [α (1 - q_c)^γ t'_c] log q_c: the cross-entropy of q with the modulated target
+    modulated = alpha * focal_power(xp, 1.0 - clipped, gamma) * y_true
+    return cast_to(xp, information.cross_entropy(modulated, clipped, axis=axis), y_pred.dtype)
+
+
 def kl_divergence(y_true: Array, y_pred: Array, *, backend: str | None = None) -> Array:
     r"""``keras.losses.kl_divergence``: :math:`\sum_c t_c \log(t_c / p_c)` over the last axis.
 
@@ -461,7 +543,7 @@ def kl_divergence(y_true: Array, y_pred: Array, *, backend: str | None = None) -
     xp, y_pred = _prediction(y_pred)
     y_true = like(xp, y_pred, y_true, y_pred.dtype)
     losses = information.kl_divergence(
-        xp.clip(y_true, EPSILON, 1.0), xp.clip(y_pred, EPSILON, 1.0), axis=-1
+        _clip(xp, y_true, upper=1.0), _clip(xp, y_pred, upper=1.0), axis=-1
     )
     return cast_to(xp, losses, y_pred.dtype)
 
@@ -499,7 +581,7 @@ def _reduce_weighted(
     if mask is not None:
         if reduction in ("mean", "sum_over_batch_size"):
             # masked entries weigh total / valid, so sum / total = sum over valid / valid
-            total = xp.asarray(float(size(tuple(mask.shape))), dtype=dtype)
+            total = num_elements(xp, mask, dtype)
             valid = xp.sum(xp.astype(mask, dtype))
             weight = _divide_no_nan(xp, total, valid)
             float_mask = xp.where(mask, weight, xp.zeros_like(weight))
@@ -521,7 +603,7 @@ def _reduce_weighted(
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
         divisor = xp.astype(xp.sum(sample_weight), dtype)
     else:
-        divisor = xp.asarray(float(size(tuple(values.shape))), dtype=dtype)
+        divisor = num_elements(xp, values, dtype)
     return _divide_no_nan(xp, loss, divisor)
 
 
@@ -562,9 +644,23 @@ class _Loss:
 
 
 def _keras_dtype(xp: Any, dtype: Any) -> Any:
+    """The Loss's ``dtype`` in ``xp``: None is floatx (float32); strings name a dtype.
+
+    NumPy has no bfloat16: Keras uses ml_dtypes' (keras/src/backend/numpy/core.py), as
+    here; the core computes 16-bit floats in float32 and returns the loss in bfloat16.
+    """
     if dtype is None:
         return xp.float32
     if isinstance(dtype, str):
+        if dtype == "bfloat16" and is_numpy_namespace(xp):
+            try:
+                import ml_dtypes
+            except ImportError:
+                raise ImportError(
+                    "dtype='bfloat16' with NumPy arrays needs ml_dtypes (pip install ml_dtypes), "
+                    "as Keras itself does"
+                ) from None
+            return np.dtype(ml_dtypes.bfloat16)
         return getattr(xp, dtype)
     return dtype
 
@@ -715,6 +811,39 @@ class BinaryFocalCrossentropy(_Loss):
             reduction, dtype, apply_class_balancing=apply_class_balancing, alpha=alpha,
             gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis,
             backend=backend,
+        )
+        self.name = name
+
+
+class CategoricalFocalCrossentropy(_Loss):
+    """``keras.losses.CategoricalFocalCrossentropy``: :func:`categorical_focal_crossentropy`, reduced.
+
+    Example (Keras's docstring):
+
+    >>> from crossent.compat import keras as K
+    >>> y_true, y_pred = [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
+    >>> float(K.CategoricalFocalCrossentropy()(y_true, y_pred))
+    0.23315276
+    """
+
+    _function = staticmethod(categorical_focal_crossentropy)
+
+    def __init__(
+        self,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "categorical_focal_crossentropy",
+        dtype: Any = None,
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(
+            reduction, dtype, alpha=alpha, gamma=gamma, from_logits=from_logits,
+            label_smoothing=label_smoothing, axis=axis, backend=backend,
         )
         self.name = name
 

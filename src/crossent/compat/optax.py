@@ -46,9 +46,13 @@ def _prepare(logits: object, labels: object) -> tuple[Any, Array, Array]:
 
 
 def _flatten_axes(xp: Any, array: Array, axes: tuple[int, ...]) -> Array:
-    """Move ``axes`` last and flatten them into one (optax's tuple-``axis`` convention)."""
+    """Move ``axes`` last, in the order given, and flatten them into one.
+
+    optax's tuple-``axis`` convention: a label is a flat index into the class axes in
+    the order they are listed, so ``axis=(3, 2)`` flattens axis 3 as the slower one.
+    """
     ndim = array.ndim
-    axes = tuple(sorted(a % ndim for a in axes))
+    axes = tuple(a % ndim for a in axes)
     batch = tuple(a for a in range(ndim) if a not in axes)
     moved = xp.permute_dims(array, batch + axes)
     return xp.reshape(moved, tuple(int(moved.shape[i]) for i in range(len(batch))) + (-1,))

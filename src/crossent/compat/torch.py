@@ -33,9 +33,16 @@ import warnings
 from typing import Any
 
 from .. import losses as _losses
-from .._array import Array, is_floating, is_integer, namespace
+from .._array import (
+    Array,
+    carries_derivative,
+    hyperparameter,
+    is_floating,
+    is_integer,
+    is_zero,
+    namespace,
+)
 from .._validate import Reduction, check_reduction
-from ..grad import binary_cross_entropy as _bce_grad
 from ..information import entropy
 from ._common import cast_to, float_input, like, nan_where, require_floating, size
 
@@ -47,8 +54,11 @@ __all__ = [
     "kl_div",
 ]
 
-# aten/src/ATen/native/Loss.cpp: EPSILON in binary_cross_entropy_backward
-_BCE_BACKWARD_EPSILON = 1e-12
+# aten/src/ATen/native/Loss.cpp: EPSILON in binary_cross_entropy_backward, a float constant
+# (1e-12 rounded to float32, as measured against PyTorch); the double backward's eps
+# (torch/csrc/autograd/FunctionsManual.cpp) is the double 1e-12
+_BCE_BACKWARD_EPSILON = 9.999999960041972e-13
+_BCE_DOUBLE_BACKWARD_EPSILON = 1e-12
 
 
 def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> Reduction:
@@ -148,7 +158,9 @@ def cross_entropy(
     axis = _class_axis(input)
     if not _is_index_target(xp, input, target):
         # aten sums target · log_softmax: 0 · (-inf) = NaN for a -inf logit with no target mass
-        smoothed_zero = (target == 0) if label_smoothing == 0 else xp.zeros_like(target) > 0
+        smoothed_zero = (target == 0) if is_zero(hyperparameter(label_smoothing)) else (
+            xp.zeros_like(target) > 0
+        )
         nan_positions = xp.any(smoothed_zero & (input == -float("inf")), axis=axis)
         loss = nan_where(xp, loss, nan_positions if reduction == "none" else xp.any(nan_positions))
         if reduction == "mean" and size(tuple(input.shape)) == 0:
@@ -267,7 +279,13 @@ def binary_cross_entropy(
     reduction = _reduction(size_average, reduce, reduction)
     xp, input, target, weight = _prepare(input, target, weight)
     target = cast_to(xp, target, input.dtype)
-    if _needs_torch_backward(input):
+    if weight is not None and carries_derivative(weight):
+        raise ValueError(
+            "weight of binary_cross_entropy must not require grad: PyTorch's "
+            "binary_cross_entropy is not differentiable with respect to argument 'weight'; "
+            "pass weight.detach()"
+        )
+    if _needs_torch_backward(input, target):
         loss = _torch_bce_function().apply(input, target, weight, reduction)
     else:
         loss = _losses.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
@@ -412,51 +430,155 @@ def kl_div(
 
 # --- PyTorch's BCE backward ----------------------------------------------------------
 
-_BCE_FUNCTION: Any = None
+_BCE_FUNCTIONS: Any = None
 
 
-def _needs_torch_backward(input: Array) -> bool:
+def _needs_torch_backward(input: Array, target: Array) -> bool:
+    """Torch tensors through which a derivative may flow (requires_grad, or torch.func)."""
     is_torch = type(input).__module__.startswith("torch")
-    return is_torch and bool(getattr(input, "requires_grad", False))
+    return is_torch and (carries_derivative(input) or carries_derivative(target))
 
 
 def _torch_bce_function() -> Any:
-    """A ``torch.autograd.Function``: the core's BCE forward, PyTorch's backward.
+    """``torch.autograd.Function``: the core's BCE forward, PyTorch's derivatives of every order.
 
-    Built on first use; torch is already imported then (the input is a torch tensor).
+    aten's formulas (torch/csrc/autograd/FunctionsManual.cpp, derivatives.yaml), with
+    :math:`\\epsilon = 10^{-12}`, w the weight and g the incoming gradient:
+
+    - d/dp: :math:`g w (p - t) / \\max(p(1-p), \\epsilon)` (at p = 0 or 1 about
+      :math:`\\pm 10^{12}`, where the clamped loss's derivative is 0);
+    - d/dt: :math:`-g w \\operatorname{logit}(p)` (±inf at p = 0 or 1), written with
+      differentiable ops, so its own derivatives are autograd's;
+    - the derivatives of d/dp (a second Function, ``BinaryCrossEntropyBackward``):
+      in p :math:`g\\,\bar g\\, w (p^2 - 2pt + t) / ((p+\\epsilon)^2 (1-p+\\epsilon)^2)`,
+      in t :math:`-g\\,\bar g\\, w / \\max(p(1-p), \\epsilon)`, and in g the d/dp formula.
+
+    The weight gets no gradient (PyTorch refuses one). Built on first use; torch is
+    already imported then (the input is a torch tensor). Both Functions define
+    ``setup_context`` and ``generate_vmap_rule``, so ``torch.func`` transforms work.
     """
-    global _BCE_FUNCTION
-    if _BCE_FUNCTION is not None:
-        return _BCE_FUNCTION
+    global _BCE_FUNCTIONS
+    if _BCE_FUNCTIONS is not None:
+        return _BCE_FUNCTIONS[0]
     torch = sys.modules["torch"]
 
-    class BinaryCrossEntropy(torch.autograd.Function):  # type: ignore[name-defined,misc]
+    def scaled(value: Any, weight: Any, reduction: str, numel: int) -> Any:
+        if weight is not None:
+            value = value * weight
+        return value / max(numel, 1) if reduction == "mean" else value
+
+    def expand(grad_output: Any, like: Any, reduction: str) -> Any:
+        return grad_output if reduction == "none" else grad_output.expand_as(like)
+
+    def reduce(value: Any, reduction: str) -> Any:
+        return value if reduction == "none" else value.sum()
+
+    # the element-wise derivatives (before weight and 'mean'), each once
+    def d_probs(probs: Any, target: Any) -> Any:  # binary_cross_entropy_backward
+        return (probs - target) / (probs * (1 - probs)).clamp_min(_BCE_BACKWARD_EPSILON)
+
+    def d_target(probs: Any) -> Any:  # binary_cross_entropy_target_backward
+        return -torch.logit(probs)
+
+    def d_probs_probs(probs: Any, target: Any) -> Any:  # binary_cross_entropy_double_backward
+        eps = _BCE_DOUBLE_BACKWARD_EPSILON
+        return (probs * probs - 2 * probs * target + target) / (
+            (probs + eps).pow(2) * (1 - probs + eps).pow(2)
+        )
+
+    def d_probs_target(probs: Any) -> Any:  # binary_cross_entropy_double_backward_target
+        return -1 / (probs * (1 - probs)).clamp_min(_BCE_DOUBLE_BACKWARD_EPSILON)
+
+    class BinaryCrossEntropyBackward(torch.autograd.Function):  # type: ignore[name-defined,misc]
+        """d/dp of PyTorch's BCE: ``g w (p - t) / max(p (1 - p), 1e-12)`` (aten's backward)."""
+
+        generate_vmap_rule = True
+
         @staticmethod
-        def forward(ctx: Any, probs: Any, target: Any, weight: Any, reduction: Reduction) -> Any:
-            ctx.save_for_backward(probs, target, weight)
+        def forward(grad_output: Any, probs: Any, target: Any, weight: Any,
+                    reduction: str) -> Any:
+            grad = expand(grad_output, probs, reduction) * d_probs(probs, target)
+            return scaled(grad, weight, reduction, probs.numel())
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
+            grad_output, probs, target, weight, reduction = inputs
+            ctx.save_for_backward(grad_output, probs, target, weight)
+            ctx.save_for_forward(grad_output, probs, target, weight)
             ctx.reduction = reduction
-            return _losses.binary_cross_entropy(
-                probs.detach(), target.detach(),
-                weight=None if weight is None else weight.detach(), reduction=reduction,
-            )
+
+        @staticmethod
+        def backward(ctx: Any, grad_grad: Any) -> Any:
+            grad_output, probs, target, weight = ctx.saved_tensors
+            reduction, numel = ctx.reduction, probs.numel()
+            incoming = expand(grad_output, probs, reduction) * grad_grad
+            grads: list[Any] = [None, None, None, None, None]
+            if ctx.needs_input_grad[0]:  # the backward is linear in grad_output
+                grads[0] = reduce(
+                    scaled(grad_grad * d_probs(probs, target), weight, reduction, numel),
+                    reduction,
+                )
+            if ctx.needs_input_grad[1]:
+                grads[1] = scaled(incoming * d_probs_probs(probs, target), weight, reduction,
+                                  numel)
+            if ctx.needs_input_grad[2]:
+                grads[2] = scaled(incoming * d_probs_target(probs), weight, reduction, numel)
+            return tuple(grads)
+
+        @staticmethod
+        def jvp(ctx: Any, grad_output_t: Any, probs_t: Any, target_t: Any, *_: Any) -> Any:
+            grad_output, probs, target, weight = ctx.saved_tensors
+            reduction = ctx.reduction
+            tangent = torch.zeros_like(probs)
+            if grad_output_t is not None:
+                tangent = tangent + expand(grad_output_t, probs, reduction) * d_probs(probs, target)
+            outer = expand(grad_output, probs, reduction)
+            if probs_t is not None:
+                tangent = tangent + outer * d_probs_probs(probs, target) * probs_t
+            if target_t is not None:
+                tangent = tangent + outer * d_probs_target(probs) * target_t
+            return scaled(tangent, weight, reduction, probs.numel())
+
+    class BinaryCrossEntropy(torch.autograd.Function):  # type: ignore[name-defined,misc]
+        """The core's clamped BCE; PyTorch's derivatives (see ``_torch_bce_function``)."""
+
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(probs: Any, target: Any, weight: Any, reduction: Reduction) -> Any:
+            return _losses.binary_cross_entropy(probs, target, weight=weight, reduction=reduction)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
+            probs, target, weight, reduction = inputs
+            ctx.save_for_backward(probs, target, weight)
+            ctx.save_for_forward(probs, target, weight)
+            ctx.reduction = reduction
 
         @staticmethod
         def backward(ctx: Any, grad_output: Any) -> Any:
             probs, target, weight = ctx.saved_tensors
-            probs, target = probs.detach(), target.detach()
-            weight = None if weight is None else weight.detach()
-            # the core's derivative -t/p + (1-t)/(1-p) = (p - t) / (p (1 - p)) ...
-            grad = _bce_grad(probs, target, weight=weight, reduction="none")
-            # ... except that aten divides by max(p (1 - p), 1e-12) (Loss.cpp), so p = 0 or 1
-            # gives (p - t)·1e12 where the clamped loss's derivative is 0
-            tiny = probs * (1 - probs) < _BCE_BACKWARD_EPSILON
-            quirk = (probs - target) / _BCE_BACKWARD_EPSILON
-            if weight is not None:
-                quirk = quirk * weight
-            grad = torch.where(tiny, quirk.to(grad.dtype), grad)
-            if ctx.reduction == "mean":
-                grad = grad / max(probs.numel(), 1)
-            return grad * grad_output, None, None, None
+            reduction = ctx.reduction
+            grad_probs = grad_target = None
+            if ctx.needs_input_grad[0]:
+                grad_probs = BinaryCrossEntropyBackward.apply(
+                    grad_output, probs, target, weight, reduction
+                )
+            if ctx.needs_input_grad[1]:  # differentiable ops: autograd gives its derivatives
+                grad_target = expand(grad_output, probs, reduction) * d_target(probs)
+                grad_target = scaled(grad_target, weight, reduction, probs.numel())
+            return grad_probs, grad_target, None, None
 
-    _BCE_FUNCTION = BinaryCrossEntropy
-    return _BCE_FUNCTION
+        @staticmethod
+        def jvp(ctx: Any, probs_t: Any, target_t: Any, *_: Any) -> Any:
+            # aten's forward-mode formula: the two backward formulas applied to the tangents
+            probs, target, weight = ctx.saved_tensors
+            tangent = torch.zeros_like(probs)
+            if probs_t is not None:
+                tangent = tangent + d_probs(probs, target) * probs_t
+            if target_t is not None:
+                tangent = tangent + d_target(probs) * target_t
+            return reduce(scaled(tangent, weight, ctx.reduction, probs.numel()), ctx.reduction)
+
+    _BCE_FUNCTIONS = (BinaryCrossEntropy, BinaryCrossEntropyBackward)
+    return BinaryCrossEntropy

@@ -2,15 +2,22 @@
 
 Three layers (as Liger-Kernel): the kernel (:mod:`crossent.kernels`, reached through
 the core's ``crossent.value_and_grad``) → :func:`cross_entropy` with PyTorch's
-signature, an ``autograd.Function`` → :class:`CrossEntropyLoss`, an ``nn.Module``
+signature, a ``torch.library`` custom op → :class:`CrossEntropyLoss`, an ``nn.Module``
 that checks its settings once and only dispatches in ``forward``.
 
-The forward pass computes the loss and the gradient in the same sweep over the
-logits and keeps the gradient for backward (the only ``N × V`` array it holds);
-backward multiplies it by the incoming gradient. Whatever the kernel does not cover
-(other devices, 16-bit dtypes, gradients w.r.t. the weight or probability targets,
-a 'mean' with nothing counted, where PyTorch returns NaN) goes to
-``torch.nn.functional.cross_entropy`` itself, so the numbers are PyTorch's.
+The custom op ``crossent::cross_entropy`` computes the loss and the gradient in the
+same sweep over the logits and keeps the gradient for backward (the only ``N × V``
+array it holds); backward multiplies it by the incoming gradient. With
+``create_graph=True`` backward computes the gradient from differentiable torch ops
+instead (the core's ``softmax - target`` on the tensors), so double backward gives
+``F.cross_entropy``'s second derivatives. The op has a fake implementation and its
+dispatch looks only at devices, dtypes and ``requires_grad``, so
+``torch.compile(..., fullgraph=True)`` traces it without a graph break.
+
+Whatever the kernel does not cover (other devices, 16-bit dtypes, gradients w.r.t.
+the weight or probability targets, tensors inside ``torch.func`` transforms) goes to
+``torch.nn.functional.cross_entropy`` itself, so the numbers are PyTorch's; a 'mean'
+with nothing counted is PyTorch's NaN.
 """
 
 from __future__ import annotations
@@ -19,84 +26,160 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch._C._functorch as _functorch
 import torch.nn.functional as F
 
 from .. import _validate as v
+from ..grad import cross_entropy as _core_grad_cross_entropy
 from ..grad import value_and_grad
 from ..losses import cross_entropy as _core_cross_entropy
 
 __all__ = ["cross_entropy", "CrossEntropyLoss"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
+_REDUCTIONS = ("none", "mean", "sum")
 
 
 def _uses_kernel(
     input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-    ignore_index: int, reduction: str,
 ) -> bool:
-    """Whether the fused kernel reproduces ``F.cross_entropy`` for these arguments."""
+    """Whether the fused kernel reproduces ``F.cross_entropy`` for these arguments.
+
+    Only what a trace knows is looked at (devices, dtypes, ``requires_grad``), so
+    ``torch.compile`` sees no data-dependent branch here; a 'mean' with nothing counted
+    (PyTorch's NaN) is handled inside the custom op.
+    """
     tensors = [input, target] + ([] if weight is None else [weight])
     if any(t.device.type != "cpu" or t.is_sparse or t.is_quantized for t in tensors):
         return False
+    if not torch.compiler.is_compiling() and any(
+        _functorch.is_functorch_wrapped_tensor(t) for t in tensors
+    ):
+        return False  # torch.func transforms (vmap, jacfwd, ...): PyTorch's own differentiable ops
     if input.dtype not in _KERNEL_DTYPES or input.dim() == 0:
         return False
     if target.requires_grad or (weight is not None and weight.requires_grad):
         return False  # PyTorch would differentiate w.r.t. them; the kernel does not
     index_targets = not target.is_floating_point()
-    if (index_targets and target.dtype != torch.int64) or (
-        not index_targets and target.dtype != input.dtype
-    ) or (weight is not None and weight.dtype != input.dtype):
-        return False  # PyTorch raises its own dtype errors
-    if reduction == "mean":
-        # PyTorch's 'mean' with nothing counted is 0/0 = NaN where crossent returns 0:
-        # those degenerate batches go to PyTorch itself
-        if not index_targets:
-            return target.numel() > 0
-        counted = target != ignore_index
-        if not bool(counted.any()):  # (no compaction of the targets unless weights need it)
-            return False
-        if weight is not None:
-            kept = target[counted]
-            if bool(((kept >= 0) & (kept < weight.numel())).all()):
-                return bool(weight[kept].sum() != 0)
-    return True
+    return not (
+        (index_targets and target.dtype != torch.int64)
+        or (not index_targets and target.dtype != input.dtype)
+        or (weight is not None and weight.dtype != input.dtype)
+    )  # (otherwise PyTorch raises its own dtype errors)
 
 
-class _FusedCrossEntropy(torch.autograd.Function):
-    """Loss and gradient from one sweep in forward; backward scales the saved gradient."""
+def _nothing_counted(
+    target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int, reduction: str
+) -> bool:
+    """Whether PyTorch's 'mean' divides by 0 here (it then gives NaN where the core gives 0)."""
+    if reduction != "mean":
+        return False
+    if target.is_floating_point():
+        return target.numel() == 0
+    counted = target != ignore_index
+    if not bool(counted.any()):  # (no compaction of the targets unless weights need it)
+        return True
+    if weight is not None:
+        kept = target[counted]
+        if bool(((kept >= 0) & (kept < weight.numel())).all()):
+            return bool(weight[kept].sum() == 0)
+    return False
 
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-        ignore_index: int, reduction: str, label_smoothing: float,
-    ) -> torch.Tensor:
-        options: dict[str, Any] = dict(
-            axis=1 if input.dim() > 1 else 0,  # PyTorch's class axis; (C,) is one unbatched row
-            weight=None if weight is None else weight.detach().numpy(),
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
+
+def _nothing_counted_grad(
+    input: torch.Tensor, target: torch.Tensor, ignore_index: int
+) -> torch.Tensor:
+    """PyTorch's gradient of a 'mean' that divides by 0: NaN on counted rows, 0 on the others.
+
+    aten's nll_loss backward divides each counted row's gradient by the total weight
+    (0 here); ignored rows get no gradient.
+    """
+    if target.is_floating_point():
+        return torch.full_like(input, float("nan"))
+    counted = (target != ignore_index).unsqueeze(1 if input.dim() > 1 else 0)
+    return torch.where(counted, float("nan"), 0.0).to(input.dtype).expand_as(input).clone()
+
+
+def _options(
+    input: torch.Tensor, weight: Any, ignore_index: int, reduction: str,
+    label_smoothing: float,
+) -> dict[str, Any]:
+    """The core's keyword arguments for PyTorch's layout: class axis 1, or 0 for one ``(C,)`` row."""
+    return dict(
+        axis=1 if input.dim() > 1 else 0, weight=weight, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduction=reduction,
+    )
+
+
+@torch.library.custom_op("crossent::cross_entropy", mutates_args=())
+def _fused(
+    input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int,
+    reduction: str, label_smoothing: float, compute_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and, if ``compute_grad``, its gradient w.r.t. ``input`` (else an empty tensor).
+
+    Loss and gradient come from one sweep of the fused kernel over the logits; the
+    gradient is the only ``N × V`` array kept for backward. A 'mean' with nothing
+    counted is ``F.cross_entropy``'s (NaN) with PyTorch's gradient.
+    """
+    if _nothing_counted(target, weight, ignore_index, reduction):
+        return input.new_full((), float("nan")), (
+            _nothing_counted_grad(input, target, ignore_index) if compute_grad
+            else input.new_empty(0)
         )
-        logits, target_array = input.detach().numpy(), target.detach().numpy()
-        ctx.reduction = reduction
-        if ctx.needs_input_grad[0]:
-            loss, grad = value_and_grad(_core_cross_entropy, logits, target_array, **options)
-            # the only N × V array kept for backward; saved (not a ctx attribute) so autograd
-            # frees it after backward and can hand it to .grad without a copy
-            ctx.save_for_backward(torch.from_numpy(grad))
-        else:
-            loss = _core_cross_entropy(logits, target_array, **options)
-        return torch.from_numpy(np.asarray(loss, dtype=logits.dtype))
+    options = _options(input, None if weight is None else weight.numpy(), ignore_index,
+                       reduction, label_smoothing)
+    logits, target_array = input.numpy(), target.numpy()
+    if compute_grad:
+        loss, grad = value_and_grad(_core_cross_entropy, logits, target_array, **options)
+        return torch.from_numpy(np.asarray(loss, dtype=logits.dtype)), torch.from_numpy(grad)
+    loss = _core_cross_entropy(logits, target_array, **options)
+    return torch.from_numpy(np.asarray(loss, dtype=logits.dtype)), input.new_empty(0)
 
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        (grad,) = ctx.saved_tensors
-        if ctx.reduction == "none":
-            # per-position losses: grad_output has the input's shape without the class axis
-            grad = grad * (grad_output.unsqueeze(1) if grad.dim() > 1 else grad_output)
-        elif grad_output.item() != 1.0:  # loss.backward() passes 1: nothing to scale
-            grad = grad * grad_output
-        return grad, None, None, None, None, None
+
+@_fused.register_fake
+def _fused_fake(
+    input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int,
+    reduction: str, label_smoothing: float, compute_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # 'none': one loss per position (the input without its class axis); else a scalar
+    positions = input.shape[:1] + input.shape[2:] if input.dim() > 1 else ()
+    loss = input.new_empty(positions if reduction == "none" else ())
+    return loss, input.new_empty(input.shape if compute_grad else (0,))
+
+
+def _fused_setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+    input, target, weight, ignore_index, reduction, label_smoothing, _ = inputs
+    ctx.save_for_backward(input, target, weight, output[1])
+    ctx.options = (ignore_index, reduction, label_smoothing)
+
+
+def _fused_backward(
+    ctx: Any, grad_loss: torch.Tensor, _: torch.Tensor
+) -> tuple[torch.Tensor | None, ...]:
+    input, target, weight, grad = ctx.saved_tensors
+    ignore_index, reduction, label_smoothing = ctx.options
+    if torch.is_grad_enabled():
+        # create_graph=True: the gradient as differentiable torch ops of the input (the
+        # core's softmax - target on torch tensors), so a second derivative exists and is
+        # F.cross_entropy's; the kernel's saved gradient would carry no graph
+        if _nothing_counted(target, weight, ignore_index, reduction):
+            # the saved NaN / 0 gradient, with itself as its derivative (NaN on counted rows)
+            grad = grad * (1 + input - input.detach())
+        else:
+            grad = _core_grad_cross_entropy(
+                input, target, **_options(input, weight, ignore_index, reduction,
+                                          label_smoothing)
+            )
+    if reduction == "none":
+        # per-position losses: grad_loss has the input's shape without the class axis
+        return grad * (grad_loss.unsqueeze(1) if grad.dim() > 1 else grad_loss), *(None,) * 6
+    if not torch.compiler.is_compiling() and not grad.requires_grad and grad_loss.item() == 1.0:
+        return grad, *(None,) * 6  # loss.backward() passes 1: nothing to scale, no copy
+    return grad * grad_loss, *(None,) * 6
+
+
+_fused.register_autograd(_fused_backward, setup_context=_fused_setup_context)
 
 
 def cross_entropy(
@@ -142,18 +225,24 @@ def cross_entropy(
             [ 0.2502, -0.3876,  0.1373]])
 
     NOTE: CPU float32/float64 tensors only take the fused path; anything else (GPU,
-    16-bit, gradients w.r.t. ``weight`` or ``target``) runs ``F.cross_entropy``.
+    16-bit, gradients w.r.t. ``weight`` or ``target``, ``torch.func`` transforms) runs
+    ``F.cross_entropy``. Double backward, ``torch.func`` and ``torch.compile`` work and
+    give ``F.cross_entropy``'s numbers.
     """
     reduction = v.check_reduction(reduction)
-    label_smoothing = v.check_unit_interval("label_smoothing", label_smoothing)
-    if not _uses_kernel(input, target, weight, ignore_index, reduction):
+    label_smoothing = float(
+        v.check_unit_interval("label_smoothing", label_smoothing, differentiable=False)
+    )
+    if not _uses_kernel(input, target, weight):
         return F.cross_entropy(
             input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
             label_smoothing=label_smoothing,
         )
-    return _FusedCrossEntropy.apply(  # type: ignore[no-any-return]
-        input, target, weight, ignore_index, reduction, label_smoothing
+    loss, _ = _fused(
+        input, target, weight, ignore_index, reduction, label_smoothing,
+        input.requires_grad and torch.is_grad_enabled(),
     )
+    return loss
 
 
 class CrossEntropyLoss(torch.nn.Module):
@@ -177,7 +266,9 @@ class CrossEntropyLoss(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = v.check_reduction(reduction)
-        self.label_smoothing = v.check_unit_interval("label_smoothing", label_smoothing)
+        self.label_smoothing = float(
+            v.check_unit_interval("label_smoothing", label_smoothing, differentiable=False)
+        )
         self.ignore_index = v.check_ignore_index(ignore_index)
         if weight is not None and (weight.dim() != 1 or not weight.is_floating_point()):
             raise ValueError(

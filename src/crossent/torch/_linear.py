@@ -111,8 +111,12 @@ def _check_options(
 ) -> _Options:
     checked_reduction = v.check_reduction(reduction)
     checked_ignore = v.check_ignore_index(ignore_index)
-    smoothing = v.check_unit_interval("label_smoothing", label_smoothing)  # type: ignore[arg-type]
-    checked_z_loss = v.check_non_negative("z_loss", z_loss)  # type: ignore[arg-type]
+    smoothing = v.check_unit_interval(
+        "label_smoothing", label_smoothing, differentiable=False  # type: ignore[arg-type]
+    )
+    checked_z_loss = v.check_non_negative(
+        "z_loss", z_loss, differentiable=False  # type: ignore[arg-type]
+    )
     checked_softcap: float | None = None
     if softcap is not None:
         if isinstance(softcap, bool) or not isinstance(softcap, (int, float)) or math.isnan(softcap):

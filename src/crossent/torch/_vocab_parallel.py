@@ -111,7 +111,9 @@ def _check_group(group: Any) -> None:
 def _check_options(reduction: object, label_smoothing: object, ignore_index: object) -> tuple:
     return (
         v.check_reduction(reduction),
-        v.check_unit_interval("label_smoothing", label_smoothing),  # type: ignore[arg-type]
+        v.check_unit_interval(  # type: ignore[arg-type]
+            "label_smoothing", label_smoothing, differentiable=False
+        ),
         v.check_ignore_index(ignore_index),
     )
 
