@@ -19,6 +19,7 @@ for probability targets :math:`a = w \\odot (t (1-\\varepsilon) + \\varepsilon /
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -164,7 +165,13 @@ def _coefficients(inputs: _ClassInputs, label_smoothing: float | Array) -> tuple
 
 
 def _num_positions(inputs: _ClassInputs) -> Array:
-    """The number of positions (the logits without the class axis), as a 0-d array."""
+    """The number of positions (the logits without the class axis), as a 0-d array.
+
+    Read from the shape, so that zero classes (an empty class axis) still count their positions.
+    """
+    shape = static_shape(inputs.values)[:-1]
+    if None not in shape:
+        return inputs.xp.asarray(math.prod(shape), dtype=inputs.values.dtype)  # type: ignore[arg-type]
     return num_elements(inputs.xp, inputs.values[..., 0], inputs.values.dtype)
 
 
