@@ -366,14 +366,15 @@ def _engine_bwd(opts, residuals, cotangents):
         grad = probs * (u * total + s)[:, None]
         if smooth_row is not None:
             grad = grad - jnp.where(cnt, u, 0)[:, None] * smooth_row[None, :]
-        onehot = jax.nn.one_hot(safe, num_classes, dtype=dtype)
-        grad = grad - (u * on_target)[:, None] * onehot
+        token_rows = jnp.arange(safe.shape[0])
+        # the target term -u (1-ε) w_y at [i, y_i], a scatter rather than a [chunk, V] one-hot
+        grad = grad.at[token_rows, safe].add(-(u * on_target))
         if d_class_weight is not None:
             # ∂w_c = Σ_i u_i ((1-ε)[c=y_i](lse_i - z_iy) + ε/V (lse_i - z_ic)), counted only
             counted_u = jnp.where(cnt, u, 0)
-            target_logit = jnp.sum(onehot * logits, axis=-1)
+            target_logit = logits[token_rows, safe]
             per_target = counted_u * (1.0 - opts.label_smoothing) * (chunk_lse - target_logit)
-            d_class_weight = d_class_weight + per_target @ onehot
+            d_class_weight = d_class_weight.at[safe].add(per_target)
             if opts.label_smoothing:
                 d_class_weight = d_class_weight + (opts.label_smoothing / num_classes) * (
                     counted_u @ (chunk_lse[:, None] - logits)
