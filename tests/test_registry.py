@@ -75,10 +75,12 @@ def test_every_reader_takes_its_names_from_the_registry() -> None:
 def test_value_and_grad_takes_every_loss_of_the_table() -> None:
     logits, target = np.array([[0.5, -1.0, 2.0]]), np.array([2])
     probs, binary = np.array([[0.2, 0.5, 0.9]]), np.array([[0.0, 1.0, 1.0]])
-    arrays = {"logits": logits, "log_probs": np.log(probs), "probs": probs}
+    arrays = {"logits": logits, "log_probs": np.log(probs), "probs": probs,
+              "student_logits": logits}
+    seconds = {"class-axis": target, "element-wise": binary, "divergence": logits[:, ::-1]}
     for entry in _registry.losses():
         first = arrays[entry.arrays[0]]
-        second = target if entry.family == "class-axis" else binary
+        second = seconds[entry.family]
         loss, gradient = ce.value_and_grad(entry.function, first, second)
         assert gradient.shape == first.shape
         # the table pairs each loss with its own implementation: the grad module agrees
