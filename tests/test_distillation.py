@@ -5,6 +5,7 @@ extreme logits, temperature, reductions, namespaces, errors."""
 from __future__ import annotations
 
 import math
+import re
 
 import mpmath
 import numpy as np
@@ -335,3 +336,43 @@ def test_value_and_grad_gives_both_from_one_pass() -> None:
     assert float(loss) == float(ce.jensen_shannon_divergence(student, teacher, beta=0.2))
     np.testing.assert_array_equal(grad, ce.grad.jensen_shannon_divergence(student, teacher,
                                                                           beta=0.2))
+
+
+# --- explain --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [
+    {"name": "kl"}, {"name": "reverse_kl", "reduction": "none", "temperature": 2.0},
+    {"name": "jsd", "beta": 0.3, "reduction": "sum"}, {"name": "jsd", "beta": 0.0},
+    {"name": "jsd", "beta": 1.0, "reduction": "mean"}, {"name": "tvd", "temperature": 0.5},
+], ids=str)
+def test_explain_traces_equal_the_core_and_are_translated(options: dict) -> None:
+    from crossent import explain
+    from crossent.explain import _i18n
+
+    options = dict(options)
+    name = options.pop("name")
+    student = np.array([[1.0, 2.0, 0.5], [0.0, 1.0, -INF]])
+    teacher = np.array([[0.5, -1.0, 2.0], [1.0, 1.0, -INF]])
+    tracer = {"kl": "kl_logits", "reverse_kl": "kl_logits", "jsd": "jsd", "tvd": "tvd"}[name]
+    if name == "reverse_kl":
+        options["reverse"] = True
+    trace = explain.explain(tracer, student, teacher, **options)
+    expected = _ours(name, student, teacher, **{k: v for k, v in options.items() if k != "reverse"})
+    np.testing.assert_allclose(trace.value, expected, rtol=1e-14)
+    for step in trace.steps:
+        assert step.name and step.latex and step.text and step.values
+        assert step.meaning.endswith("."), step.meaning
+    assert _i18n.missing(trace, "zh") == []
+    assert re.search(r"[\u4e00-\u9fff]", explain.translate(trace, "zh").title)
+
+
+def test_explain_kl_shows_the_identity_cross_entropy_equals_entropy_plus_kl() -> None:
+    from crossent import explain
+
+    # seed 001's network against a one-hot teacher: H(p) = 0, so KL = H(p, q) = 0.1762
+    trace = explain.kl_divergence_with_logits([[1.4, 3.2, 5.0]], [[-INF, -INF, 0.0]])
+    steps = {step.name: step.values for step in trace.steps}
+    assert steps["entropy"]["H(p)"] == 0.0
+    np.testing.assert_allclose(steps["cross-entropy"]["H(p,q)"], steps["KL divergence"]["KL"])
+    assert round(float(trace.value), 4) == 0.1762
