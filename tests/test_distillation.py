@@ -376,3 +376,43 @@ def test_explain_kl_shows_the_identity_cross_entropy_equals_entropy_plus_kl() ->
     assert steps["entropy"]["H(p)"] == 0.0
     np.testing.assert_allclose(steps["cross-entropy"]["H(p,q)"], steps["KL divergence"]["KL"])
     assert round(float(trace.value), 4) == 0.1762
+
+
+# --- compare --------------------------------------------------------------------------------------
+
+
+def test_compare_kl_rows_match_the_real_frameworks_and_say_why_they_differ() -> None:
+    from crossent.explain import _i18n
+
+    student = [[[1.0, 2.0, 0.5], [0.0, 1.0, -1.0]]]  # [B=1, T=2, V=3]
+    teacher = [[[0.5, -1.0, 2.0], [1.0, 1.0, 1.0]]]
+    result = ce.compare("kl_logits", student, teacher)
+    rows = {row.convention: row for row in result.rows}
+    native = result.native.value
+    assert native == pytest.approx(float(np.mean(ce.kl_divergence_with_logits(
+        student, teacher, reduction="none"))))
+    torch_row = rows["PyTorch F.kl_div(log_target=True, reduction='batchmean')"]
+    # PyTorch's batchmean divides the sum of 2 distributions by shape[0] = 1
+    assert torch_row.value == pytest.approx(2 * native)
+    assert torch_row.real_status == "matches"
+    assert torch_row.reason == "PyTorch's 'batchmean' divides by input.shape[0] only"
+    optax_row = rows["optax kl_divergence_with_log_targets (mean)"]
+    assert optax_row.value == pytest.approx(native) and optax_row.real_status == "matches"
+    assert any(row.real_status == "matches" for name, row in rows.items()
+               if name.startswith("Keras"))
+    # a teacher class of probability 0: PyTorch and optax give NaN, crossent the finite KL
+    impossible = ce.compare("kl_logits", [[1.0, 2.0, 0.5]], [[0.5, -INF, 2.0]])
+    for row in impossible.rows[1:]:
+        assert row.real_status in ("matches", "Keras runs on jax in this process",
+                                   "Keras runs on tensorflow in this process",
+                                   "Keras runs on torch in this process", "not installed")
+        for reason in filter(None, row.reason.split("; ")):
+            assert _i18n.text(reason, "zh") != reason
+    assert math.isnan(rows_of(impossible)["optax kl_divergence_with_log_targets (mean)"].value)
+    with pytest.raises(ValueError, match=r"kl_divergence_with_logits compares logits .* "
+                                         r"got inputs='probs'; pass inputs='logits'"):
+        ce.compare("kl_logits", [[0.2, 0.8]], [[0.5, 0.5]], inputs="probs")
+
+
+def rows_of(result) -> dict:
+    return {row.convention: row for row in result.rows}

@@ -56,7 +56,7 @@ def test_every_reader_takes_its_names_from_the_registry() -> None:
     assert set(ADVISED) == {"cross_entropy", "nll_loss", "binary_cross_entropy",
                                   "binary_cross_entropy_with_logits", "sigmoid_focal_loss",
                                   "softmax_focal_loss"}
-    assert COMPARED == ("cross_entropy", "binary_cross_entropy")
+    assert COMPARED == ("cross_entropy", "binary_cross_entropy", "kl_divergence_with_logits")
     # an alias works everywhere
     assert ce.advise([[0.7, 0.2, 0.1]], [0], loss="ce")[0].code == "probabilities-as-logits"
     assert explain.explain("nll", [[-0.5, -1.0]], [1]).function == "crossent.nll_loss"
