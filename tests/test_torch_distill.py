@@ -371,3 +371,33 @@ def test_two_gloo_ranks_equal_one_process(two_ranks, case, loss):
         torch.testing.assert_close(g_hidden, ref[1][0], rtol=1e-9, atol=1e-10)
         torch.testing.assert_close(g_weight, ref[1][1][lo:hi], rtol=1e-9, atol=1e-10)
         torch.testing.assert_close(g_bias, ref[1][2][lo:hi], rtol=1e-9, atol=1e-10)
+
+
+# --- the whole-logits compositions the benchmark compares with ------------------------------
+
+
+def plain_distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """KL(teacher ‖ student) per token, averaged: PyTorch's documented F.kl_div recipe."""
+    return F.kl_div(F.log_softmax(student_logits.float(), -1), F.log_softmax(teacher_logits.float(), -1),
+                    reduction="batchmean", log_target=True)
+
+
+def liger_jsd_reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float = 0.5):
+    """Liger-Kernel's torch reference of the generalised JSD (its test and benchmark ``TorchJSD``):
+    the mixture M = (1-β) p_s + β p_t in log space, β KL(p_t‖M) + (1-β) KL(p_s‖M), per token."""
+    s = F.log_softmax(student_logits.float(), -1)
+    q = F.log_softmax(teacher_logits.float(), -1)
+    beta_t = torch.tensor(beta)
+    log_mix = torch.logsumexp(torch.stack([s + torch.log1p(-beta_t), q + torch.log(beta_t)]), 0)
+    kl_teacher = F.kl_div(log_mix, q, reduction="sum", log_target=True)
+    kl_student = F.kl_div(log_mix, s, reduction="sum", log_target=True)
+    return (beta * kl_teacher + (1 - beta) * kl_student) / student_logits.shape[0]
+
+
+@pytest.mark.parametrize("loss", ["kl", "jsd"])
+def test_the_benchmarks_compositions_equal_the_loss(loss):
+    hidden, weight, _, t_logits, _, _ = _inputs(30)
+    h, w, t = hidden.float(), weight.float(), t_logits.float()
+    whole = (plain_distillation if loss == "kl" else liger_jsd_reference)(h @ w.T, t)
+    ours = ct.linear_distillation_loss(h, w, t, loss=loss)
+    torch.testing.assert_close(whole, ours, rtol=1e-5, atol=1e-6)

@@ -114,7 +114,7 @@ class _Teacher:
     vocab_start: int  # the first class of this rank's shard (0 in one process)
 
     def log_probs(
-        self, rows: torch.Tensor, num_classes: int, temperature: float, compute: torch.dtype,
+        self, rows: Any, count: int, num_classes: int, temperature: float, compute: torch.dtype,
         combine: _Combine,
     ) -> torch.Tensor:
         if self.kind == "sparse":
@@ -123,7 +123,7 @@ class _Teacher:
             top = torch.log_softmax(logprobs[rows].to(compute) / temperature, dim=-1)
             local = indices[rows] - self.vocab_start
             mine = (local >= 0) & (local < num_classes)
-            out = torch.full((rows.numel(), num_classes + 1), -math.inf, dtype=compute,
+            out = torch.full((count, num_classes + 1), -math.inf, dtype=compute,
                              device=top.device)
             # entries of other shards land in the spare last column, dropped below
             out.scatter_(1, torch.where(mine, local, num_classes), top)
@@ -136,7 +136,7 @@ class _Teacher:
             if teacher_bias:
                 product = product + teacher_bias[0]
             logits = product.to(compute)
-        return combine.log_softmax(logits / temperature)
+        return combine.log_softmax(logits if temperature == 1.0 else logits / temperature)
 
 
 @dataclass(frozen=True)
@@ -228,25 +228,32 @@ def _run(
             if want[2] and p.bias is not None else None,
         )
     soft_weight = 1.0 - p.hard_weight
+    every_row = rows_all.numel() == num_tokens  # no token dropped: chunks are slices (views)
     for start in range(0, rows_all.numel(), p.chunk_rows):
-        rows = rows_all[start : start + p.chunk_rows]
+        rows: Any = (slice(start, min(start + p.chunk_rows, num_tokens)) if every_row
+                     else rows_all[start : start + p.chunk_rows])
+        count = min(p.chunk_rows, rows_all.numel() - start)
         hidden = p.hidden[rows]
         product = hidden @ p.weight.T  # matmul in the input dtype
         if p.bias is not None:
             product = product + p.bias
         logits = product.to(compute)
         token_weight = p.token_weight[rows]
-        loss_rows = torch.zeros(rows.numel(), dtype=compute, device=device)
-        g = torch.zeros_like(logits) if upstream is not None else None
+        loss_rows = torch.zeros(count, dtype=compute, device=device)
+        g = None
         if soft_weight != 0.0:
-            s = p.combine.log_softmax(logits / p.temperature)
-            q = p.teacher.log_probs(rows, num_classes, p.temperature, compute, p.combine)
+            s = p.combine.log_softmax(logits if p.temperature == 1.0 else logits / p.temperature)
+            q = p.teacher.log_probs(rows, count, num_classes, p.temperature, compute, p.combine)
             divergence, soft_g = _soft_terms(s, q, p.loss, p.beta, p.combine)
+            del s, q
             loss_rows += soft_weight * p.soft_scale * divergence
-            if g is not None:
-                g += (soft_weight * p.soft_scale / p.temperature) * soft_g
+            if upstream is not None:
+                g = soft_g.mul_(soft_weight * p.soft_scale / p.temperature)
+            del soft_g
+        if g is None and upstream is not None:
+            g = torch.zeros_like(logits)
         if p.hard_weight != 0.0:
-            assert p.target is not None  # checked in _problem
+            assert p.target is not None  # hard_weight > 0 needs target (checked)
             log_probs = p.combine.log_softmax(logits)
             local = p.target[rows] - p.vocab_start
             mine = (local >= 0) & (local < num_classes)
@@ -255,7 +262,7 @@ def _run(
             loss_rows -= p.hard_weight * target_log_prob
             if g is not None:
                 g += p.hard_weight * torch.exp(log_probs)
-                minus_one_hot = torch.zeros(rows.numel(), 1, dtype=compute, device=device)
+                minus_one_hot = torch.zeros(count, 1, dtype=compute, device=device)
                 minus_one_hot[mine] = -p.hard_weight  # the target's class lives on one shard
                 g.scatter_add_(1, torch.where(mine, local, 0)[:, None], minus_one_hot)
         losses[rows] = token_weight * loss_rows
@@ -265,8 +272,10 @@ def _run(
             g_in = g.to(p.hidden.dtype)  # the products run in the input dtype
             if grads.hidden is not None:
                 grads.hidden[rows] = (g_in @ p.weight).to(compute)
-            if grads.weight is not None:
-                grads.weight += (g_in.T @ hidden).to(compute)
+            if grads.weight is not None and hidden.dtype == compute:
+                grads.weight.addmm_(g_in.T, hidden)  # in place: no V × D product per chunk
+            elif grads.weight is not None:
+                grads.weight += (g_in.T @ hidden).to(compute)  # 16-bit product, float32 sum
             if grads.bias is not None:
                 grads.bias += g.sum(dim=0)
     if grads is not None and grads.hidden is not None:
