@@ -15,6 +15,10 @@ that crossent's native losses do not, reproduced here:
   :math:`\pm 10^{12}`, where the clamped loss's true derivative is 0. This gradient
   is reproduced for PyTorch tensors that require grad (a ``torch.autograd.Function``
   built on first use; nothing imports torch unless you pass torch tensors);
+- ``cross_entropy`` is NaN for a row with a ``+inf`` logit (log_softmax's ∞ - ∞), and
+  where a ``-inf`` logit meets a zero multiplier (a zero soft label, or a zero class
+  weight with label smoothing or at the target); ``nll_loss`` where a zero-weight
+  target's entry is infinite; uint8 class indices are taken, as aten does;
 - ``binary_cross_entropy_with_logits`` is NaN for a ``-inf`` logit, and for ``+inf``
   with target 1 (aten's ``(1 - t)·x + max(-x, 0) + log(...)`` meets ∞ - ∞);
 - ``kl_div(input, target)`` takes **log q** as ``input`` and p as ``target``,
