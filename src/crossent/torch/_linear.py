@@ -534,10 +534,8 @@ def _combined_stats(
     log Σ_c exp(z_c - m) and 1/Σ_c exp(z_c - m); ``logits`` becomes exp(z - m) in place.
     """
     rows, width = int(logits.shape[0]), int(logits.shape[1])
-    if width == 0:  # an empty shard: no maximum, no target, no mass
-        local_max = logits.new_full((rows,), -math.inf)
-    else:
-        local_max = logits.amax(dim=1)
+    # an empty shard has no maximum, no target and no mass
+    local_max = logits.amax(dim=1) if width else logits.new_full((rows,), -math.inf)
     row_max = combine.max(local_max)
     parts = [torch.zeros_like(row_max)] * (3 if smoothing else 2)
     if width > 0:
@@ -902,12 +900,11 @@ def linear_cross_entropy(
       chunk_size: tokens per chunk, or 'auto': the most tokens whose chunk buffers (float32
         logits, the 16-bit product for 16-bit inputs, the cap's slope with a soft cap) fit in
         10% of the gradients' bytes (at least 8 rows and 4 MiB, at most 64 MiB).
-      group: a ``torch.distributed`` process group over which ``weight`` (and ``bias``) are
-        sharded by vocabulary rows, in rank order (Megatron-LM's layout): each rank passes
-        its own ``[V_rank, D]`` slice and the same ``hidden`` and ``target``; the loss is
-        that of the whole vocabulary, and the gradient of ``hidden`` is all-reduced. This
-        runs :func:`crossent.torch.vocab_parallel_linear_cross_entropy`; ``class_weight``,
-        ``z_loss``, ``softcap`` and ``return_lse`` are not available there.
+      group: a ``torch.distributed`` process group over which ``weight`` (and ``bias``,
+        ``class_weight``) are sharded by vocabulary rows, in rank order (Megatron-LM's
+        layout): each rank passes its own ``[V_rank, D]`` slice and the same ``hidden`` and
+        ``target``; the chunk statistics are all-reduced, so the loss (every option) is that
+        of the whole vocabulary and the gradient of ``hidden`` is the full one.
 
     Returns:
       The loss (float32 for 16-bit inputs, else the input dtype): a scalar, or per token for
@@ -917,7 +914,6 @@ def linear_cross_entropy(
     Raises:
       ValueError: mismatched hidden size, target shape or class index out of range, bad
         option values. TypeError: non-floating or mixed dtypes, non-integer target.
-      NotImplementedError: with ``group``, an option the vocabulary-parallel path lacks.
 
     Example:
 

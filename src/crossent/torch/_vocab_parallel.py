@@ -65,8 +65,6 @@ __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"
 _XP = array_api_compat.array_namespace(torch.empty(0))  # the torch namespace the core reduces with
 
 _BLOCK_ELEMENTS = 1 << 20  # vocab_parallel_cross_entropy: 1M logits (4 MB in float32) per block
-_CHUNK_MIN_ELEMENTS = 1 << 20  # 'auto' chunks hold at least 1M logits (4 MB in float32)
-_CHUNK_FRACTION = 8  # ... or 1/8 of the gradients' size, whichever is larger
 
 
 # ==================================================================================
@@ -312,12 +310,10 @@ def _shard_stats_into(
 
 
 def _combine(stats: _RowStats, group: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The two collectives: returns the global ``lse``, ``z_y`` and ``Σ_c z_c`` per position."""
-    device = _group_device(group)
+    """The two collectives (the linear engine's combine step): the global ``lse``, ``z_y``, ``Σ_c z_c``."""
+    combine = _linear.Combine(dist.group.WORLD if group is None else group)
     local_max = stats.max
-    global_max = local_max.to(device, copy=True)
-    dist.all_reduce(global_max, op=dist.ReduceOp.MAX, group=group)  # collective 1: N numbers
-    global_max = global_max.to(local_max.device)
+    global_max = combine.max(local_max)  # collective 1: N numbers
     # rescale this rank's exp-sum from its own max to the global one: S_r = Σ exp(z - m)
     finite = torch.isfinite(local_max)
     scale = torch.exp(torch.where(finite, local_max, global_max) - global_max)
@@ -325,9 +321,7 @@ def _combine(stats: _RowStats, group: Any) -> tuple[torch.Tensor, torch.Tensor, 
     parts = [rescaled, stats.target_logit]
     if stats.sum_logits is not None:
         parts.append(stats.sum_logits)
-    packed = torch.stack(parts).to(device)  # [2 or 3, N]: [S_r, t_r(, s_r)]
-    dist.all_reduce(packed, op=dist.ReduceOp.SUM, group=group)  # collective 2: 2N or 3N numbers
-    packed = packed.to(local_max.device)
+    packed = combine.sum(torch.stack(parts))  # collective 2: [S_r, t_r(, s_r)], 2N or 3N numbers
     # lse = m + log S; a row of -inf logits everywhere has m = -inf and S = 0: lse = -inf
     shift = torch.where(torch.isfinite(global_max), global_max, torch.zeros_like(global_max))
     lse = shift + torch.log(packed[0])
@@ -648,10 +642,6 @@ def vocab_parallel_linear_cross_entropy(
     reduce-in-backward. Before that, one all-gather of 80 bytes per rank checks that the ranks
     agree (see :func:`vocab_parallel_cross_entropy`'s Raises). 'none' recomputes the chunks
     (and their collectives) in backward; 'mean'/'sum' form the gradients in the forward pass.
-
-    Memory per rank, above the inputs: the gradients and one chunk of ``chunk_size ×
-    shard_size`` logits ('auto': the single-process policy applied to the largest shard, so
-    every rank walks the same chunks).
 
     Args:
       hidden: ``[..., D]``, identical on every rank.
