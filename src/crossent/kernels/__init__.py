@@ -25,12 +25,15 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import array_api_compat
 import numpy as np
 
 from .._array import Array, move_class_axis_back
+
+if TYPE_CHECKING:
+    from .._plan import ClassInputs
 
 __all__ = ["applies", "backend", "cross_entropy"]
 
@@ -88,10 +91,10 @@ def backend() -> str:
     return "numba" if _row_kernels().__name__.endswith("_numba") else "numpy"
 
 
-def applies(inputs: Any) -> bool:
+def applies(inputs: ClassInputs) -> bool:
     """Whether the fused kernel computes this call (else the generic array-API path).
 
-    ``inputs`` are a class-axis loss's validated inputs (``crossent.losses._ClassInputs``):
+    ``inputs`` are a class-axis loss's validated inputs (:class:`crossent._plan.ClassInputs`):
     NumPy arrays in float32 or float64 (16-bit were already upcast), at least one class.
     Any layout works; a non-contiguous class axis costs one copy of the logits.
     """
@@ -106,7 +109,7 @@ def applies(inputs: Any) -> bool:
 
 
 def cross_entropy(
-    inputs: Any, label_smoothing: float, reduction: str, compute_grad: bool
+    inputs: ClassInputs, label_smoothing: float, reduction: str, compute_grad: bool
 ) -> tuple[Array, Array | None]:
     """``crossent.losses._cross_entropy`` for inputs where :func:`applies` holds.
 
