@@ -79,6 +79,15 @@ class ClassPlan:
     counted: Array | None  # bool [...]; None = every position
     weight: Array | None  # [C] class weights in the compute dtype
 
+    def only_counted(self, xp: Any, losses: Array) -> Array:
+        """Per-position ``losses`` with 0 where not counted, whatever their logits hold.
+
+        (a NaN logit propagates into a counted position's loss, not into an ignored one's)
+        """
+        if self.counted is None:
+            return losses
+        return xp.where(self.counted, losses, xp.zeros_like(losses))
+
 
 def prepare_class(
     values: Array,
@@ -108,6 +117,10 @@ def prepare_class(
         v.check_where(xp, where, "the loss per position (logits' shape without axis)", positions)
         counted = xp.broadcast_to(where, positions)
     if kind == "index":
+        if target.dtype == xp.uint8:
+            # PyTorch accepts uint8 indices; widened here, as torch compares a uint8 tensor with
+            # a Python int in uint8 (300 wraps to 44, -100 to 156)
+            target = xp.astype(target, xp.int32)  # int32: available on every backend (JAX without x64)
         if ignore_index is not None:
             ignore_index = v.check_ignore_index(ignore_index)
             not_ignored = target != ignore_index

@@ -93,7 +93,7 @@ def _nll_loss(
     plan = plan_class(inputs)
     coefficients, divisor = plan.coefficients, plan.divisor
     # ℓ = -Σ_c a_c · log p_c   (0 · -inf = 0 for impossible classes)
-    losses = -xp.sum(mul_zero_safe(xp, coefficients, inputs.values), axis=-1)
+    losses = plan.only_counted(xp, -xp.sum(mul_zero_safe(xp, coefficients, inputs.values), axis=-1))
     loss = reduce(xp, losses, reduction, divisor)
     if not compute_grad:
         return loss, None
@@ -188,7 +188,7 @@ def _cross_entropy(
     plan = plan_class(inputs, label_smoothing)
     coefficients, divisor = plan.coefficients, plan.divisor
     # ℓ = -Σ_c a_c · log softmax(z)_c   (0 · -inf = 0: impossible classes with no target mass)
-    losses = -xp.sum(mul_zero_safe(xp, coefficients, log_probs), axis=-1)
+    losses = plan.only_counted(xp, -xp.sum(mul_zero_safe(xp, coefficients, log_probs), axis=-1))
     loss = reduce(xp, losses, reduction, divisor)
     if not compute_grad:
         return loss, None
@@ -327,7 +327,7 @@ def _softmax_focal_loss(
     # f_c = (1 - p_c)^γ, the focal modulation
     modulation = focal_power(xp, complement, gamma)
     # ℓ = -Σ_c a_c (1 - p_c)^γ log p_c
-    losses = -xp.sum(mul_zero_safe(xp, coefficients * modulation, log_probs), axis=-1)
+    losses = plan.only_counted(xp, -xp.sum(mul_zero_safe(xp, coefficients * modulation, log_probs), axis=-1))
     loss = reduce(xp, losses, reduction, divisor)
     if not compute_grad:
         return loss, None
@@ -340,8 +340,9 @@ def _softmax_focal_loss(
         # (1-p)^(γ-1) p log p -> 0 as p -> 1; write 0 where 1 - p rounds to 0
         saturated = complement == 0
         safe_complement = xp.where(saturated, xp.ones_like(complement), complement)
+        # and p log p -> 0 as p -> 0 (an impossible class, log p = -inf): 0, not 0 · -inf
         slope = gamma * safe_complement ** (gamma - 1.0) * probs * xp.where(
-            saturated, xp.zeros_like(log_probs), log_probs
+            saturated | (probs == 0), xp.zeros_like(log_probs), log_probs
         )
         h = modulation - xp.where(saturated, xp.zeros_like(slope), slope)
     weighted = mul_zero_safe(xp, coefficients, h)

@@ -149,7 +149,8 @@ def cross_entropy(
         target = np.ascontiguousarray(inputs.target, dtype=dtype).reshape(-1, num_classes)
         divisor = float(np.count_nonzero(counted))  # probability targets: counted rows
         row_function = rows.probability_rows
-    scale = 1.0 / divisor if reduction == "mean" and divisor != 0 else 1.0
+    # d(reduced)/d(row loss): 1/D for 'mean' (0 when D = 0, as _reduce.gradient_scale), else 1
+    scale = (1.0 / divisor if divisor != 0 else 0.0) if reduction == "mean" else 1.0
     losses = np.empty(num_rows, np.float64)
     grad = np.empty((num_rows if compute_grad else 0, num_classes), dtype)
     _run_rows(
@@ -167,10 +168,10 @@ def cross_entropy(
 def _reduce(
     losses: np.ndarray, reduction: str, divisor: float, dtype: Any, positions: tuple[int, ...]
 ) -> Array:
-    """'none' | 'sum' | 'mean' of float64 row losses, in ``dtype``; a zero divisor counts as 1."""
+    """'none' | 'sum' | 'mean' of float64 row losses, in ``dtype``; D = 0 gives 0 (as _reduce.reduce)."""
     if reduction == "none":
         return losses.astype(dtype).reshape(positions)
     total = float(np.sum(losses))
     if reduction == "sum":
         return dtype.type(total)
-    return dtype.type(total / divisor if divisor != 0 else total)  # as _reduce.safe_divisor
+    return dtype.type(total / divisor if divisor != 0 else total * 0.0)  # NaN still propagates
