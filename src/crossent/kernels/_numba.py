@@ -25,8 +25,9 @@ written once (threads take disjoint ranges of rows):
 
     pass 1  m = max z                       (reads the row from memory; it then sits in L2)
     pass 2  s = Σ e_c (+ Σ a_c (z_c - m))   (re-reads the row from cache; e_c kept in the
-                                             gradient row when the gradient is wanted, then
-                                             summed by a read-only loop: see sum_exp)
+                                             gradient row, or a scratch row for the loss
+                                             alone, then summed by a read-only loop: see
+                                             sum_exp)
     pass 3  g_k = scale·((A/s) e_k - a_k)   (scales the gradient row in cache; skipped for
                                              the loss alone)
 
@@ -326,33 +327,26 @@ def _cast_like_overload(value, reference):  # type: ignore[no-untyped-def]
     return lambda value, reference: target_type(value)
 
 
-def sum_exp(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
-    """Σ_c exp(z_c - m), leaving exp(z_c - m) in ``grad[i]`` if ``want_grad`` (stand-in)."""
-    e = np.exp(z - m)
-    if want_grad:
-        grad[i, :] = e
-    return e.sum()
+def sum_exp(z, m, out):  # type: ignore[no-untyped-def]
+    """Σ_c exp(z_c - m), leaving exp(z_c - m) in the row ``out`` (stand-in)."""
+    out[:] = np.exp(z - m)
+    return out.sum()
 
 
 @overload(sum_exp, inline="always", jit_options={"fastmath": FASTMATH})
-def _sum_exp_overload(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
-    def sum_of_exps(z, m, grad, i, want_grad):  # type: ignore[no-untyped-def]
+def _sum_exp_overload(z, m, out):  # type: ignore[no-untyped-def]
+    def sum_of_exps(z, m, out):  # type: ignore[no-untyped-def]
+        # e_c goes into ``out`` (the gradient row, kept cache-resident for pass 3, or a
+        # scratch row for the loss alone), then a second, read-only loop adds it up. The
+        # loss and value_and_grad thus sum with the very same loop over the same values:
+        # a reduction fused with the exp loop is vectorised in a shape that LLVM's cost
+        # model picks per CPU (and, in the loop that stores, behind an alias check whose
+        # scalar fallback adds in another order), so the bits of the two paths differed.
+        for c in range(z.size):
+            out[c] = fast_exp(z[c] - m)
         s = m - m  # 0 in the row's dtype
-        if want_grad:  # keep e_c in the gradient row (cache-resident) for pass 3
-            g = grad[i]
-            for c in range(z.size):
-                g[c] = fast_exp(z[c] - m)
-            # Summed by a second, read-only loop. A reduction in the loop that stores g is
-            # vectorised behind a runtime alias check of g against z whose scalar fallback
-            # adds in another order: the bits depended on where the arrays lay in memory
-            # (adjacent small allocations took the fallback; CI saw it).
-            for c in range(z.size):
-                s += g[c]
-        else:
-            # the same reduction over the same values (LLVM gives both loops the same vector
-            # shape: test_forward_and_value_and_grad_give_the_same_loss_bits checks it)
-            for c in range(z.size):
-                s += fast_exp(z[c] - m)
+        for c in range(out.size):
+            s += out[c]
         return s
 
     return sum_of_exps
@@ -408,6 +402,7 @@ def index_rows(  # type: ignore[no-untyped-def]
     weight_sum = 0.0
     for c in range(num_classes):
         weight_sum += weight[c]
+    scratch = np.empty(0 if want_grad else num_classes, logits.dtype)  # e_c for the loss alone
     for i in range(start, stop):
         z = logits[i]
         if not counted[i]:
@@ -423,7 +418,7 @@ def index_rows(  # type: ignore[no-untyped-def]
         s = zero
         linear = 0.0  # Σ_{w_c≠0} w_c (z_c - m)
         if -np.inf < m < np.inf:
-            s = sum_exp(z, m, grad, i, want_grad)
+            s = sum_exp(z, m, grad[i] if want_grad else scratch)
             if spread != 0.0:
                 for c in range(num_classes):
                     w = weight[c]
@@ -622,6 +617,7 @@ def probability_rows(  # type: ignore[no-untyped-def]
     """As :func:`index_rows`, with probability targets ``target`` [N, C] (logits' dtype)."""
     num_classes = logits.shape[1]
     spread = smoothing / num_classes
+    scratch = np.empty(0 if want_grad else num_classes, logits.dtype)  # e_c for the loss alone
     for i in range(start, stop):
         z = logits[i]
         t = target[i]
@@ -638,7 +634,7 @@ def probability_rows(  # type: ignore[no-untyped-def]
         if -np.inf < m < np.inf:
             keep = cast_like(1.0 - smoothing, m)
             spread_t = cast_like(spread, m)
-            s = sum_exp(z, m, grad, i, want_grad)
+            s = sum_exp(z, m, grad[i] if want_grad else scratch)
             for c in range(num_classes):
                 a = weight[c] * (t[c] * keep + spread_t)
                 total += a
