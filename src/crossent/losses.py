@@ -222,7 +222,10 @@ def cross_entropy(
     This is ``nll_loss(log_softmax(logits), target)`` (seed 003) computed stably:
     log-softmax subtracts the row maximum, so |logits| up to 1e4 are exact, and
     ``-inf`` logits mark impossible classes (0 · log 0 = 0: losses and gradients
-    stay finite unless target mass sits on an impossible class).
+    stay finite unless target mass sits on an impossible class). A ``+inf`` logit
+    makes its row NaN (as PyTorch), and a NaN logit makes its row's loss NaN even
+    where the target mass is 0; positions not counted stay 0. Under a trace
+    (``jax.jit``) an out-of-range class index gives NaN for its row.
 
     Args:
       logits: floating array ``[..., num_classes, ...]`` (any number of dimensions,
