@@ -296,7 +296,7 @@ def mul_zero_safe(xp: Any, coefficient: Array, value: Array) -> Array:
     is 0 (the mathematics gives ±inf there). A NaN value stays NaN whatever the
     coefficient: a NaN input propagates (as in PyTorch), never a silent 0.
     """
-    replaced = (coefficient == 0) & xp.isinf(value)
+    replaced = (coefficient == 0) & ((value == math.inf) | (value == -math.inf))  # ±inf, not NaN
     return coefficient * xp.where(replaced, xp.zeros_like(value), value)
 
 

@@ -117,7 +117,7 @@ def prepare_class(
         v.check_where(xp, where, "the loss per position (logits' shape without axis)", positions)
         counted = xp.broadcast_to(where, positions)
     if kind == "index":
-        if target.dtype == xp.uint8:
+        if str(target.dtype).endswith("uint8"):  # by name: not every namespace exposes uint8
             # PyTorch accepts uint8 indices; widened here, as torch compares a uint8 tensor with
             # a Python int in uint8 (300 wraps to 44, -100 to 156)
             target = xp.astype(target, xp.int32)  # int32: available on every backend (JAX without x64)
