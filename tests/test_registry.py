@@ -56,7 +56,7 @@ def test_every_reader_takes_its_names_from_the_registry() -> None:
     assert set(ADVISED) == {"cross_entropy", "nll_loss", "binary_cross_entropy",
                                   "binary_cross_entropy_with_logits", "sigmoid_focal_loss",
                                   "softmax_focal_loss"}
-    assert COMPARED == ("cross_entropy", "binary_cross_entropy")
+    assert COMPARED == ("cross_entropy", "binary_cross_entropy", "kl_divergence_with_logits")
     # an alias works everywhere
     assert ce.advise([[0.7, 0.2, 0.1]], [0], loss="ce")[0].code == "probabilities-as-logits"
     assert explain.explain("nll", [[-0.5, -1.0]], [1]).function == "crossent.nll_loss"
@@ -75,10 +75,12 @@ def test_every_reader_takes_its_names_from_the_registry() -> None:
 def test_value_and_grad_takes_every_loss_of_the_table() -> None:
     logits, target = np.array([[0.5, -1.0, 2.0]]), np.array([2])
     probs, binary = np.array([[0.2, 0.5, 0.9]]), np.array([[0.0, 1.0, 1.0]])
-    arrays = {"logits": logits, "log_probs": np.log(probs), "probs": probs}
+    arrays = {"logits": logits, "log_probs": np.log(probs), "probs": probs,
+              "student_logits": logits}
+    seconds = {"class-axis": target, "element-wise": binary, "divergence": logits[:, ::-1]}
     for entry in _registry.losses():
         first = arrays[entry.arrays[0]]
-        second = target if entry.family == "class-axis" else binary
+        second = seconds[entry.family]
         loss, gradient = ce.value_and_grad(entry.function, first, second)
         assert gradient.shape == first.shape
         # the table pairs each loss with its own implementation: the grad module agrees

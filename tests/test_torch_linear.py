@@ -292,6 +292,22 @@ def test_gradients_only_where_asked_and_under_no_grad():
     torch.testing.assert_close(value, expected.detach(), rtol=1e-12, atol=0.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_with_fewer_chunk_logits_than_tokens(dtype):
+    # chunk_size·V = 1·2 < N = 6: the second pass views the buffers as [N, 1] (it crashed with
+    # "shape '[6, 1]' is invalid for input of size 2" before the buffers were sized for it)
+    (hidden, weight, bias), target = _make((6,), 3, 2, dtype, seed=11, bias=True)
+    loss = linear_cross_entropy(hidden, weight, target, bias=bias, chunk_size=1)
+    loss.backward()
+    leaves = [t.detach().double().requires_grad_() for t in (hidden, weight, bias)]
+    expected = F.cross_entropy(F.linear(*leaves), target)
+    expected.backward()
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss.double(), expected.detach(), rtol=2e-2, atol=2e-2)
+    for got, leaf in zip((hidden, weight, bias), leaves, strict=True):
+        torch.testing.assert_close(got.grad.double(), leaf.grad, rtol=3e-2, atol=3e-2)
+
+
 def test_second_backward_is_refused():
     inputs, target = _make((5,), 3, 4, torch.float32)
     loss = linear_cross_entropy(inputs[0], inputs[1], target)
@@ -377,11 +393,9 @@ def test_wrong_shapes():
         linear_cross_entropy(hidden, weight[..., None], target)
 
 
-def test_group_with_an_option_the_parallel_path_lacks():
+def test_group_without_an_initialised_process_group_says_how_to_start_one():
     hidden, weight, target = _valid()
-    with pytest.raises(NotImplementedError,
-                       match=r"linear_cross_entropy with group= \(vocabulary-parallel\) does not "
-                             r"support z_loss, softcap; drop them or use group=None"):
+    with pytest.raises(RuntimeError, match=r"needs an initialised torch.distributed process group"):
         linear_cross_entropy(hidden, weight, target, z_loss=1e-4, softcap=30.0, group="world")
 
 

@@ -67,7 +67,16 @@ class Case:
     no_grad: bool = False  # run the forward under torch.no_grad (loss only)
     rank_order: bool = False  # pass vocab_start=None: shards in rank order
     through_linear_cross_entropy: bool = False  # call linear_cross_entropy(..., group=WORLD)
+    class_weight: bool = False  # linear only: class weights, sharded as the weight
+    z_loss: float = 0.0  # linear only
+    softcap: float | None = None  # linear only
+    return_lse: bool = False  # linear only
     seed: int = 0
+
+    @property
+    def engine_options(self) -> bool:
+        """Options of the linear engine that the logits form and crossent.cross_entropy lack."""
+        return self.class_weight or self.z_loss > 0 or self.softcap is not None or self.return_lse
 
 
 def _cases() -> list[Case]:
@@ -118,6 +127,17 @@ def _cases() -> list[Case]:
                      rank_order=True, through_linear_cross_entropy=True, ignore="some",
                      label_smoothing=0.1, seed=2500 + world),
         ]
+        # every option of the linear engine at once, on both entry points
+        for reduction, dtype, chunk, seed in (("mean", "float64", 2, 2600), ("sum", "float64", "auto", 2700),
+                                              ("none", "float64", 3, 2800), ("mean", "bfloat16", 2, 2900)):
+            extra.append(Case(
+                f"linear-{layout}-all_options-{reduction}-{dtype}", "linear", layout,
+                positions=(7,), ignore="some", label_smoothing=0.1, reduction=reduction,
+                dtype=dtype, chunk_size=chunk, class_weight=True, z_loss=0.05, softcap=3.0,
+                return_lse=True, rank_order=layout != "swapped2",
+                through_linear_cross_entropy=layout != "swapped2" and reduction != "sum",
+                seed=seed + world,
+            ))
         cases += extra
     return cases
 
@@ -158,6 +178,8 @@ def make_inputs(case: Case) -> dict:
         inputs["hidden"] = hidden.to(DTYPES[case.dtype])
         inputs["weight"] = weight.to(DTYPES[case.dtype])
         inputs["bias"] = bias.to(DTYPES[case.dtype]) if case.bias else None
+        class_weight = torch.rand(num_classes, generator=generator, dtype=torch.float64) + 0.5
+        inputs["class_weight"] = class_weight.to(DTYPES[case.dtype]) if case.class_weight else None
     return inputs
 
 
@@ -196,20 +218,28 @@ def _run_case(case: Case, rank: int) -> dict:
         with torch.no_grad():
             return {"loss": vocab_parallel_linear_cross_entropy(
                 hidden, weight, inputs["target"], bias_shard=bias, chunk_size=case.chunk_size, **options)}
+    class_weight = inputs["class_weight"]
+    if class_weight is not None:
+        class_weight = class_weight[start:start + size]
+    engine = dict(z_loss=case.z_loss, softcap=case.softcap, return_lse=case.return_lse,
+                  chunk_size=case.chunk_size, ignore_index=case.ignore_index,
+                  label_smoothing=case.label_smoothing, reduction=case.reduction)
     if case.through_linear_cross_entropy:  # the public entry point
         loss = linear_cross_entropy(
             hidden, weight, inputs["target"], bias=bias, group=dist.group.WORLD,
-            chunk_size=case.chunk_size, ignore_index=case.ignore_index,
-            label_smoothing=case.label_smoothing, reduction=case.reduction,
+            class_weight=class_weight, **engine,
         )
     else:
         loss = vocab_parallel_linear_cross_entropy(
-            hidden, weight, inputs["target"], bias_shard=bias, chunk_size=case.chunk_size,
-            **options,
+            hidden, weight, inputs["target"], bias_shard=bias, class_weight_shard=class_weight,
+            vocab_start=options["vocab_start"], **engine,
         )
+    lse = None
+    if case.return_lse:
+        loss, lse = loss.loss, loss.lse
     _backward(loss, case, inputs["upstream"])
     return {"loss": loss.detach(), "grad_hidden": hidden.grad, "grad_weight": weight.grad,
-            "grad_bias": None if bias is None else bias.grad}
+            "grad_bias": None if bias is None else bias.grad, "lse": lse}
 
 
 def _error_calls(world_size: int, rank: int) -> dict:
@@ -372,6 +402,12 @@ def _references(case: Case) -> dict:
             logits = F.linear(leaves["hidden"], leaves["weight"], leaves.get("bias"))
         options = dict(ignore_index=case.ignore_index, label_smoothing=case.label_smoothing,
                        reduction=case.reduction)
+        if case.engine_options:  # the spec's formula on the whole logits, both references
+            loss, lse = _dense_engine_loss(logits, inputs, case)
+            results[name] = {"loss": loss.detach(), "lse": lse.detach()}
+            _backward(loss, case, inputs["upstream"])
+            results[name] |= {k: t.grad for k, t in leaves.items() if t.requires_grad}
+            continue
         if name == "crossent":
             loss = crossent.cross_entropy(logits, inputs["target"], **options)
         else:  # PyTorch's class axis is 1
@@ -382,6 +418,25 @@ def _references(case: Case) -> dict:
             _backward(loss, case, inputs["upstream"])
             results[name] |= {k: t.grad for k, t in leaves.items() if t.requires_grad}
     return results
+
+
+def _dense_engine_loss(logits: torch.Tensor, inputs: dict, case: Case) -> tuple:
+    """cap(z), PyTorch's weighted smoothed cross-entropy, plus λ·lse² averaged over counted tokens."""
+    if case.softcap is not None:
+        logits = case.softcap * torch.tanh(logits / case.softcap)
+    weight = inputs["class_weight"]
+    weight = None if weight is None else weight.double()
+    target = inputs["target"]
+    ce = F.cross_entropy(logits, target, weight=weight, ignore_index=case.ignore_index,
+                         label_smoothing=case.label_smoothing, reduction=case.reduction)
+    lse = torch.logsumexp(logits, dim=-1)
+    counted = (target != case.ignore_index).double()
+    z_term = case.z_loss * lse.square() * counted
+    if case.reduction == "none":
+        return ce + z_term, lse
+    if case.reduction == "sum":
+        return ce + z_term.sum(), lse
+    return ce + z_term.sum() / counted.sum(), lse
 
 
 def _tolerance(case: Case) -> dict:
@@ -412,6 +467,8 @@ def _check_case(case: Case, ranks: list[dict]) -> None:
         outcome = result["cases"][case.name]
         assert "error" not in outcome, f"rank {rank}: {outcome.get('error')}"
         _close(outcome["loss"], expected["loss"], case, f"rank {rank} loss")
+        if case.return_lse:
+            _close(outcome["lse"], expected["lse"], case, f"rank {rank} lse")
         start, size = LAYOUTS[case.layout][rank]
         if case.no_grad:
             assert set(outcome) == {"loss"}
@@ -539,6 +596,10 @@ def test_cases_cover_every_option():
         assert {c.ignore for c in chosen} == {"none", "some", "all"}
         assert {c.dtype for c in chosen} == {"float64", "float32", "bfloat16"}
     assert {c.layout for c in CASES} == set(LAYOUTS)
+    engine = [c for c in CASES if c.engine_options]
+    assert {c.reduction for c in engine} == {"mean", "sum", "none"}
+    assert {c.through_linear_cross_entropy for c in engine} == {True, False}
+    assert all(c.class_weight and c.z_loss and c.softcap and c.return_lse for c in engine)
 
 
 def test_the_example_prints_the_single_process_loss_under_torchrun():

@@ -6,6 +6,7 @@ The public API, listed once::
     ce.softmax, ce.log_softmax, ce.sigmoid, ce.log_sigmoid, ce.logit, ce.softmax_inverse
     ce.nll_loss, ce.cross_entropy, ce.binary_cross_entropy,
     ce.binary_cross_entropy_with_logits, ce.sigmoid_focal_loss, ce.softmax_focal_loss
+    ce.kl_divergence_with_logits, ce.jensen_shannon_divergence, ce.total_variation_distance
     ce.value_and_grad
     ce.information   # probability space: self_information, entropy, cross_entropy, ...
     ce.grad          # analytic gradients of every loss
@@ -28,6 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import grad, information, metrics
 from .activations import log_sigmoid, log_softmax, logit, sigmoid, softmax, softmax_inverse
+from .divergences import (
+    jensen_shannon_divergence,
+    kl_divergence_with_logits,
+    total_variation_distance,
+)
 from .grad import value_and_grad
 from .losses import (
     binary_cross_entropy,
@@ -60,6 +66,9 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "sigmoid_focal_loss",
     "softmax_focal_loss",
+    "kl_divergence_with_logits",
+    "jensen_shannon_divergence",
+    "total_variation_distance",
     "value_and_grad",
     "information",
     "grad",

@@ -16,7 +16,7 @@ A new loss is one entry::
 
     Entry("kl_divergence_with_logits", "crossent.kl_divergence_with_logits",
           ("student_logits", "teacher_logits"), "divergence", aliases=("kl_logits",),
-          implementation="crossent.losses._kl_divergence_with_logits",
+          implementation="crossent.divergences._kl_divergence_with_logits",
           summary="KL divergence between the softmaxes of two logit arrays")
 
 >>> resolve("bce-with-logits").name
@@ -117,6 +117,18 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("softmax_focal_loss", "crossent.softmax_focal_loss", ("logits", "target"),
           "class-axis", implementation="crossent.losses._softmax_focal_loss",
           summary="softmax focal loss over the class axis"),
+    Entry("kl_divergence_with_logits", "crossent.kl_divergence_with_logits",
+          ("student_logits", "teacher_logits"), "divergence", aliases=("kl_logits",),
+          implementation="crossent.divergences._kl_divergence_with_logits",
+          summary="KL divergence between the softmaxes of two logit arrays (distillation)"),
+    Entry("jensen_shannon_divergence", "crossent.jensen_shannon_divergence",
+          ("student_logits", "teacher_logits"), "divergence", aliases=("jsd",),
+          implementation="crossent.divergences._jensen_shannon_divergence",
+          summary="generalised Jensen-Shannon divergence of two logit arrays (Liger's beta)"),
+    Entry("total_variation_distance", "crossent.total_variation_distance",
+          ("student_logits", "teacher_logits"), "divergence", aliases=("tvd",),
+          implementation="crossent.divergences._total_variation_distance",
+          summary="total variation distance between the softmaxes of two logit arrays"),
     Entry("entropy", "crossent.information.entropy", ("p",), "information",
           summary="entropy of a distribution (nats, or bits with base 2)"),
     Entry("kl_divergence", "crossent.information.kl_divergence", ("p", "q"), "information",

@@ -138,6 +138,11 @@ def check_non_negative(name: str, value: object, *, differentiable: bool = True)
     return _range_checked(name, value, "a number >= 0", lambda x: x < 0, differentiable)
 
 
+def check_positive(name: str, value: object, *, differentiable: bool = True) -> float | Array:
+    """A number > 0 (temperature), as :func:`check_unit_interval`."""
+    return _range_checked(name, value, "a number > 0", lambda x: x <= 0, differentiable)
+
+
 def check_ignore_index(ignore_index: object) -> int:
     """``ignore_index`` must be an int (a NumPy integer or 0-d integer array is one)."""
     return _as_int("ignore_index", ignore_index, "an int")

@@ -35,6 +35,8 @@ import numpy as np
 
 from . import _registry
 from . import _validate as v
+from . import activations as _activations
+from . import divergences as _divergences
 from . import losses as _losses
 from .compat import keras as K
 from .compat import optax as O
@@ -45,8 +47,10 @@ from .compat import torch as T
 __all__ = ["compare", "Comparison", "Row", "LOSSES"]
 
 # the losses compared: softmax cross-entropy and binary cross-entropy, each from logits or
-# probabilities (``inputs``)
-_COMPARED = tuple(_registry.resolve(name) for name in ("cross_entropy", "binary_cross_entropy"))
+# probabilities (``inputs``), and the KL divergence of distillation (a student's logits
+# against a teacher's)
+_COMPARED = tuple(_registry.resolve(name) for name in ("cross_entropy", "binary_cross_entropy",
+                                                       "kl_divergence_with_logits"))
 LOSSES = tuple(entry.name for entry in _COMPARED)
 _RTOL = 1e-5  # relative difference below which two conventions "agree"
 
@@ -411,6 +415,43 @@ def _binary_rows(data: _Input, keras_here: str | None) -> list[tuple]:
     return rows
 
 
+def _kl_rows(data: _Input, keras_here: str | None) -> list[tuple]:
+    """KL(p_t ‖ p_s) of a student's logits ``x`` against a teacher's logits ``target``."""
+    x, t = data.x, data.target
+    log_s, log_t = _activations.log_softmax(x), _activations.log_softmax(t)
+    impossible = bool(np.isinf(log_t).any())  # a teacher class of probability 0
+    rows: list[tuple] = [("crossent (native)",
+                          "ce.kl_divergence_with_logits(student_logits, teacher_logits)",
+                          lambda: _divergences.kl_divergence_with_logits(x, t), None, [])]
+    rows.append(("PyTorch F.kl_div(log_target=True, reduction='batchmean')",
+                 "F.kl_div(log_softmax(student), log_softmax(teacher), reduction='batchmean', "
+                 "log_target=True)",
+                 lambda: T.kl_div(log_s, log_t, reduction="batchmean", log_target=True),
+                 _real_torch("kl_div", log_s, log_t, reduction="batchmean", log_target=True),
+                 (["PyTorch's 'batchmean' divides by input.shape[0] only"] if x.ndim != 2 else [])
+                 + (["PyTorch computes exp(t)·(t - x): 0·(-inf) = NaN where the teacher has "
+                     "probability 0"] if impossible else [])))
+    p_s, p_t = _activations.softmax(x), _activations.softmax(t)
+    clipped = bool(np.any(p_s < 1e-7) or np.any(p_t < 1e-7))
+    for backend in ("tensorflow", "jax", "torch"):
+        rows.append((f"Keras KLDivergence ({backend})", "keras.losses.KLDivergence()(p_t, p_s)",
+                     _bind(K.KLDivergence, p_t, p_s, backend=backend),
+                     _real_keras("KLDivergence", p_t, p_s) if keras_here == backend else None,
+                     ["Keras clips both distributions to [1e-7, 1]"] if clipped else []))
+
+    def optax_reproduced() -> Any:
+        per = _divergences.kl_divergence_with_logits(x, t, reduction="none")
+        # optax multiplies exp(t) = 0 by t - x = -inf: NaN
+        return np.where(np.isinf(log_t).any(axis=-1), np.nan, per)
+
+    rows.append(("optax kl_divergence_with_log_targets (mean)",
+                 "optax.losses.kl_divergence_with_log_targets(log_predictions, log_targets)",
+                 optax_reproduced, _real_optax("kl_divergence_with_log_targets", log_s, log_t),
+                 ["optax computes exp(t)·(t - x): 0·(-inf) = NaN where the teacher has "
+                  "probability 0"] if impossible else []))
+    return rows
+
+
 def _bind(cls: Any, t: np.ndarray, x: np.ndarray, backend: str, **options: Any) -> Callable:
     return lambda: cls(backend=backend, **options)(t, x)
 
@@ -488,9 +529,11 @@ def compare(
     """Every framework's value of ``loss`` for one input, and why each differs from crossent's.
 
     Args:
-      loss: "cross_entropy" (softmax; integer or probability targets) or
-        "binary_cross_entropy" (element-wise sigmoid / probabilities); "cross-entropy" and
-        "binary-cross-entropy" are accepted too.
+      loss: "cross_entropy" (softmax; integer or probability targets),
+        "binary_cross_entropy" (element-wise sigmoid / probabilities) or
+        "kl_divergence_with_logits" (``x`` a student's logits, ``target`` a teacher's, both
+        ``[..., num_classes]``; logits only); "cross-entropy", "binary-cross-entropy" and
+        the other aliases are accepted too.
       x: logits (``inputs="logits"``) or probabilities (``inputs="probs"``), classes last.
       target: class indices (the shape of ``x`` without its last axis) or probabilities /
         0-1 labels (the shape of ``x``).
@@ -536,13 +579,20 @@ def compare(
     kind: Literal["index", "probability"] = "probability"
     if loss == "cross_entropy":  # class indices must be integers, as the core says
         kind = v.classify_target(np, inputs, x, target, x.ndim - 1)
+    elif loss == "kl_divergence_with_logits":
+        if inputs != "logits":
+            raise ValueError(f"kl_divergence_with_logits compares logits (a student's and a "
+                             f"teacher's), got inputs={inputs!r}; pass inputs='logits'")
+        v.check_same_shape("target", target, inputs, x)
+        target = target.astype(np.float64)
     else:
         v.check_same_shape("target", target, inputs, x)
     data = _Input(x, target, inputs, kind, label_smoothing, ignore_index)
     token = _progress.set(progress)
     try:
         keras_here = _keras_backend_here() if real else None
-        rows = (_cross_entropy_rows if loss == "cross_entropy" else _binary_rows)(data, keras_here)
+        rows = {"cross_entropy": _cross_entropy_rows, "binary_cross_entropy": _binary_rows,
+                "kl_divergence_with_logits": _kl_rows}[loss](data, keras_here)
         result = Comparison(loss, inputs, kind, {"label_smoothing": label_smoothing,
                                                   "ignore_index": ignore_index})
         _, call, native, _, _ = rows[0]

@@ -8,7 +8,8 @@ loss computes both); the headline ones:
 - ``cross_entropy``: :math:`\\partial\\ell/\\partial z = (\\sum_c a_c)\\,\\mathrm{softmax}(z) - a`,
   i.e. ``softmax(z) - one_hot(y)`` for a plain target (seed 001's back-propagation);
 - ``binary_cross_entropy_with_logits``: :math:`\\sigma(x) - t` (times weights);
-- ``nll_loss``: :math:`-a` (minus the weighted one-hot).
+- ``nll_loss``: :math:`-a` (minus the weighted one-hot);
+- ``kl_divergence_with_logits``: :math:`(p_s - p_t) / T` (w.r.t. the student's logits).
 
 For ``reduction="mean"`` the gradient includes the 1/D of the mean; for
 ``"none"`` it is the gradient of the sum of the per-position losses (each
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _registry
+from . import divergences as _divergences
 from . import losses as _losses
 from ._array import Array
 
@@ -31,6 +33,9 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "sigmoid_focal_loss",
     "softmax_focal_loss",
+    "kl_divergence_with_logits",
+    "jensen_shannon_divergence",
+    "total_variation_distance",
     "value_and_grad",
 ]
 
@@ -178,3 +183,68 @@ def softmax_focal_loss(logits: Array, target: Array, **options: Any) -> Array:
     PyTorch has no softmax focal loss; this equals autograd of the formula.
     """
     return _losses._softmax_focal_loss(logits, target, compute_grad=True, **options)[1]
+
+
+def kl_divergence_with_logits(student_logits: Array, teacher_logits: Array,
+                              **options: Any) -> Array:
+    r"""Gradient of :func:`crossent.kl_divergence_with_logits` w.r.t. ``student_logits``.
+
+    .. math:: \frac{\partial D_{KL}(p_t \| p_s)}{\partial z_{s,k}} = \frac{p_{s,k} - p_{t,k}}{T},
+              \qquad \frac{\partial D_{KL}(p_s \| p_t)}{\partial z_{s,k}}
+              = \frac{p_{s,k}}{T}\big(s_k - q_k - D_{KL}(p_s \| p_t)\big)
+
+    Takes the arguments of :func:`crossent.kl_divergence_with_logits`; returns
+    ``student_logits``' shape and dtype ('batchmean'/'mean' include the 1/number of
+    distributions). The teacher gets no gradient here.
+
+    >>> import math
+    >>> import crossent as ce
+    >>> ce.grad.kl_divergence_with_logits([[math.log(0.9), math.log(0.1)]], [[0.0, 0.0]])
+    array([[ 0.4, -0.4]])
+
+    Same as PyTorch's autograd of ``F.kl_div(log_softmax(z_s / T), log_softmax(z_t / T),
+    log_target=True, reduction="batchmean")`` for 2-D logits.
+    """
+    return _divergences._kl_divergence_with_logits(
+        student_logits, teacher_logits, compute_grad=True, **options)[1]
+
+
+def jensen_shannon_divergence(student_logits: Array, teacher_logits: Array,
+                              **options: Any) -> Array:
+    r"""Gradient of :func:`crossent.jensen_shannon_divergence` w.r.t. ``student_logits``.
+
+    .. math:: \frac{\partial \mathrm{JSD}_\beta}{\partial z_{s,k}} = \frac1T\Big(g_k - p_{s,k}\sum_c g_c\Big),
+              \qquad g_c = (1-\beta)\, p_{s,c}\,(s_c - \log M_c)
+
+    (Liger-Kernel's ``dX`` followed by the softmax's chain rule; the two KLs' gradients at
+    β = 0 and 1). Takes the arguments of :func:`crossent.jensen_shannon_divergence`.
+
+    >>> import crossent as ce
+    >>> ce.grad.jensen_shannon_divergence([[0.0, 0.0]], [[0.0, 0.0]])
+    array([[0., 0.]])
+
+    Same as PyTorch's autograd of the formula.
+    """
+    return _divergences._jensen_shannon_divergence(
+        student_logits, teacher_logits, compute_grad=True, **options)[1]
+
+
+def total_variation_distance(student_logits: Array, teacher_logits: Array,
+                             **options: Any) -> Array:
+    r"""Gradient of :func:`crossent.total_variation_distance` w.r.t. ``student_logits``.
+
+    .. math:: \frac{\partial\,\mathrm{TVD}}{\partial z_{s,k}}
+              = \frac{p_{s,k}}{T}\Big(u_k - \sum_c p_{s,c} u_c\Big),
+              \qquad u = \tfrac12 \operatorname{sign}(p_s - p_t)
+
+    Takes the arguments of :func:`crossent.total_variation_distance`.
+
+    >>> import math
+    >>> import crossent as ce
+    >>> ce.grad.total_variation_distance([[math.log(0.9), math.log(0.1)]], [[0.0, 0.0]])
+    array([[ 0.09, -0.09]])
+
+    Same as PyTorch's autograd of ``0.5 * (softmax(z_s) - softmax(z_t)).abs().sum(-1)``.
+    """
+    return _divergences._total_variation_distance(
+        student_logits, teacher_logits, compute_grad=True, **options)[1]

@@ -9,6 +9,7 @@ library and the framework's dtype.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -19,24 +20,29 @@ from .._array import Array, as_array, is_array, is_floating, namespace
 from .._tensorflow import is_tensorflow_array
 
 
-def float_input(value: object, list_dtype: Any = np.float32) -> Array:
+def float_input(value: object, list_dtype: Any = np.float32, *, name: str = "input") -> Array:
     """Arrays pass through; lists and numbers become NumPy arrays of ``list_dtype``.
 
     Keras and optax read a Python list of numbers as ``floatx()`` = float32;
     PyTorch's ``torch.tensor([...])`` does too. Integer *arrays* stay integer (the
-    core reports them).
+    core reports them). ``None`` is refused, naming the framework's argument ``name``.
     """
+    require_given(name, value)
     if is_array(value):
         return value
     return np.asarray(value, dtype=list_dtype)
 
 
-def like(xp: Any, reference: Array, value: Any, dtype: Any = None) -> Array:
+def like(
+    xp: Any, reference: Array, value: Any, dtype: Any = None, *, name: str = "target"
+) -> Array:
     """``value`` as an array of ``reference``'s library (and ``dtype`` if given).
 
     Frameworks convert their second argument with ``convert_to_tensor``; here the
     target follows the prediction's library, so NumPy targets work with torch logits.
+    ``None`` is refused, naming the framework's argument ``name``.
     """
+    require_given(name, value)
     value = as_array(value)
     if namespace(value) is not xp:
         value = xp.asarray(np.asarray(value) if not is_array(value) else _to_numpy(value))
@@ -45,6 +51,12 @@ def like(xp: Any, reference: Array, value: Any, dtype: Any = None) -> Array:
     if dtype is not None and value.dtype != dtype:
         value = xp.astype(value, dtype)
     return value
+
+
+def require_given(name: str, value: object) -> None:
+    """A TypeError naming the framework's argument when ``value`` is None."""
+    if value is None:
+        raise TypeError(f"{name} must be an array (a list, NumPy, PyTorch or JAX array), got None")
 
 
 def _to_numpy(value: Array) -> np.ndarray:
@@ -147,7 +159,63 @@ def tf_softmax_xent_gradient(
     """
     from ..activations import log_softmax
 
+    if size(tuple(logits.shape)) == 0:  # no classes (or no rows): nothing to move
+        return losses
     # logsumexp as max(x) - max(log_softmax(x)): finite, and its gradient is softmax(x)
     lse = xp.max(logits, axis=axis) - xp.max(log_softmax(logits, axis=axis), axis=axis)
     missing_mass = 1.0 - xp.sum(labels, axis=axis)
     return losses + missing_mass * (lse - stop_gradient(lse))
+
+
+# --- NaN at infinite logits: each framework's formula, once -------------------------
+#
+# The core keeps 0 · log 0 = 0 and stays finite (or +inf) at infinite logits; the
+# frameworks write formulas that meet 0 · ∞ or ∞ - ∞ there and return NaN. Which
+# positions turn NaN depends on the formula, so each is written here once, and the
+# adapters name the formula their framework uses.
+#
+# Sigmoid forms: (rule at x = -inf, rule at x = +inf), each "any" target, target "zero"
+# or target "one"; elsewhere an infinite logit gives +inf in the framework and the core.
+SIGMOID_NAN_RULES = {
+    # tf.nn.sigmoid_cross_entropy_with_logits (tensorflow/python/ops/nn_impl.py),
+    # max(x, 0) - x·z + log1p(exp(-|x|)): at -inf, -x·z is ∞·0 for z = 0; at +inf,
+    # ∞ - ∞ for z > 0 and ∞ - ∞·0 for z = 0: NaN whatever z.
+    "tensorflow": ("zero", "any"),
+    # aten binary_cross_entropy_with_logits (aten/src/ATen/native/Loss.cpp) and
+    # tf.nn.weighted_cross_entropy_with_logits, (1 - z)·x + max(-x, 0) + log(...):
+    # at -inf ∞ - ∞ (z < 1) or 0·∞ (z = 1); at +inf 0·∞ for z = 1.
+    "torch": ("any", "one"),
+    # optax.losses.sigmoid_binary_cross_entropy and Keras's JAX backend,
+    # -z·log_sigmoid(x) - (1 - z)·log_sigmoid(-x): 0·(-inf) at -inf, z = 0 and +inf, z = 1.
+    "jax": ("zero", "one"),
+}
+
+
+def sigmoid_nan(xp: Any, logits: Array, target: Array, formula: str) -> Array:
+    """Where ``formula``'s sigmoid cross-entropy is NaN (see ``SIGMOID_NAN_RULES``)."""
+    at_minus, at_plus = SIGMOID_NAN_RULES[formula]
+    return ((logits == -math.inf) & _rule(at_minus, target)) | (
+        (logits == math.inf) & _rule(at_plus, target)
+    )
+
+
+def _rule(rule: str, target: Array) -> Array | bool:
+    return True if rule == "any" else target == (0 if rule == "zero" else 1)
+
+
+def log_softmax_nan(
+    xp: Any, logits: Array, axis: int | tuple[int, ...], coefficient: Array | None = None
+) -> Array:
+    """Where a loss summed as ``coefficient · log_softmax(logits)`` over ``axis`` is NaN.
+
+    Every framework's log_softmax is ``x - max - log Σ exp(x - max)``: a ``+inf`` logit
+    makes the whole row NaN (∞ - ∞), where the core gives +inf off the target. A
+    ``-inf`` logit gives log_softmax = -inf, so a zero ``coefficient`` there (a zero
+    label, or a zero class weight) is 0·(-inf) = NaN; ``coefficient=None`` for the
+    fused kernels that pick the target's entry instead of multiplying (PyTorch's
+    nll_loss, TensorFlow's sparse kernel).
+    """
+    nan = xp.any(logits == math.inf, axis=axis)
+    if coefficient is not None:
+        nan = nan | xp.any((coefficient == 0) & (logits == -math.inf), axis=axis)
+    return nan

@@ -30,7 +30,6 @@ keras/src/losses/loss.py (reductions), keras/src/backend/{tensorflow,jax,torch,n
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -53,8 +52,10 @@ from ._common import (
     float_input,
     keras_backend,
     like,
+    log_softmax_nan,
     nan_where,
     require_floating,
+    sigmoid_nan,
     tf_softmax_xent_gradient,
 )
 
@@ -83,7 +84,7 @@ EPSILON = 1e-7
 
 def _prediction(y_pred: object) -> tuple[Any, Array]:
     """``ops.convert_to_tensor(y_pred)``: lists become ``floatx()`` = float32."""
-    y_pred = float_input(y_pred)
+    y_pred = float_input(y_pred, name="y_pred")
     xp = namespace(y_pred)
     require_floating(xp, "y_pred", y_pred)
     return xp, y_pred
@@ -127,36 +128,25 @@ def _check_same_shape(y_true: Array, y_pred: Array) -> None:
         )
 
 
-def _off_target_minus_inf(
-    xp: Any, logits: Array, target: Array, axis: int, ignore_class: int | None
+def _sparse_logits_nan(
+    xp: Any, logits: Array, target: Array, axis: int, ignore_class: int | None, backend: str
 ) -> Array:
-    """Positions whose logits have a -inf entry at a class other than the target."""
+    """Where a backend's sparse categorical CE of logits is NaN (``log_softmax_nan``).
+
+    Every backend's log_softmax is NaN over a row with a ``+inf`` logit. JAX and NumPy
+    multiply ``one_hot(target) · log_softmax`` (keras/src/backend/jax/nn.py): a ``-inf``
+    logit off the target is 0·(-inf) as well; torch and TensorFlow pick the target's
+    entry (fused kernels). Keras replaces ignored positions' logits by 0 first.
+    """
     moved = xp.moveaxis(logits, axis, -1) if axis not in (-1, logits.ndim - 1) else logits
-    classes = xp.arange(int(moved.shape[-1]), dtype=target.dtype)
-    off_target = classes != xp.expand_dims(target, axis=-1)
-    mask = xp.any(off_target & (moved == -math.inf), axis=-1)
-    if ignore_class is not None:  # Keras zeroes y_pred at ignored positions first
+    one_hot = None
+    if backend in ("jax", "numpy"):
+        classes = xp.arange(int(moved.shape[-1]), dtype=target.dtype)
+        one_hot = xp.astype(classes == xp.expand_dims(target, axis=-1), moved.dtype)
+    mask = log_softmax_nan(xp, moved, -1, one_hot)
+    if ignore_class is not None:  # keras/src/losses/losses.py: ops.where(valid_mask, y_pred, 0)
         mask = mask & (target != ignore_class)
     return mask
-
-
-def _infinite_logit_nan(xp: Any, logits: Array, target: Array, backend: str) -> Array:
-    """Where each backend's sigmoid cross-entropy of an infinite logit is NaN (0 · ∞ or ∞ - ∞).
-
-    - torch, ``F.binary_cross_entropy_with_logits``: (1 - t)·x + max(-x, 0) + log(...)
-      is NaN for every x = -inf, and for x = +inf when t = 1;
-    - jax, ``-t·log_sigmoid(x) - (1 - t)·log_sigmoid(-x)``: NaN for x = -inf with t = 0
-      and x = +inf with t = 1;
-    - tensorflow, ``max(x, 0) - x·t + log1p(exp(-|x|))``: NaN for x = -inf with t = 0
-      and x = +inf with t > 0.
-    Elsewhere an infinite logit gives +inf in the frameworks and in the core alike.
-    """
-    minus, plus = logits == -math.inf, logits == math.inf
-    if backend == "torch":
-        return minus | (plus & (target == 1))
-    if backend == "jax":
-        return (minus & (target == 0)) | (plus & (target == 1))
-    return (minus & (target == 0)) | (plus & (target > 0))
 
 
 def _smooth_categorical(y_true: Array, label_smoothing: float | Array) -> Array:
@@ -222,15 +212,15 @@ def categorical_crossentropy(
     keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
-    y_true = like(xp, y_pred, y_true, y_pred.dtype)
+    y_true = like(xp, y_pred, y_true, y_pred.dtype, name="y_true")
     _check_same_shape(y_true, y_pred)
     y_true = _smooth_categorical(y_true, label_smoothing)
     if from_logits:
         losses = cross_entropy(y_pred, y_true, axis=axis, reduction="none")
         if backend == "tensorflow":  # tf.nn.softmax_cross_entropy_with_logits's gradient
             losses = tf_softmax_xent_gradient(xp, losses, y_pred, y_true, axis)
-        # every backend computes target · log_softmax: 0 · (-inf) = NaN for -inf logits
-        losses = nan_where(xp, losses, xp.any((y_true == 0) & (y_pred == -math.inf), axis=axis))
+        # every backend computes target · log_softmax: NaN for +inf, or -inf at label 0
+        losses = nan_where(xp, losses, log_softmax_nan(xp, y_pred, axis, y_true))
     else:
         probs = _clip(xp, _renormalise(xp, y_pred, axis))
         losses = information.cross_entropy(y_true, probs, axis=axis)
@@ -290,8 +280,14 @@ def sparse_categorical_crossentropy(
     divisor, as :class:`SparseCategoricalCrossentropy` does.
     """
     backend = keras_backend(backend)
+    if ignore_class is not None and (isinstance(ignore_class, bool)
+                                     or not isinstance(ignore_class, (int, np.integer))):
+        raise TypeError(
+            f"ignore_class must be an int or None (Keras's argument), got {ignore_class!r}; "
+            f"pass the integer class index to ignore"
+        )
     xp, y_pred = _prediction(y_pred)
-    y_true = like(xp, y_pred, y_true)
+    y_true = like(xp, y_pred, y_true, name="y_true")
     if is_floating(xp, y_true.dtype):  # Keras casts labels to an integer dtype
         y_true = xp.astype(y_true, xp.int64)
     # keras/src/losses/losses.py: a trailing class axis of size 1 is squeezed
@@ -307,11 +303,9 @@ def sparse_categorical_crossentropy(
         losses = cross_entropy(
             y_pred, y_true, axis=axis, ignore_index=ignore_class, reduction="none"
         )
-        if backend in ("jax", "numpy"):
-            # one_hot(target) · log_softmax: 0 · (-inf) = NaN for a -inf logit off the target
-            # (keras/src/backend/jax/nn.py); torch and TF use fused kernels that stay finite
-            losses = nan_where(xp, losses, _off_target_minus_inf(xp, y_pred, y_true, axis,
-                                                                 ignore_class))
+        losses = nan_where(
+            xp, losses, _sparse_logits_nan(xp, y_pred, y_true, axis, ignore_class, backend)
+        )
     elif backend == "tensorflow":
         # clip, log, then a softmax CE of the log: log_softmax renormalises the clipped p
         log_clipped = xp.log(_clip(xp, y_pred))
@@ -371,12 +365,12 @@ def binary_crossentropy(
     backend = keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
-    y_true = like(xp, y_pred, y_true, y_pred.dtype)
+    y_true = like(xp, y_pred, y_true, y_pred.dtype, name="y_true")
     _check_same_shape(y_true, y_pred)
     y_true = _smooth_binary(y_true, label_smoothing)
     if from_logits and backend != "numpy":
         losses = binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
-        losses = nan_where(xp, losses, _infinite_logit_nan(xp, y_pred, y_true, backend))
+        losses = nan_where(xp, losses, sigmoid_nan(xp, y_pred, y_true, backend))
     else:
         probs = sigmoid(y_pred) if from_logits else y_pred
         losses = binary_cross_entropy(_clip(xp, probs), y_true, reduction="none")
@@ -434,7 +428,7 @@ def binary_focal_crossentropy(
     backend = keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
-    y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype, name="y_true"), label_smoothing)
     alpha_or_none = alpha if apply_class_balancing else None
     if from_logits and backend == "tensorflow":
         # On TensorFlow, ops.sigmoid tags its output with the logits and the backend's
@@ -443,7 +437,7 @@ def binary_focal_crossentropy(
         losses = sigmoid_focal_loss(
             y_pred, y_true, alpha=alpha_or_none, gamma=gamma, reduction="none"
         )
-        losses = nan_where(xp, losses, _infinite_logit_nan(xp, y_pred, y_true, backend))
+        losses = nan_where(xp, losses, sigmoid_nan(xp, y_pred, y_true, backend))
         return _keras_mean(xp, losses, axis, y_pred.dtype, backend)
     probs = sigmoid(y_pred) if from_logits else y_pred
     # the clipped probability as a logit: sigmoid(logit(clip(p))) is clip(p), so the core's
@@ -504,7 +498,7 @@ def categorical_focal_crossentropy(
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
     alpha = check_non_negative("alpha", alpha)
     gamma = check_non_negative("gamma", gamma)
-    y_true = _smooth_categorical(like(xp, y_pred, y_true, y_pred.dtype), label_smoothing)
+    y_true = _smooth_categorical(like(xp, y_pred, y_true, y_pred.dtype, name="y_true"), label_smoothing)
     probs = softmax(y_pred, axis=axis) if from_logits else y_pred
     clipped = _clip(xp, _renormalise(xp, cast_to(xp, probs, y_pred.dtype), axis))
     # -Σ_c [α (1 - q_c)^γ t'_c] log q_c: the cross-entropy of q with the modulated target
@@ -541,7 +535,7 @@ def kl_divergence(y_true: Array, y_pred: Array, *, backend: str | None = None) -
     """
     keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
-    y_true = like(xp, y_pred, y_true, y_pred.dtype)
+    y_true = like(xp, y_pred, y_true, y_pred.dtype, name="y_true")
     losses = information.kl_divergence(
         _clip(xp, y_true, upper=1.0), _clip(xp, y_pred, upper=1.0), axis=-1
     )
@@ -628,12 +622,12 @@ class _Loss:
         return None
 
     def __call__(self, y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> Array:
-        y_pred = float_input(y_pred)
+        y_pred = float_input(y_pred, name="y_pred")
         xp = namespace(y_pred)
         dtype = _keras_dtype(xp, self.dtype)
         # Loss.__call__ converts both arguments to the loss's dtype (floatx = float32)
         y_pred = cast_to(xp, y_pred, dtype)
-        y_true = like(xp, y_pred, y_true, dtype)
+        y_true = like(xp, y_pred, y_true, dtype, name="y_true")
         # LossFunctionWrapper.call: squeeze or expand y_true / y_pred to the same rank
         y_true, y_pred = _same_rank(xp, y_true, y_pred)
         losses = type(self)._function(y_true, y_pred, **self.options)

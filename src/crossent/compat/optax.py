@@ -9,8 +9,9 @@ What optax does, reproduced here:
   ``logits``' shape (masked logits leave the normaliser, masked labels are skipped),
   and whole examples when it has the batch shape (their loss is 0);
 - ``softmax_cross_entropy`` sums ``labels · log_softmax``: a ``-inf`` logit with
-  label 0 gives NaN (optax's ``safe_softmax_cross_entropy`` is the 0·log 0 = 0
-  variant, which is crossent's native behaviour);
+  label 0, or a ``+inf`` logit anywhere in the row, gives NaN (optax's
+  ``safe_softmax_cross_entropy`` is the 0·log 0 = 0 variant, which is crossent's
+  native behaviour);
 - ``softmax_cross_entropy_with_integer_labels`` takes integer labels and is
   ``logsumexp(logits) - logits[label]``; ``axis`` may be a tuple of axes;
 - ``sigmoid_binary_cross_entropy`` is ``-t log σ(x) - (1-t) log σ(-x)`` element-wise;
@@ -26,7 +27,7 @@ from typing import Any
 from .._array import Array, is_integer, namespace
 from ..losses import binary_cross_entropy_with_logits, cross_entropy
 from ..losses import sigmoid_focal_loss as _sigmoid_focal_loss
-from ._common import cast_to, float_input, like, nan_where, require_floating
+from ._common import cast_to, float_input, like, log_softmax_nan, nan_where, require_floating, sigmoid_nan
 
 __all__ = [
     "softmax_cross_entropy",
@@ -39,10 +40,10 @@ _INF = float("inf")
 
 
 def _prepare(logits: object, labels: object) -> tuple[Any, Array, Array]:
-    logits = float_input(logits)
+    logits = float_input(logits, name="logits")
     xp = namespace(logits)
     require_floating(xp, "logits", logits)
-    return xp, logits, like(xp, logits, labels)
+    return xp, logits, like(xp, logits, labels, name="labels")
 
 
 def _flatten_axes(xp: Any, array: Array, axes: tuple[int, ...]) -> Array:
@@ -114,8 +115,8 @@ def softmax_cross_entropy(
         labels = xp.where(class_mask, labels, xp.zeros_like(labels))
         nan_labels = xp.where(class_mask, labels, xp.ones_like(labels))
     losses = cross_entropy(logits, labels, axis=axis, reduction="none", where=example_mask)
-    # labels · log_softmax: 0 · (-inf) = NaN where a kept class has a -inf logit and label 0
-    nan = xp.any((nan_labels == 0) & (logits == -_INF), axis=axis)
+    # labels · log_softmax: NaN for a kept +inf logit, or a kept -inf one with label 0
+    nan = log_softmax_nan(xp, logits, axis, nan_labels)
     if example_mask is not None:  # masked examples sum over nothing: 0
         nan = nan & example_mask
     return cast_to(xp, nan_where(xp, losses, nan), logits.dtype)
@@ -204,12 +205,8 @@ def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     labels = cast_to(xp, labels, logits.dtype)
     logits, labels = xp.broadcast_arrays(logits, labels)
     losses = binary_cross_entropy_with_logits(logits, labels, reduction="none")
-    return cast_to(xp, nan_where(xp, losses, _sigmoid_nan(logits, labels)), logits.dtype)
-
-
-def _sigmoid_nan(logits: Array, labels: Array) -> Array:
-    """-y·log σ(x) - (1-y)·log σ(-x) is 0·(-inf) = NaN at x = -inf, y = 0 and x = +inf, y = 1."""
-    return ((logits == -_INF) & (labels == 0)) | ((logits == _INF) & (labels == 1))
+    losses = nan_where(xp, losses, sigmoid_nan(xp, logits, labels, "jax"))
+    return cast_to(xp, losses, logits.dtype)
 
 
 def sigmoid_focal_loss(
@@ -240,4 +237,5 @@ def sigmoid_focal_loss(
     logits, labels = xp.broadcast_arrays(logits, labels)
     losses = _sigmoid_focal_loss(logits, labels, alpha=alpha, gamma=gamma, reduction="none")
     # optax multiplies sigmoid_binary_cross_entropy's NaNs by the focal weight
-    return cast_to(xp, nan_where(xp, losses, _sigmoid_nan(logits, labels)), logits.dtype)
+    losses = nan_where(xp, losses, sigmoid_nan(xp, logits, labels, "jax"))
+    return cast_to(xp, losses, logits.dtype)

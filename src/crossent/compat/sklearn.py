@@ -170,6 +170,11 @@ def log_loss(
     >>> S.log_loss([0, 1], [[1.0, 0.0], [1.0, 0.0]])
     18.0218...
     """
+    if not isinstance(normalize, (bool, np.bool_)):  # sklearn's @validate_params, its words
+        raise ValueError(
+            f"The 'normalize' parameter of log_loss must be an instance of 'bool' or an "
+            f"instance of 'numpy.bool'. Got {normalize!r} instead; pass True (mean) or False (sum)"
+        )
     xp, y_proba = as_probabilities(y_proba)
     # sklearn/metrics/_classification.py _validate_multiclass_probabilistic_prediction
     if float(xp.max(y_proba)) > 1:

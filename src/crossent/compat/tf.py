@@ -6,14 +6,15 @@ arrays in, the same library out. What TensorFlow does, reproduced here:
 
 - ``sigmoid_cross_entropy_with_logits`` is the stable form
   :math:`\max(x, 0) - x z + \log(1 + e^{-|x|})` (seed 002); at infinite logits it
-  meets 0·∞ or ∞ - ∞: NaN for x = -inf with z = 0 and for x = +inf with z > 0;
+  meets 0·∞ or ∞ - ∞: NaN for x = -inf with z = 0 and for every x = +inf;
 - ``weighted_cross_entropy_with_logits`` weighs the positive term by ``pos_weight``:
   :math:`(1 - z) x + (1 + (q - 1) z)(\log(1 + e^{-|x|}) + \max(-x, 0))`;
 - ``softmax_cross_entropy_with_logits`` takes probability labels (no checks), is NaN
   for a ``-inf`` logit whose label is 0, and backpropagates ``softmax - labels``, the
   gradient only if each row of labels sums to 1 (reproduced for autograd); the sparse
   form takes integer labels, stays finite there, and rejects labels outside [0, C)
-  (TensorFlow on CPU raises too).
+  (TensorFlow on CPU raises too); both are NaN for a row with a ``+inf`` logit
+  (log_softmax's ∞ - ∞).
 
 Sources: tensorflow/python/ops/nn_impl.py (sigmoid and weighted forms),
 tensorflow/python/ops/nn_ops.py (softmax forms).
@@ -29,8 +30,10 @@ from ._common import (
     cast_to,
     float_input,
     like,
+    log_softmax_nan,
     nan_where,
     require_floating,
+    sigmoid_nan,
     tf_softmax_xent_gradient,
 )
 
@@ -41,16 +44,13 @@ __all__ = [
     "weighted_cross_entropy_with_logits",
 ]
 
-_INF = float("inf")
-
-
 def _prepare(
     labels: Any, logits: Any, *, integer_labels: bool = False
 ) -> tuple[Any, Array, Array]:
-    logits = float_input(logits)
+    logits = float_input(logits, name="logits")
     xp = namespace(logits)
     require_floating(xp, "logits", logits)
-    labels = like(xp, logits, labels)
+    labels = like(xp, logits, labels, name="labels")
     if integer_labels:
         if not is_integer(xp, labels.dtype):
             raise TypeError(
@@ -65,11 +65,6 @@ def _prepare(
                 f"and {tuple(labels.shape)}"
             )
     return xp, labels, logits
-
-
-def _sigmoid_nan(labels: Array, logits: Array) -> Array:
-    """Where TF's ``max(x, 0) - x z + log1p(exp(-|x|))`` is NaN at an infinite logit."""
-    return ((logits == -_INF) & (labels == 0)) | ((logits == _INF) & (labels > 0))
 
 
 def softmax_cross_entropy_with_logits(
@@ -101,8 +96,8 @@ def softmax_cross_entropy_with_logits(
     xp, labels, logits = _prepare(labels, logits)
     losses = cross_entropy(logits, labels, axis=axis, reduction="none")
     losses = tf_softmax_xent_gradient(xp, losses, logits, labels, axis)
-    # TF's kernel multiplies label 0 by log_softmax = -inf: NaN
-    losses = nan_where(xp, losses, xp.any((labels == 0) & (logits == -_INF), axis=axis))
+    # TF's kernel multiplies labels by log_softmax: NaN for a +inf logit, or -inf at label 0
+    losses = nan_where(xp, losses, log_softmax_nan(xp, logits, axis, labels))
     return cast_to(xp, losses, logits.dtype)
 
 
@@ -129,6 +124,8 @@ def sparse_softmax_cross_entropy_with_logits(
     """
     xp, labels, logits = _prepare(labels, logits, integer_labels=True)
     losses = cross_entropy(logits, labels, axis=-1, ignore_index=None, reduction="none")
+    # the fused kernel picks the target's log_softmax: NaN for a +inf logit in the row
+    losses = nan_where(xp, losses, log_softmax_nan(xp, logits, -1))
     return cast_to(xp, losses, logits.dtype)
 
 
@@ -157,7 +154,7 @@ def sigmoid_cross_entropy_with_logits(
         raise ValueError("Both labels and logits must be provided.")
     xp, labels, logits = _prepare(labels, logits)
     losses = binary_cross_entropy_with_logits(logits, labels, reduction="none")
-    losses = nan_where(xp, losses, _sigmoid_nan(labels, logits))
+    losses = nan_where(xp, losses, sigmoid_nan(xp, logits, labels, "tensorflow"))
     return cast_to(xp, losses, logits.dtype)
 
 
@@ -190,6 +187,5 @@ def weighted_cross_entropy_with_logits(
         logits, labels, pos_weight=pos_weight, reduction="none"
     )
     # (1 - z)·x + (...)·max(-x, 0) meets ∞ - ∞ or 0·∞ as PyTorch's form does
-    minus_inf, plus_inf = logits == -_INF, logits == _INF
-    losses = nan_where(xp, losses, minus_inf | (plus_inf & (labels == 1)))
+    losses = nan_where(xp, losses, sigmoid_nan(xp, logits, labels, "torch"))
     return cast_to(xp, losses, logits.dtype)

@@ -15,6 +15,10 @@ that crossent's native losses do not, reproduced here:
   :math:`\pm 10^{12}`, where the clamped loss's true derivative is 0. This gradient
   is reproduced for PyTorch tensors that require grad (a ``torch.autograd.Function``
   built on first use; nothing imports torch unless you pass torch tensors);
+- ``cross_entropy`` is NaN for a row with a ``+inf`` logit (log_softmax's ∞ - ∞), and
+  where a ``-inf`` logit meets a zero multiplier (a zero soft label, or a zero class
+  weight with label smoothing or at the target); ``nll_loss`` where a zero-weight
+  target's entry is infinite; uint8 class indices are taken, as aten does;
 - ``binary_cross_entropy_with_logits`` is NaN for a ``-inf`` logit, and for ``+inf``
   with target 1 (aten's ``(1 - t)·x + max(-x, 0) + log(...)`` meets ∞ - ∞);
 - ``kl_div(input, target)`` takes **log q** as ``input`` and p as ``target``,
@@ -40,11 +44,20 @@ from .._array import (
     is_floating,
     is_integer,
     is_zero,
+    mul_zero_safe,
     namespace,
 )
 from .._validate import Reduction, check_reduction
-from ..information import entropy
-from ._common import cast_to, float_input, like, nan_where, require_floating, size
+from ._common import (
+    cast_to,
+    float_input,
+    like,
+    log_softmax_nan,
+    nan_where,
+    require_floating,
+    sigmoid_nan,
+    size,
+)
 
 __all__ = [
     "cross_entropy",
@@ -87,8 +100,11 @@ def _prepare(input: object, target: object, weight: object | None) -> tuple[Any,
     xp = namespace(input)
     require_floating(xp, "input", input)
     target = like(xp, input, target)
+    if is_integer(xp, target.dtype) and target.dtype != xp.int64:
+        # aten takes uint8 (Byte) class indices as well as int64; the core indexes with int64
+        target = xp.astype(target, xp.int64)
     if weight is not None:
-        weight = like(xp, input, float_input(weight))
+        weight = like(xp, input, float_input(weight, name="weight"), name="weight")
     return xp, input, target, weight
 
 
@@ -156,18 +172,46 @@ def cross_entropy(
         label_smoothing=label_smoothing, reduction=reduction,
     )
     axis = _class_axis(input)
-    if not _is_index_target(xp, input, target):
-        # aten sums target · log_softmax: 0 · (-inf) = NaN for a -inf logit with no target mass
-        smoothed_zero = (target == 0) if is_zero(hyperparameter(label_smoothing)) else (
-            xp.zeros_like(target) > 0
-        )
-        nan_positions = xp.any(smoothed_zero & (input == -float("inf")), axis=axis)
-        loss = nan_where(xp, loss, nan_positions if reduction == "none" else xp.any(nan_positions))
+    index = _is_index_target(xp, input, target)
+    # aten multiplies log_softmax by (smoothed, weighted) targets: NaN for a +inf logit,
+    # and for a -inf one whose multiplier is 0 (a zero label or a zero class weight)
+    coefficient = _log_softmax_coefficient(xp, input, target, weight, ignore_index,
+                                           label_smoothing, index)
+    nan_positions = log_softmax_nan(xp, input, axis, coefficient)
+    if index:
+        nan_positions = nan_positions & (target != ignore_index)  # ignored: 0, as aten
+    loss = nan_where(xp, loss, nan_positions if reduction == "none" else xp.any(nan_positions))
+    if not index:
         if reduction == "mean" and size(tuple(input.shape)) == 0:
             loss = nan_where(xp, loss, xp.asarray(True))
     elif reduction == "mean":
         loss = _zero_divisor_is_nan(xp, loss, input, target, weight, ignore_index)
     return cast_to(xp, loss, input.dtype)
+
+
+def _log_softmax_coefficient(
+    xp: Any, input: Array, target: Array, weight: Array | None, ignore_index: int,
+    label_smoothing: float | Array, index: bool,
+) -> Array:
+    """aten's multiplier of each ``log_softmax`` entry (aten/src/ATen/native/LossNLL.cpp).
+
+    Soft targets: ``target · weight`` (smoothed targets are all positive). Class indices:
+    nll_loss picks ``-weight[y] · log_softmax[y]``; label smoothing adds
+    ``-Σ_c weight[c] · log_softmax[c]`` over every class. Entries not multiplied are 1.
+    """
+    num_classes = int(input.shape[_class_axis(input)])
+    shape = [1] * input.ndim
+    shape[_class_axis(input)] = num_classes
+    ones = xp.ones(tuple(shape), dtype=input.dtype)
+    class_weight = ones if weight is None else xp.reshape(xp.astype(weight, input.dtype), shape)
+    smoothing = not is_zero(hyperparameter(label_smoothing))
+    if not index:
+        return (ones if smoothing else target) * class_weight
+    safe_target = xp.where(target != ignore_index, target, xp.zeros_like(target))
+    classes = xp.reshape(xp.arange(num_classes, dtype=target.dtype), shape)
+    picked = xp.expand_dims(safe_target, axis=_class_axis(input)) == classes
+    off_target = class_weight if smoothing else ones
+    return xp.where(picked, class_weight * ones, off_target * xp.ones_like(input))
 
 
 def _zero_divisor_is_nan(
@@ -232,6 +276,12 @@ def nll_loss(
         input, target, axis=_class_axis(input), weight=weight, ignore_index=ignore_index,
         reduction=reduction,
     )
+    if weight is not None:
+        # aten's -weight[y] · input[y]: 0 · ±inf = NaN where a zero-weight target's entry is infinite
+        picked = _log_softmax_coefficient(xp, input, target, weight, ignore_index, 0.0, True)
+        infinite = (picked == 0) & ((input == float("inf")) | (input == -float("inf")))
+        nan_positions = xp.any(infinite, axis=_class_axis(input)) & (target != ignore_index)
+        loss = nan_where(xp, loss, nan_positions if reduction == "none" else xp.any(nan_positions))
     if reduction == "mean":
         loss = nan_where(xp, loss, _nothing_counted(xp, input, target, weight, ignore_index))
     return cast_to(xp, loss, input.dtype)
@@ -338,11 +388,17 @@ def binary_cross_entropy_with_logits(
         input, target, weight=weight, pos_weight=pos_weight, reduction="none"
     )
     # aten: (1 - t)·x + max(-x, 0) + log(exp(-max) + exp(-x - max)) meets ∞ - ∞ or 0·∞
-    minus_inf, plus_inf = input == -float("inf"), input == float("inf")
-    loss = nan_where(xp, loss, minus_inf | (plus_inf & (target == 1)))
+    loss = nan_where(xp, loss, sigmoid_nan(xp, input, target, "torch"))
     loss = _reduce_elements(xp, loss, reduction)
     loss = _empty_mean_is_nan(xp, loss, input, reduction)
     return cast_to(xp, loss, input.dtype)
+
+
+def _quiet_numpy() -> Any:
+    """NumPy's divide/invalid warnings off: the NaN and inf are the values PyTorch returns."""
+    import numpy as np
+
+    return np.errstate(divide="ignore", invalid="ignore")
 
 
 def _reduce_elements(xp: Any, loss: Array, reduction: str) -> Array:
@@ -368,8 +424,9 @@ def kl_div(
     .. math:: \ell = t (\log t - x) \quad\text{or, with log\_target,}\quad e^{t} (t - x)
 
     where ``input`` :math:`x = \log q` (log-probabilities!) and ``target`` is p.
-    Computed as :math:`-H(t) - t\,x` from the core: the entropy term and an
-    ``nll_loss`` with probability targets, element by element.
+    Any target PyTorch takes is taken (counts, unnormalised weights, log-targets above
+    0): the formula is PyTorch's, element by element, with :math:`0 \log 0 = 0`
+    (``xlogy``); a negative target gives NaN, as in PyTorch.
 
     Args:
       input: log-probabilities log q, any shape.
@@ -407,18 +464,13 @@ def kl_div(
         )
     xp, input, target, _ = _prepare(input, target, None)
     target = cast_to(xp, target, input.dtype)
-    probs = xp.exp(target) if log_target else target
-    # element-wise: each element is its own one-outcome "distribution" along a new axis
-    log_q, p = xp.expand_dims(input, axis=-1), xp.expand_dims(probs, axis=-1)
-    neg_entropy = -entropy(p, axis=-1)  # t log t, with 0 log 0 = 0 (PyTorch's xlogy)
-    cross = _losses.nll_loss(log_q, p, reduction="none")  # -t·x, 0·x = 0 for t = 0
-    pointwise = neg_entropy + cross
-    if log_target:
-        # PyTorch computes exp(t)·(t - x): 0·(-inf) = NaN for t = -inf (p = 0)
-        pointwise = nan_where(xp, pointwise, target == -float("inf"))
-    else:
-        # PyTorch computes xlogy(t, t) - t·x: 0·(-inf) = NaN for t = 0, x = -inf
-        pointwise = nan_where(xp, pointwise, (target == 0) & (input == -float("inf")))
+    with _quiet_numpy():  # log of a negative or zero target: NaN / -inf, as PyTorch
+        if log_target:
+            # torch/nn/functional.py kl_div: exp(t)·(t - x); 0·(-inf) = NaN at t = -inf
+            pointwise = xp.exp(target) * (target - input)
+        else:
+            # xlogy(t, t) - t·x: 0·log 0 = 0, a negative t gives NaN, 0·(-inf) = NaN
+            pointwise = mul_zero_safe(xp, target, xp.log(target)) - target * input
     if reduction == "batchmean":
         total = xp.sum(pointwise)
         loss = total / int(input.shape[0]) if input.ndim > 0 else total

@@ -11,7 +11,9 @@ values, meaning), produced by running crossent's own functions on the input::
 
 One trace function per loss (same name and arguments as the loss), plus
 ``cross_entropy_grad`` (seed 001's softmax − one-hot), ``entropy``,
-``kl_divergence`` and ``softmax_inverse``. :func:`explain` picks one by name.
+``kl_divergence`` and ``softmax_inverse``, and the divergences of distillation
+(``kl_divergence_with_logits``, which shows H(p, q) = H(p) + KL(p ‖ q),
+``jensen_shannon_divergence``, ``total_variation_distance``). :func:`explain` picks one by name.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from ._traces import (
     cross_entropy,
     cross_entropy_grad,
     entropy,
+    jensen_shannon_divergence,
     kl_divergence,
+    kl_divergence_with_logits,
     nll_loss,
     sigmoid_focal_loss,
     softmax_focal_loss,
     softmax_inverse,
+    total_variation_distance,
 )
 from .render import FORMATS, render, to_html, to_json, to_markdown, to_text
 
@@ -49,6 +54,9 @@ __all__ = [
     "entropy",
     "kl_divergence",
     "softmax_inverse",
+    "kl_divergence_with_logits",
+    "jensen_shannon_divergence",
+    "total_variation_distance",
     "explain",
     "TRACERS",
     "examples",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import activations, information, losses
+from .. import activations, divergences, information, losses
 from .. import grad as _grad
 from .._array import as_array, as_float_array, quiet
 from .._plan import plan_class, prepare_class
@@ -31,6 +31,9 @@ __all__ = [
     "kl_divergence",
     "softmax_inverse",
     "cross_entropy_grad",
+    "kl_divergence_with_logits",
+    "jensen_shannon_divergence",
+    "total_variation_distance",
 ]
 
 
@@ -665,3 +668,159 @@ def softmax_inverse(p: Any, *, axis: int = -1) -> Trace:
     ]
     return Trace("reverse softmax: logits from probabilities", "crossent.softmax_inverse",
                  {"p": probs}, {"axis": axis}, steps, value)
+
+
+# --- divergences between a student's and a teacher's logits (distillation) -----------------
+
+
+def _tempered(student_logits: Any, teacher_logits: Any, axis: int, temperature: Any
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Step]:
+    """Both logits as NumPy, their softmaxes at temperature T, and the step showing them."""
+    student = _np(as_float_array(student_logits))
+    teacher = _np(as_float_array(teacher_logits))
+    temperature = float(temperature)
+    student_probs = _np(activations.softmax(student / temperature, axis=axis))
+    teacher_probs = _np(activations.softmax(teacher / temperature, axis=axis))
+    step = Step("softmax at temperature T",
+                r"p_s = \mathrm{softmax}(z_s / T),\quad p_t = \mathrm{softmax}(z_t / T)",
+                "p_s = softmax(z_s / T), p_t = softmax(z_t / T)",
+                {"T": temperature, "p_s": student_probs, "p_t": teacher_probs},
+                "The student's and the teacher's distributions; a higher T flattens both.")
+    return student, teacher, student_probs, teacher_probs, step
+
+
+def _divergence_reduction(function: Any, student: np.ndarray, teacher: np.ndarray,
+                          reduction: str, per_distribution: Any, **options: Any) -> Step:
+    value = function(student, teacher, reduction=reduction, **options)
+    total = np.sum(per_distribution)
+    mode = "mean" if reduction == "batchmean" else reduction
+    divisor = max(np.size(per_distribution), 0)
+    return _reduction_step(mode, per_distribution, total, divisor, value,
+                           "the number of distributions")
+
+
+@quiet
+def kl_divergence_with_logits(
+    student_logits: Any, teacher_logits: Any, *, axis: int = -1, temperature: float = 1.0,
+    reverse: bool = False, reduction: str = "batchmean",
+) -> Trace:
+    r"""Trace of :func:`crossent.kl_divergence_with_logits`: the seeds' identity
+    H(p, q) = H(p) + KL(p ‖ q), with the teacher as p (the student with ``reverse=True``).
+
+    >>> import math
+    >>> from crossent import explain
+    >>> trace = explain.kl_divergence_with_logits([math.log(0.9), math.log(0.1)], [0.0, 0.0])
+    >>> round(float(trace.value), 6)
+    0.510826
+    """
+    options = {"axis": axis, "temperature": temperature, "reverse": reverse}
+    student, teacher, student_probs, teacher_probs, first = _tempered(
+        student_logits, teacher_logits, axis, temperature)
+    reference, model = (student_probs, teacher_probs) if reverse else (teacher_probs,
+                                                                       student_probs)
+    cross = _np(information.cross_entropy(reference, model, axis=axis))
+    own = _np(information.entropy(reference, axis=axis))
+    per = _np(divergences.kl_divergence_with_logits(student, teacher, reduction="none",
+                                                    **options))
+    p, q = (r"p_s", r"p_t") if reverse else (r"p_t", r"p_s")
+    words = ("the student's", "the teacher's") if reverse else ("the teacher's", "the student's")
+    steps = [
+        first,
+        Step("cross-entropy", rf"H({p}, {q}) = -\sum_c {p} \log {q}",
+             f"H({p}, {q}) = -sum_c {p} log {q}", {"H(p,q)": cross},
+             f"The cross-entropy of {words[1]} distribution against {words[0]}."),
+        Step("entropy", rf"H({p}) = -\sum_c {p}\log {p}", f"H({p}) = -sum_c {p} log {p}",
+             {"H(p)": own}, f"The entropy of {words[0]} distribution (0 for a one-hot one)."),
+        Step("KL divergence", rf"D_{{KL}}({p}\,\|\,{q}) = H({p}, {q}) - H({p})",
+             f"KL({p} || {q}) = H({p}, {q}) - H({p})", {"KL": per},
+             "The seeds' identity: cross-entropy = entropy + KL divergence, per distribution."),
+        _divergence_reduction(divergences.kl_divergence_with_logits, student, teacher, reduction,
+                              per, **options),
+    ]
+    title = "reverse KL divergence from logits" if reverse else "KL divergence from logits"
+    return Trace(title, "crossent.kl_divergence_with_logits",
+                 {"student_logits": student, "teacher_logits": teacher},
+                 {**options, "reduction": reduction}, steps, steps[-1].values["loss"])
+
+
+@quiet
+def jensen_shannon_divergence(
+    student_logits: Any, teacher_logits: Any, *, beta: float = 0.5, axis: int = -1,
+    temperature: float = 1.0, reduction: str = "batchmean",
+) -> Trace:
+    r"""Trace of :func:`crossent.jensen_shannon_divergence`: the mixture, then two KLs.
+
+    >>> from crossent import explain
+    >>> round(float(explain.jensen_shannon_divergence([0.0, -float("inf")],
+    ...                                                [-float("inf"), 0.0]).value), 6)
+    0.693147
+    """
+    options = {"beta": beta, "axis": axis, "temperature": temperature}
+    student, teacher, student_probs, teacher_probs, first = _tempered(
+        student_logits, teacher_logits, axis, temperature)
+    per = _np(divergences.jensen_shannon_divergence(student, teacher, reduction="none",
+                                                    **options))
+    steps = [first]
+    if float(beta) in (0.0, 1.0):
+        reference, model = ("p_t", "p_s") if float(beta) == 0.0 else ("p_s", "p_t")
+        steps.append(Step("end point", rf"\mathrm{{JSD}}_{{{float(beta):g}}} = "
+                          rf"D_{{KL}}({reference}\,\|\,{model})",
+                          f"JSD = KL({reference} || {model})", {"JSD": per},
+                          "At beta = 0 and 1 the generalised JSD is one of the two KL "
+                          "divergences (Liger-Kernel's definition)."))
+    else:
+        mixture = float(beta) * teacher_probs + (1.0 - float(beta)) * student_probs
+        steps += [
+            Step("mixture", r"M = \beta\,p_t + (1 - \beta)\,p_s",
+                 "M = beta p_t + (1 - beta) p_s", {"beta": float(beta), "M": mixture},
+                 "The distribution between the two, weighted by beta."),
+            Step("two KL divergences", r"D_{KL}(p_t\,\|\,M),\quad D_{KL}(p_s\,\|\,M)",
+                 "KL(p_t || M), KL(p_s || M)",
+                 {"KL(p_t||M)": _np(information.kl_divergence(teacher_probs, mixture, axis=axis)),
+                  "KL(p_s||M)": _np(information.kl_divergence(student_probs, mixture,
+                                                              axis=axis))},
+                 "How far each distribution is from the mixture."),
+            Step("JSD", r"\mathrm{JSD}_\beta = \beta\,D_{KL}(p_t\|M) + (1-\beta)\,D_{KL}(p_s\|M)",
+                 "JSD = beta KL(p_t || M) + (1 - beta) KL(p_s || M)", {"JSD": per},
+                 "The weighted sum of the two: symmetric at beta = 0.5, at most log 2."),
+        ]
+    steps.append(_divergence_reduction(divergences.jensen_shannon_divergence, student, teacher,
+                                       reduction, per, **options))
+    return Trace("generalised Jensen-Shannon divergence from logits",
+                 "crossent.jensen_shannon_divergence",
+                 {"student_logits": student, "teacher_logits": teacher},
+                 {**options, "reduction": reduction}, steps, steps[-1].values["loss"])
+
+
+@quiet
+def total_variation_distance(
+    student_logits: Any, teacher_logits: Any, *, axis: int = -1, temperature: float = 1.0,
+    reduction: str = "batchmean",
+) -> Trace:
+    r"""Trace of :func:`crossent.total_variation_distance`: half the summed absolute difference.
+
+    >>> import math
+    >>> from crossent import explain
+    >>> trace = explain.total_variation_distance([math.log(0.9), math.log(0.1)], [0.0, 0.0])
+    >>> round(float(trace.value), 6)
+    0.4
+    """
+    options = {"axis": axis, "temperature": temperature}
+    student, teacher, student_probs, teacher_probs, first = _tempered(
+        student_logits, teacher_logits, axis, temperature)
+    per = _np(divergences.total_variation_distance(student, teacher, reduction="none",
+                                                   **options))
+    steps = [
+        first,
+        Step("difference", r"|p_{t,c} - p_{s,c}|", "|p_t - p_s|",
+             {"|p_t - p_s|": np.abs(teacher_probs - student_probs)},
+             "How much probability each class would have to move."),
+        Step("TVD", r"\mathrm{TVD} = \tfrac12 \sum_c |p_{t,c} - p_{s,c}|",
+             "TVD = 1/2 sum_c |p_t - p_s|", {"TVD": per},
+             "Half the total: the probability mass that differs, between 0 and 1."),
+        _divergence_reduction(divergences.total_variation_distance, student, teacher, reduction,
+                              per, **options),
+    ]
+    return Trace("total variation distance from logits", "crossent.total_variation_distance",
+                 {"student_logits": student, "teacher_logits": teacher},
+                 {**options, "reduction": reduction}, steps, steps[-1].values["loss"])

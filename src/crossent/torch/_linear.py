@@ -148,6 +148,7 @@ def _check_tensors(
     bias: object,
     class_weight: object,
     ignore_index: int,
+    check_range: bool = True,
 ) -> None:
     for name, value in (("hidden", hidden), ("weight", weight), ("target", target)):
         if not isinstance(value, torch.Tensor):
@@ -181,7 +182,7 @@ def _check_tensors(
             f"hidden of shape (..., {hidden_size}) and weight of shape (num_classes, "
             f"{int(hidden.shape[-1])})"
         )
-    if num_classes == 0:
+    if num_classes == 0 and check_range:  # a shard of a group may be empty
         raise ValueError("weight has 0 rows; expected at least one class")
     if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise TypeError(
@@ -214,6 +215,8 @@ def _check_tensors(
     devices = {t.device for t in tensors}
     if len(devices) > 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
+    if not check_range:  # a shard of the vocabulary: the group checks the whole range
+        return
     bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
     if bool(bad.any()):
         found = int(target[bad].reshape(-1)[0])
@@ -225,6 +228,53 @@ def _check_tensors(
 
 
 # ==================================================================================
+# combine: the identity on one process, the all-reduces on a vocabulary-parallel group
+# ==================================================================================
+
+
+@dataclass(frozen=True)
+class Combine:
+    """How per-token statistics of one shard of the vocabulary become those of all of it.
+
+    With ``group=None`` (one process holding the whole vocabulary) :meth:`max` and
+    :meth:`sum` are the identity. On a ``torch.distributed`` group whose ranks each hold the
+    classes ``[vocab_start, vocab_start + shard)`` they are all-reduces (MAX, SUM) over the
+    group. ``num_classes`` is the whole vocabulary's size and ``widest`` the largest shard
+    (the chunk policy sizes the chunks by it, so every rank walks the same chunks).
+    """
+
+    group: Any = None
+    vocab_start: int = 0
+    num_classes: int | None = None  # None: the local weight's rows
+    widest: int | None = None
+
+    def _reduce(self, tensor: torch.Tensor, op: str) -> torch.Tensor:
+        if self.group is None:
+            return tensor
+        import torch.distributed as dist
+
+        backend_device = (
+            torch.device("cuda", torch.cuda.current_device())
+            if dist.get_backend(self.group) == "nccl" else torch.device("cpu")
+        )
+        wide = tensor.dtype in (torch.float16, torch.bfloat16)  # summed in float32
+        moved = tensor.to(backend_device, dtype=torch.float32 if wide else tensor.dtype, copy=True)
+        dist.all_reduce(moved, op=getattr(dist.ReduceOp, op), group=self.group)
+        return moved.to(tensor.device, dtype=tensor.dtype)
+
+    def max(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Element-wise maximum over the group (a new tensor on a group)."""
+        return self._reduce(tensor, "MAX")
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum over the group (a new tensor on a group)."""
+        return self._reduce(tensor, "SUM")
+
+
+_LOCAL = Combine()
+
+
+# ==================================================================================
 # Per-row terms (length-N vectors: the sparse coefficient rows of the core)
 # ==================================================================================
 
@@ -233,12 +283,14 @@ def _check_tensors(
 class _Rows:
     """The coefficient row :math:`a_i = (1-ε) w_{y_i} e_{y_i} + (ε/V) w` of every token, kept sparse."""
 
-    target: torch.Tensor  # [N] int64, ignored tokens mapped to class 0 (their weight is 0)
+    target: torch.Tensor  # [N] int64 column of the target in this shard; 0 when not owned
     counted: torch.Tensor  # [N] compute dtype, 1 where the token enters the loss
     hit: torch.Tensor  # [N] (1-ε) w_y: coefficient of the target class (0 when ignored)
+    owned_hit: torch.Tensor  # [N] hit where this shard holds the target class, else 0
     smooth: torch.Tensor  # [N] (ε/V)·counted: the row's multiplier of the class-weight vector w
     total_mass: torch.Tensor  # [N] A_i = Σ_c a_ic = (1-ε) w_y + (ε/V)·counted·Σ w
-    class_weight: torch.Tensor | None  # [V] compute dtype
+    class_weight: torch.Tensor | None  # [V] compute dtype (this shard's entries)
+    weight_sum: torch.Tensor | float  # Σ_c w_c over the whole vocabulary
     divisor: torch.Tensor  # Σ_i w_{y_i} over counted tokens ('mean' of the cross-entropy)
     count: torch.Tensor  # number of counted tokens ('mean' of the z-loss)
 
@@ -249,22 +301,35 @@ def _rows(
     options: _Options,
     num_classes: int,
     dtype: torch.dtype,
+    combine: Combine | None = None,
 ) -> _Rows:
+    combine = combine or _LOCAL
     counted_mask = target != options.ignore_index
-    safe_target = torch.where(counted_mask, target, torch.zeros_like(target)).long()
+    local = target.long() - combine.vocab_start
+    owned_mask = counted_mask & (local >= 0) & (local < num_classes)
+    safe_target = torch.where(owned_mask, local, torch.zeros_like(local))
     counted = counted_mask.to(dtype)
+    owned = owned_mask.to(dtype)
+    total_classes = combine.num_classes or num_classes
     weight = None if class_weight is None else class_weight.detach().to(dtype)
-    target_weight = counted if weight is None else weight[safe_target] * counted
+    if weight is None:
+        target_weight, weight_sum = counted, float(total_classes)
+    else:  # w_y from the shard that holds y; Σ w over every shard
+        picked = weight[safe_target] * owned if num_classes else torch.zeros_like(owned)
+        target_weight = combine.sum(picked)
+        weight_sum = combine.sum(weight.sum())
     eps = options.label_smoothing
-    weight_sum = float(num_classes) if weight is None else weight.sum()
-    smooth = counted * (eps / num_classes)
+    smooth = counted * (eps / total_classes)
+    hit = (1.0 - eps) * target_weight
     return _Rows(
         target=safe_target,
         counted=counted,
-        hit=(1.0 - eps) * target_weight,
+        hit=hit,
+        owned_hit=hit if combine.group is None else hit * owned,
         smooth=smooth,
-        total_mass=(1.0 - eps) * target_weight + smooth * weight_sum,
+        total_mass=hit + smooth * weight_sum,
         class_weight=weight,
+        weight_sum=weight_sum,
         divisor=target_weight.sum(),  # PyTorch: Σ w[y_i] over counted i, smoothing or not
         count=counted.sum(),
     )
@@ -290,6 +355,7 @@ class _Problem:
     rows: _Rows
     options: _Options
     compute_dtype: torch.dtype
+    combine: Combine = _LOCAL
 
     @property
     def num_tokens(self) -> int:
@@ -308,8 +374,8 @@ class _Problem:
         if self.options.chunk_size is not None:
             return max(1, min(self.options.chunk_size, self.num_tokens))
         return _auto_chunk_rows(
-            self.num_tokens, self.num_classes, int(self.hidden.shape[1]), self.hidden.dtype,
-            self.options.softcap is not None,
+            self.num_tokens, max(1, self.combine.widest or self.num_classes),
+            int(self.hidden.shape[1]), self.hidden.dtype, self.options.softcap is not None,
         )
 
     def vocab_block(self) -> int:
@@ -317,6 +383,7 @@ class _Problem:
         the token chunk's buffers (they reuse them)."""
         elements = self.chunk_rows() * self.num_classes
         return max(1, min(self.num_classes, elements // max(1, self.num_tokens)))
+
 
 
 def _bytes_per_logit(dtype: torch.dtype, softcap: bool) -> int:
@@ -372,7 +439,8 @@ class _Workspace:
 
 def _workspace(problem: _Problem, want_slope: bool) -> _Workspace:
     """Allocate the buffers of :class:`_Workspace` for ``problem.chunk_rows()`` tokens."""
-    elements = problem.chunk_rows() * problem.num_classes
+    # the second pass of 16-bit inputs views them as [N, block] with block >= 1
+    elements = max(problem.chunk_rows() * problem.num_classes, problem.num_tokens * problem.vocab_block())
     device = problem.hidden.device
     dtype = problem.compute_dtype
     return _Workspace(
@@ -432,6 +500,8 @@ def _finish_grad(
 ) -> torch.Tensor:
     """Turn ``p·(u A + 2λ v lse)`` into ``∂L/∂x``: subtract ``u a`` and apply the cap's slope."""
     grad = probs_scaled
+    if grad.shape[1] == 0:  # an empty shard of a vocabulary-parallel group
+        return grad
     # - u (1-ε) w_y at the target class (hit is 0 for ignored tokens and foreign blocks)
     grad.scatter_add_(1, target_local.unsqueeze(1), hit.neg().unsqueeze(1).to(grad.dtype))
     if smooth is not None:
@@ -443,6 +513,41 @@ def _finish_grad(
     if cap_slope is not None:
         grad.mul_(cap_slope)
     return grad
+
+
+def _spread_dot(logits: torch.Tensor, class_weight: torch.Tensor | None) -> torch.Tensor:
+    """Σ_c w_c z_ic per row (w = 1 without class weights): the label-smoothing term."""
+    return logits.sum(dim=1) if class_weight is None else logits @ class_weight
+
+
+def _combined_stats(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    owned: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    smoothing: bool,
+    combine: Combine,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """One chunk's statistics over every shard: two collectives (MAX, then one packed SUM).
+
+    Returns the row maximum m, the target logit z_y, Σ_c w_c z_c (smoothing only),
+    log Σ_c exp(z_c - m) and 1/Σ_c exp(z_c - m); ``logits`` becomes exp(z - m) in place.
+    """
+    rows, width = int(logits.shape[0]), int(logits.shape[1])
+    # an empty shard has no maximum, no target and no mass
+    local_max = logits.amax(dim=1) if width else logits.new_full((rows,), -math.inf)
+    row_max = combine.max(local_max)
+    parts = [torch.zeros_like(row_max)] * (3 if smoothing else 2)
+    if width > 0:
+        picked = logits.gather(1, target.unsqueeze(1))[:, 0]
+        parts[1] = torch.where(owned, picked, torch.zeros_like(picked))
+        if smoothing:
+            parts[2] = _spread_dot(logits, class_weight)
+        parts[0] = logits.sub_(row_max.unsqueeze(1)).exp_().sum(dim=1)  # exp(z - m) <= 1
+    totals = combine.sum(torch.stack(parts))
+    sum_exp = totals[0]
+    return (row_max, totals[1], totals[2] if smoothing else None, torch.log(sum_exp),
+            1.0 / sum_exp)
 
 
 @dataclass
@@ -463,7 +568,7 @@ def _run(
     cross-entropy and z-loss terms; None computes no gradient.
     """
     hidden, weight, bias, rows = problem.hidden, problem.weight, problem.bias, problem.rows
-    options, dtype = problem.options, problem.compute_dtype
+    options, dtype, combine = problem.options, problem.compute_dtype, problem.combine
     num_tokens, num_classes = problem.num_tokens, problem.num_classes
     want_hidden, want_weight, want_bias = want if upstream is not None else (False, False, False)
     # 16-bit: ∂W and ∂b come from the second pass over vocabulary blocks
@@ -498,18 +603,25 @@ def _run(
             problem, hidden_chunk, weight, bias_compute, logits, low,
             slope if first_pass_grads else None,
         )
-        row_max, argmax = logits.max(dim=1)
+        if combine.group is None:
+            row_max, argmax = logits.max(dim=1)
+            target_logit = logits.gather(1, target_chunk.unsqueeze(1))[:, 0]
+            spread_dot = _spread_dot(logits, class_weight) if smoothing else None
+            torch._softmax(logits, 1, False, out=logits)  # P in place: one fused, row-local kernel
+            # p at the row maximum is exp(0) / Σ exp(z - m), so log Σ exp(z - m) = -log p_max:
+            # accurate because p_max ≥ 1/V never underflows
+            log_sum_exp = torch.log(logits.gather(1, argmax.unsqueeze(1))[:, 0]).neg_()
+            inverse_sum = None
+        else:
+            row_max, target_logit, spread_dot, log_sum_exp, inverse_sum = _combined_stats(
+                logits, target_chunk, rows.owned_hit[start:stop] != 0, class_weight,
+                smoothing, combine,
+            )
         # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
         # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
-        picked = rows.hit[start:stop] * (row_max - logits.gather(1, target_chunk.unsqueeze(1))[:, 0])
-        if smoothing:
-            spread_dot = logits.sum(dim=1) if class_weight is None else logits @ class_weight
-            weight_sum = num_classes if class_weight is None else float(class_weight.sum())
-            picked = picked + rows.smooth[start:stop] * (weight_sum * row_max - spread_dot)
-        torch._softmax(logits, 1, False, out=logits)  # P in place: one fused, row-local kernel
-        # p at the row maximum is exp(0) / Σ exp(z - m), so log Σ exp(z - m) = -log p_max:
-        # accurate because p_max ≥ 1/V never underflows
-        log_sum_exp = torch.log(logits.gather(1, argmax.unsqueeze(1))[:, 0]).neg_()
+        picked = rows.hit[start:stop] * (row_max - target_logit)
+        if spread_dot is not None:
+            picked = picked + rows.smooth[start:stop] * (rows.weight_sum * row_max - spread_dot)
         chunk_lse = row_max + log_sum_exp
         lse[start:stop] = chunk_lse
         # ℓ_i = A_i lse_i - Σ_c a_ic z_ic
@@ -530,10 +642,12 @@ def _run(
             continue
         # g = r·P - u·a (·cap'), formed in place in the buffer: one pass, so few operations per
         # chunk (each parallel operation costs a thread hand-off on a busy machine)
+        # on a group the buffer holds exp(z - m): P = exp(z - m) / S
+        probs_coef = row_coef if inverse_sum is None else row_coef * inverse_sum
         grad = _finish_grad(
             problem,
-            logits.mul_(row_coef.unsqueeze(1)),
-            u * rows.hit[start:stop],
+            logits.mul_(probs_coef.unsqueeze(1)),
+            u * rows.owned_hit[start:stop],
             target_chunk,
             (u * rows.smooth[start:stop]).to(dtype) if smoothing else None,
             class_weight,
@@ -551,6 +665,9 @@ def _run(
         if first_pass_bias:
             assert grad_bias_acc is not None
             grad_bias_acc.add_(grad.sum(dim=0))  # ∂b += Σ_i g_i
+    if grad_hidden is not None and combine.group is not None:
+        # h feeds every shard (a column-parallel layer): its gradient is the sum over ranks
+        grad_hidden = combine.sum(grad_hidden)
     if second_pass:
         assert coef is not None and upstream is not None
         _second_pass(problem, upstream, lse, coef, grad_weight, grad_bias_acc, work)
@@ -585,7 +702,7 @@ def _second_pass(
     block = problem.vocab_block()
     bias_compute = None if bias is None else bias.detach().to(dtype)
     u = upstream[0]
-    hit = u * rows.hit
+    hit = u * rows.owned_hit
     smooth = (u * rows.smooth).to(dtype) if smoothing else None
     for start in range(0, num_classes, block):
         stop = min(start + block, num_classes)
@@ -639,10 +756,11 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
         class_weight: torch.Tensor | None,
         options: _Options,
         want: tuple[bool, bool, bool],
+        combine: Combine,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
-        rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype)
-        problem = _Problem(hidden, weight, bias, rows, options, compute_dtype)
+        rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, combine)
+        problem = _Problem(hidden, weight, bias, rows, options, compute_dtype, combine)
         reduction = options.reduction
         ce_scale = _safe_inverse(rows.divisor) if reduction == "mean" else torch.ones((), dtype=compute_dtype)
         z_scale = _safe_inverse(rows.count) if reduction == "mean" else torch.ones((), dtype=compute_dtype)
@@ -659,6 +777,7 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
                 loss = loss + z_term.sum() * z_scale
         ctx.options = options
         ctx.want = want
+        ctx.combine = combine
         if reduction == "none":
             ctx.save_for_backward(hidden, weight, bias, target, class_weight)
         else:
@@ -672,8 +791,8 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
         if options.reduction == "none":
             hidden, weight, bias, target, class_weight = ctx.saved_tensors
             compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
-            rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype)
-            problem = _Problem(hidden, weight, bias, rows, options, compute_dtype)
+            rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, ctx.combine)
+            problem = _Problem(hidden, weight, bias, rows, options, compute_dtype, ctx.combine)
             upstream = grad_loss.to(compute_dtype)
             _, _, grads = _run(problem, (upstream, upstream), ctx.want)
         else:
@@ -681,15 +800,17 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
             if grads is None:
                 raise RuntimeError(
                     "linear_cross_entropy: backward was called twice on the same graph; the "
-                    "gradients computed in the forward pass were consumed by the first call "
-                    "(retain_graph=True is not supported for reduction='mean'/'sum')"
+                    "gradients computed in the forward pass were consumed by the first call: "
+                    "backpropagating through it a second time (retain_graph=True) is not "
+                    "supported for reduction='mean'/'sum' — use reduction='none' followed by "
+                    ".sum() or .mean(), which recomputes"
                 )
             ctx.grads = None
             if not bool(grad_loss == 1):  # scale in place: no second gradient-sized allocation
                 for tensor in (grads.hidden, grads.weight, grads.bias):
                     if tensor is not None:
                         tensor.mul_(grad_loss.to(tensor.dtype))
-        return grads.hidden, grads.weight, grads.bias, None, None, None, None
+        return grads.hidden, grads.weight, grads.bias, None, None, None, None, None
 
 
 # ==================================================================================
@@ -697,40 +818,36 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
 # ==================================================================================
 
 
-def _vocab_parallel(
+def _apply(
     hidden: torch.Tensor,
     weight: torch.Tensor,
     target: torch.Tensor,
-    *,
     bias: torch.Tensor | None,
-    ignore_index: int,
-    label_smoothing: float,
     class_weight: torch.Tensor | None,
-    z_loss: float,
-    softcap: float | None,
-    reduction: v.Reduction,
+    options: _Options,
     return_lse: bool,
-    chunk_size: int | Literal["auto"],
-    group: Any,
-) -> torch.Tensor:
-    """``linear_cross_entropy(..., group=group)``: the weight sharded by vocabulary rows."""
-    unsupported = {
-        "class_weight": class_weight is not None, "z_loss": z_loss != 0.0,
-        "softcap": softcap is not None, "return_lse": bool(return_lse),
-    }
-    missing = [name for name, given in unsupported.items() if given]
-    if missing:
-        raise NotImplementedError(
-            f"linear_cross_entropy with group= (vocabulary-parallel) does not support "
-            f"{', '.join(missing)}; drop {'them' if len(missing) > 1 else 'it'} or use group=None"
-        )
-    from ._vocab_parallel import vocab_parallel_linear_cross_entropy
-
-    return vocab_parallel_linear_cross_entropy(
-        hidden, weight, target, vocab_start=None, group=group, bias_shard=bias,
-        ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
-        chunk_size=chunk_size,
+    combine: Combine,
+) -> torch.Tensor | LinearCrossEntropyOutput:
+    """The checked call: flatten, run the engine, restore the token shape."""
+    positions = tuple(hidden.shape[:-1])
+    grad_enabled = torch.is_grad_enabled()
+    want = (
+        grad_enabled and hidden.requires_grad,
+        grad_enabled and weight.requires_grad,
+        grad_enabled and bias is not None and bias.requires_grad,
     )
+    hidden_2d = hidden.reshape(-1, hidden.shape[-1])
+    if not hidden_2d.is_contiguous():
+        hidden_2d = hidden_2d.contiguous()
+    weight_c = weight if weight.is_contiguous() else weight.contiguous()
+    loss, lse = _LinearCrossEntropyFunction.apply(
+        hidden_2d, weight_c, bias, target.reshape(-1), class_weight, options, want, combine
+    )
+    if options.reduction == "none":
+        loss = loss.reshape(positions)
+    if return_lse:
+        return LinearCrossEntropyOutput(loss, lse.reshape(positions))
+    return loss
 
 
 def linear_cross_entropy(
@@ -783,12 +900,11 @@ def linear_cross_entropy(
       chunk_size: tokens per chunk, or 'auto': the most tokens whose chunk buffers (float32
         logits, the 16-bit product for 16-bit inputs, the cap's slope with a soft cap) fit in
         10% of the gradients' bytes (at least 8 rows and 4 MiB, at most 64 MiB).
-      group: a ``torch.distributed`` process group over which ``weight`` (and ``bias``) are
-        sharded by vocabulary rows, in rank order (Megatron-LM's layout): each rank passes
-        its own ``[V_rank, D]`` slice and the same ``hidden`` and ``target``; the loss is
-        that of the whole vocabulary, and the gradient of ``hidden`` is all-reduced. This
-        runs :func:`crossent.torch.vocab_parallel_linear_cross_entropy`; ``class_weight``,
-        ``z_loss``, ``softcap`` and ``return_lse`` are not available there.
+      group: a ``torch.distributed`` process group over which ``weight`` (and ``bias``,
+        ``class_weight``) are sharded by vocabulary rows, in rank order (Megatron-LM's
+        layout): each rank passes its own ``[V_rank, D]`` slice and the same ``hidden`` and
+        ``target``; the chunk statistics are all-reduced, so the loss (every option) is that
+        of the whole vocabulary and the gradient of ``hidden`` is the full one.
 
     Returns:
       The loss (float32 for 16-bit inputs, else the input dtype): a scalar, or per token for
@@ -798,7 +914,6 @@ def linear_cross_entropy(
     Raises:
       ValueError: mismatched hidden size, target shape or class index out of range, bad
         option values. TypeError: non-floating or mixed dtypes, non-integer target.
-      NotImplementedError: with ``group``, an option the vocabulary-parallel path lacks.
 
     Example:
 
@@ -822,37 +937,21 @@ def linear_cross_entropy(
     forward pass and handed over once). Otherwise the numbers are PyTorch's, including the
     weighted mean and label smoothing with class weights and ``ignore_index``.
     """
-    if group is not None:
-        return _vocab_parallel(
-            hidden, weight, target, bias=bias, ignore_index=ignore_index,
-            label_smoothing=label_smoothing, class_weight=class_weight, z_loss=z_loss,
-            softcap=softcap, reduction=reduction, return_lse=return_lse,
-            chunk_size=chunk_size, group=group,
+    def check() -> _Options:
+        options = _check_options(
+            ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+            softcap=softcap, reduction=reduction, chunk_size=chunk_size,
         )
-    options = _check_options(
-        ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-        softcap=softcap, reduction=reduction, chunk_size=chunk_size,
-    )
-    _check_tensors(hidden, weight, target, bias, class_weight, options.ignore_index)
-    positions = tuple(hidden.shape[:-1])
-    grad_enabled = torch.is_grad_enabled()
-    want = (
-        grad_enabled and hidden.requires_grad,
-        grad_enabled and weight.requires_grad,
-        grad_enabled and bias is not None and bias.requires_grad,
-    )
-    hidden_2d = hidden.reshape(-1, hidden.shape[-1])
-    if not hidden_2d.is_contiguous():
-        hidden_2d = hidden_2d.contiguous()
-    weight_c = weight if weight.is_contiguous() else weight.contiguous()
-    loss, lse = _LinearCrossEntropyFunction.apply(
-        hidden_2d, weight_c, bias, target.reshape(-1), class_weight, options, want
-    )
-    if options.reduction == "none":
-        loss = loss.reshape(positions)
-    if return_lse:
-        return LinearCrossEntropyOutput(loss, lse.reshape(positions))
-    return loss
+        _check_tensors(hidden, weight, target, bias, class_weight, options.ignore_index,
+                       check_range=group is None)
+        return options
+
+    if group is None:
+        return _apply(hidden, weight, target, bias, class_weight, check(), return_lse, _LOCAL)
+    from ._vocab_parallel import agree_on_shards
+
+    options, combine = agree_on_shards(group, None, hidden, weight, target, class_weight, check)
+    return _apply(hidden, weight, target, bias, class_weight, options, return_lse, combine)
 
 
 class LinearCrossEntropyLoss(torch.nn.Module):

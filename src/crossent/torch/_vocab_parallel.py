@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,14 +58,13 @@ import torch.distributed as dist
 
 from .. import _validate as v
 from .._reduce import gradient_scale, reduce
+from . import _linear
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
 
 _XP = array_api_compat.array_namespace(torch.empty(0))  # the torch namespace the core reduces with
 
 _BLOCK_ELEMENTS = 1 << 20  # vocab_parallel_cross_entropy: 1M logits (4 MB in float32) per block
-_CHUNK_MIN_ELEMENTS = 1 << 20  # 'auto' chunks hold at least 1M logits (4 MB in float32)
-_CHUNK_FRACTION = 8  # ... or 1/8 of the gradients' size, whichever is larger
 
 
 # ==================================================================================
@@ -175,10 +175,12 @@ def _local_row(
     return torch.tensor(values, dtype=torch.int64)
 
 
-def _agree(group: Any, row: torch.Tensor | None, local_error: Exception | None) -> tuple[int, int]:
+def _agree(
+    group: Any, row: torch.Tensor | None, local_error: Exception | None
+) -> tuple[int, int, int]:
     """All-gather every rank's row and check them; the same error is raised on every rank.
 
-    Returns ``(this rank's vocab_start, C)``. Each rank sends its row of 10 int64
+    Returns ``(this rank's vocab_start, C, the largest shard size)``. Each rank sends its row of 10 int64
     (80 bytes) and receives every rank's (80·P bytes) in one all-gather.
     """
     world_size = dist.get_world_size(group)
@@ -250,7 +252,7 @@ def _agree(group: Any, row: torch.Tensor | None, local_error: Exception | None) 
             f"[0, {num_classes}) ({layout}); expected indices in [0, {num_classes - 1}] or "
             f"ignore_index"
         )
-    return table[rank][_START], num_classes
+    return table[rank][_START], num_classes, max(size for _, size, _ in shards)
 
 
 # ==================================================================================
@@ -308,12 +310,10 @@ def _shard_stats_into(
 
 
 def _combine(stats: _RowStats, group: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The two collectives: returns the global ``lse``, ``z_y`` and ``Σ_c z_c`` per position."""
-    device = _group_device(group)
+    """The two collectives (the linear engine's combine step): the global ``lse``, ``z_y``, ``Σ_c z_c``."""
+    combine = _linear.Combine(dist.group.WORLD if group is None else group)
     local_max = stats.max
-    global_max = local_max.to(device, copy=True)
-    dist.all_reduce(global_max, op=dist.ReduceOp.MAX, group=group)  # collective 1: N numbers
-    global_max = global_max.to(local_max.device)
+    global_max = combine.max(local_max)  # collective 1: N numbers
     # rescale this rank's exp-sum from its own max to the global one: S_r = Σ exp(z - m)
     finite = torch.isfinite(local_max)
     scale = torch.exp(torch.where(finite, local_max, global_max) - global_max)
@@ -321,9 +321,7 @@ def _combine(stats: _RowStats, group: Any) -> tuple[torch.Tensor, torch.Tensor, 
     parts = [rescaled, stats.target_logit]
     if stats.sum_logits is not None:
         parts.append(stats.sum_logits)
-    packed = torch.stack(parts).to(device)  # [2 or 3, N]: [S_r, t_r(, s_r)]
-    dist.all_reduce(packed, op=dist.ReduceOp.SUM, group=group)  # collective 2: 2N or 3N numbers
-    packed = packed.to(local_max.device)
+    packed = combine.sum(torch.stack(parts))  # collective 2: [S_r, t_r(, s_r)], 2N or 3N numbers
     # lse = m + log S; a row of -inf logits everywhere has m = -inf and S = 0: lse = -inf
     shift = torch.where(torch.isfinite(global_max), global_max, torch.zeros_like(global_max))
     lse = shift + torch.log(packed[0])
@@ -565,202 +563,49 @@ def vocab_parallel_cross_entropy(
         row = _local_row(vocab_start, int(logits_shard.shape[-1]), target, ignore_index, -1, fingerprint)
     except Exception as local_error:  # reported to every rank by _agree, then raised here
         error = local_error
-    vocab_start, num_classes = _agree(group, row, error)
+    vocab_start, num_classes, _ = _agree(group, row, error)
     plan = _Plan(group, vocab_start, int(logits_shard.shape[-1]), num_classes, ignore_index,
                  label_smoothing, reduction)
     return _VocabParallelCrossEntropy.apply(logits_shard, target, plan)
 
 
 # ==================================================================================
-# vocab_parallel_linear_cross_entropy
+# vocab_parallel_linear_cross_entropy: the linear engine with the group's combine step
 # ==================================================================================
 
 
-def _chunk_rows(chunk_size: object, num_positions: int, shard_size: int, hidden_size: int) -> int:
-    """Positions per chunk: at most one ``[chunk, shard_size]`` block of logits exists at a time."""
-    if chunk_size == "auto":
-        budget = max(_CHUNK_MIN_ELEMENTS, (num_positions + shard_size) * hidden_size // _CHUNK_FRACTION)
-        rows = budget // max(shard_size, 1)
-    elif isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size > 0:
-        rows = chunk_size
-    else:
-        raise ValueError(
-            f"chunk_size must be 'auto' or a positive int (positions per chunk), got {chunk_size!r}"
-        )
-    return max(1, min(rows, max(num_positions, 1)))
+def agree_on_shards(
+    group: Any,
+    vocab_start: int | None,
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    check: Callable[[], _linear._Options],
+) -> tuple[_linear._Options, _linear.Combine]:
+    """Check this rank's inputs (``check``), agree with the others, return the combine step.
 
-
-@dataclass
-class _LinearInputs:
-    """The detached, flattened inputs of the linear form and where their gradients go."""
-
-    hidden: torch.Tensor  # [N, D]
-    weight: torch.Tensor  # [shard_size, D]
-    bias: torch.Tensor | None
-    dtype: torch.dtype  # compute dtype
-    grad_hidden: torch.Tensor | None = None  # [N, D], compute dtype
-    grad_weight: torch.Tensor | None = None
-    grad_bias: torch.Tensor | None = None
-    scratch: torch.Tensor | None = None  # one [chunk, shard_size] block, reused for every chunk
-
-    @classmethod
-    def of(cls, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-           num_positions: int, needs: tuple[bool, ...] = (False, False, False)) -> _LinearInputs:
-        dtype = _compute_dtype(hidden.dtype)
-        flat = hidden.detach().reshape(num_positions, hidden.shape[-1])
-        weight = weight.detach()
-        inputs = cls(flat, weight, None if bias is None else bias.detach(), dtype)
-        # gradients accumulate in the compute dtype (float32 for 16-bit inputs)
-        if needs[0]:
-            inputs.grad_hidden = flat.new_zeros(flat.shape, dtype=dtype)
-        if needs[1]:
-            inputs.grad_weight = weight.new_zeros(weight.shape, dtype=dtype)
-        if needs[2]:
-            inputs.grad_bias = weight.new_zeros(weight.shape[0], dtype=dtype)
-        return inputs
-
-    def logits(self, part: slice) -> torch.Tensor:
-        """``hidden @ weightᵀ + bias`` for one chunk of positions, in the compute dtype.
-
-        Written into the scratch block, which the caller may overwrite (it is reused by
-        the next chunk).
-        """
-        hidden = self.hidden[part]
-        rows = hidden.shape[0]
-        if self.scratch is None or self.scratch.shape[0] < rows:
-            self.scratch = hidden.new_empty((rows, self.weight.shape[0]), dtype=self.dtype)
-        out = self.scratch[:rows]
-        if self.weight.dtype == self.dtype:
-            torch.mm(hidden, self.weight.T, out=out)
-            if self.bias is not None:
-                out.add_(self.bias)
-        else:  # 16-bit: the product in the input dtype, then float32
-            out.copy_(torch.nn.functional.linear(hidden, self.weight, self.bias))
-        return out
-
-    def accumulate(self, part: slice, grad_logits: torch.Tensor) -> None:
-        """Add one chunk's ``∂/∂logits`` into the gradients of hidden, weight and bias."""
-        if self.grad_hidden is not None:  # ∂ℓ/∂h = (softmax - a) W: this shard's part of a sum over ranks
-            if self.weight.dtype == self.dtype:
-                torch.mm(grad_logits, self.weight, out=self.grad_hidden[part])
-            else:
-                self.grad_hidden[part] = grad_logits.to(self.weight.dtype) @ self.weight
-        if self.grad_weight is not None:  # ∂ℓ/∂W_shard = (softmax - a)ᵀ h
-            self.grad_weight.addmm_(grad_logits.T, self.hidden[part].to(self.dtype))
-        if self.grad_bias is not None:
-            self.grad_bias += grad_logits.sum(dim=0)
-
-    def reduce_grad_hidden(self, group: Any) -> None:
-        """h feeds every shard (a column-parallel layer): its gradient is the sum over ranks."""
-        if self.grad_hidden is not None:
-            device = _group_device(group)
-            reduced = self.grad_hidden.to(device)
-            dist.all_reduce(reduced, op=dist.ReduceOp.SUM, group=group)
-            self.grad_hidden = reduced.to(self.hidden.device)
-
-
-def _new_stats(n: int, like: torch.Tensor, dtype: torch.dtype, plan: _Plan) -> _RowStats:
-    new = like.new_empty
-    return _RowStats(new(n, dtype=dtype), new(n, dtype=dtype), new(n, dtype=dtype),
-                     new(n, dtype=dtype) if plan.label_smoothing > 0 else None)
-
-
-class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
-    """Two schedules over chunks of positions.
-
-    *Eager* (reduction 'mean'/'sum' with a gradient wanted): each chunk's logits
-    are computed once; the two collectives run on the chunk's rows; its gradients
-    are formed at once (three matrix products per chunk, as plain PyTorch does)
-    and backward only multiplies them by the incoming scalar gradient.
-    *Recompute* (reduction 'none', or no gradient wanted): the forward keeps only
-    per-position statistics and runs the two collectives once for the batch;
-    backward recomputes each chunk's logits (four matrix products per chunk).
+    Every rank raises the same error when one rank's inputs (or the layout) are wrong, so
+    no rank is left waiting in a collective of the engine.
     """
-
-    @staticmethod
-    def forward(
-        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-        target: torch.Tensor, plan: _Plan, rows: int, eager: bool,
-    ) -> torch.Tensor:
-        local, owned, counted = _targets(target, plan)
-        n = target.numel()
-        needs = tuple(ctx.needs_input_grad[:3]) if eager else (False, False, False)
-        inputs = _LinearInputs.of(hidden, weight, bias, n, needs)
-        dtype = inputs.dtype
-        if not eager:
-            stats = _new_stats(n, inputs.hidden, dtype, plan)
-            for start in range(0, n, rows):  # one [rows, shard_size] block of logits at a time
-                part = slice(start, start + rows)
-                logits = inputs.logits(part)
-                _shard_stats_into(stats, part, logits, local[part], owned[part], out=logits)
-            lse, target_logit, sum_logits = _combine(stats, plan.group)
-            losses = _row_losses(lse, target_logit, sum_logits, counted, plan)
-            ctx.save_for_backward(hidden, weight, bias, target, lse)
-        else:
-            losses = inputs.hidden.new_empty(n, dtype=dtype)
-            unit = torch.ones((), dtype=dtype, device=inputs.hidden.device)
-            scale = _row_scale(unit, counted, plan, dtype)  # 1/divisor or 1; times grad_output later
-            for start in range(0, n, rows):
-                part = slice(start, start + rows)
-                logits = inputs.logits(part)
-                stats = _new_stats(logits.shape[0], logits, dtype, plan)
-                # logits become exp(z - m_r) in place: one block, no temporary
-                shift = _shard_stats_into(stats, slice(None), logits, local[part], owned[part], out=logits)
-                lse, target_logit, sum_logits = _combine(stats, plan.group)  # on this chunk's rows
-                losses[part] = _row_losses(lse, target_logit, sum_logits, counted[part], plan)
-                grad_logits = _grad_from_exps_(
-                    logits, shift, lse, scale[part], local[part], owned[part], counted[part], plan
-                )
-                inputs.accumulate(part, grad_logits)
-                del logits, grad_logits
-            inputs.reduce_grad_hidden(plan.group)
-            ctx.grads = [inputs.grad_hidden, inputs.grad_weight, inputs.grad_bias]
-            ctx.input_dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-            ctx.hidden_shape = hidden.shape
-        ctx.plan, ctx.rows, ctx.eager = plan, rows, eager
-        return _reduce(losses, counted, target.shape, plan)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple:
-        if ctx.eager:
-            grads = ctx.grads
-            if grads is None:
-                raise RuntimeError(
-                    "vocab_parallel_linear_cross_entropy computed its gradients in the forward pass "
-                    "and scaled them in place in the first backward; backpropagating through it a "
-                    "second time (retain_graph=True) is not supported — use reduction='none' "
-                    "followed by .sum() or .mean(), which recomputes"
-                )
-            ctx.grads = None
-            for grad in grads:  # the incoming scalar gradient, in place: no second copy
-                if grad is not None and bool(grad_output != 1):
-                    grad.mul_(grad_output.to(grad.dtype))
-            grad_hidden, grad_weight, grad_bias = grads
-            if grad_hidden is not None:
-                grad_hidden = grad_hidden.reshape(ctx.hidden_shape)
-        else:
-            hidden, weight, bias, target, lse = ctx.saved_tensors
-            plan: _Plan = ctx.plan
-            local, owned, counted = _targets(target, plan)
-            n = target.numel()
-            inputs = _LinearInputs.of(hidden, weight, bias, n, tuple(ctx.needs_input_grad[:3]))
-            scale = _row_scale(grad_output, counted, plan, inputs.dtype)
-            for start in range(0, n, ctx.rows):  # recompute one block of logits at a time
-                part = slice(start, start + ctx.rows)
-                grad_logits = _grad_logits_(
-                    inputs.logits(part), lse[part], scale[part], local[part], owned[part],
-                    counted[part], plan,
-                )
-                inputs.accumulate(part, grad_logits)
-                del grad_logits
-            inputs.reduce_grad_hidden(plan.group)
-            grad_hidden, grad_weight, grad_bias = inputs.grad_hidden, inputs.grad_weight, inputs.grad_bias
-            if grad_hidden is not None:
-                grad_hidden = grad_hidden.reshape(hidden.shape)
-            ctx.input_dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-        grads = [None if g is None else g.to(dtype) for g, dtype in
-                 zip((grad_hidden, grad_weight, grad_bias), ctx.input_dtypes, strict=True)]
-        return (*grads, None, None, None, None)
+    _check_group(group)
+    group = dist.group.WORLD if group is None else group  # Combine(group=None) is one process
+    row, error, options = None, None, None
+    try:
+        options = check()
+        start = _check_vocab_start(vocab_start)
+        wants_hidden = torch.is_grad_enabled() and hidden.requires_grad
+        # equal on every rank: the engine's collectives depend on all of these
+        fingerprint = _options_fingerprint(
+            "linear", options, class_weight is not None, _compute_dtype(hidden.dtype), wants_hidden,
+        )
+        row = _local_row(start, int(weight.shape[0]), target, options.ignore_index,
+                         int(hidden.shape[-1]), fingerprint)
+    except Exception as local_error:  # reported to every rank by _agree, then raised here
+        error = local_error
+    start, num_classes, widest = _agree(group, row, error)
+    assert options is not None
+    return options, _linear.Combine(group, start, num_classes, widest)
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -773,69 +618,49 @@ def vocab_parallel_linear_cross_entropy(
     bias_shard: torch.Tensor | None = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
+    class_weight_shard: torch.Tensor | None = None,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     reduction: v.Reduction = "mean",
+    return_lse: bool = False,
     chunk_size: int | Literal["auto"] = "auto",
-) -> torch.Tensor:
+) -> torch.Tensor | _linear.LinearCrossEntropyOutput:
     r"""Cross-entropy of a linear output layer whose rows (the vocabulary) are sharded.
 
     .. math::
-        z_i = W h_i + b, \quad
-        \ell_i = \mathrm{lse}(z_i) - (1-\varepsilon)\, z_{i, y_i}
-                 - \frac{\varepsilon}{C} \sum_c z_{ic}
+        z_i = \operatorname{cap}(W h_i + b), \quad
+        \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c + \lambda\, \mathrm{lse}(z_i)^2
 
-    with ``W = cat(weight_shard of every rank)`` in vocabulary order, without ever
-    holding more than one ``[chunk, shard_size]`` block of logits per rank. Two
-    schedules walk the positions in chunks:
-
-    - *eager* ('mean' or 'sum', and a gradient is wanted): each chunk's logits are
-      computed once, the two collectives of :func:`vocab_parallel_cross_entropy`
-      run on that chunk's rows, and the chunk's gradients are formed at once — three
-      matrix products per chunk, like plain PyTorch; backward only multiplies the
-      gradients by the incoming scalar, in place (so it cannot run twice: no
-      ``retain_graph`` double backward);
-    - *recompute* ('none', or no gradient wanted): the forward keeps per-position
-      statistics only (row maximum, exp-sum, target logit, logit sum) and runs the
-      two collectives once for the whole batch; backward recomputes each chunk's
-      logits — four matrix products per chunk.
-
-    Communication per call, both schedules: 80 bytes sent to agree (as
-    :func:`vocab_parallel_cross_entropy`), N numbers in MAX all-reduces and 2N —
-    3N with label smoothing — in SUM all-reduces (once per chunk in the eager
-    schedule, once in the recompute one), and one all-reduce SUM of the ``[N, D]``
-    gradient of ``hidden`` (each rank's ``(softmax - a)_shard @ W_shard`` is a
-    partial sum over the vocabulary), as Megatron-LM's column-parallel linear
-    layer does. So the gradient of ``hidden`` that comes back is already the full
-    one: do not wrap ``hidden`` in another reduce-in-backward
-    (``copy_to_tensor_model_parallel_region``).
-
-    Memory per rank, above the inputs: the gradients of ``hidden``, ``weight_shard``
-    (and ``bias_shard``), a few numbers per position, and one block of logits of
-    ``chunk_size × shard_size``, overwritten in place ('auto': at least 1M numbers,
-    else 1/8 of the gradients' size).
+    with ``W = cat(weight_shard of every rank)`` in vocabulary order: the numbers of
+    :func:`crossent.torch.linear_cross_entropy` on the whole vocabulary, computed by the same
+    chunked engine. Per chunk of tokens, each rank reduces its ``[chunk, shard_size]`` block
+    of logits to per-token statistics (row maximum, sum of exponentials, target logit,
+    smoothing term) and the *combine* step all-reduces them over the group (MAX, then one
+    packed SUM of ``2N`` or ``3N`` numbers); the gradient of ``hidden`` is all-reduced once
+    at the end (each rank's ``g_shard W_shard`` is a partial sum over the vocabulary), as
+    Megatron-LM's column-parallel layer does, so do not wrap ``hidden`` in another
+    reduce-in-backward. Before that, one all-gather of 80 bytes per rank checks that the ranks
+    agree (see :func:`vocab_parallel_cross_entropy`'s Raises). 'none' recomputes the chunks
+    (and their collectives) in backward; 'mean'/'sum' form the gradients in the forward pass.
 
     Args:
-      hidden: floating tensor ``[..., D]``, identical on every rank.
+      hidden: ``[..., D]``, identical on every rank.
       weight_shard: ``[shard_size, D]``, rows ``vocab_start ..`` of the output layer.
-      target: integer class indices ``[...]`` (``hidden`` without its last dimension)
-        over the full vocabulary, identical on every rank.
-      vocab_start: the first class (row of the full weight) this rank holds, or ``None``
-        on every rank for shards in rank order (what ``linear_cross_entropy(group=...)``
-        passes).
+      target: integer class indices ``[...]`` over the full vocabulary, identical on every rank.
+      vocab_start: the first class this rank holds, or ``None`` on every rank for shards in
+        rank order (what ``linear_cross_entropy(group=...)`` passes).
       group: the process group (default: the world).
-      bias_shard: optional ``[shard_size]``.
-      ignore_index, label_smoothing, reduction: as :func:`vocab_parallel_cross_entropy`.
-      chunk_size: positions per chunk, or 'auto'.
+      bias_shard, class_weight_shard: optional ``[shard_size]``, this rank's entries.
+      ignore_index, label_smoothing, z_loss, softcap, reduction, return_lse, chunk_size: as
+        :func:`crossent.torch.linear_cross_entropy`.
 
     Returns:
-      The loss, identical on every rank (scalar, or ``target``'s shape for 'none').
-      16-bit inputs: matrix products in the input dtype, everything else (and the
-      gradient accumulators) in float32; float32 loss, gradients in the input dtypes.
+      As :func:`crossent.torch.linear_cross_entropy`, identical on every rank.
 
     Raises:
-      As :func:`vocab_parallel_cross_entropy`, on every rank; also a ``weight_shard``
-      whose width is not ``hidden``'s last dimension, and ranks that disagree on the
-      hidden size or on whether ``hidden`` needs a gradient (the backward all-reduce
-      would otherwise wait forever).
+      As :func:`vocab_parallel_cross_entropy` and :func:`crossent.torch.linear_cross_entropy`,
+      on every rank; also ranks that disagree on the hidden size or on whether ``hidden``
+      needs a gradient (the backward all-reduce would otherwise wait forever).
 
     Example (a world of one process):
 
@@ -849,14 +674,11 @@ def vocab_parallel_linear_cross_entropy(
     >>> dist.destroy_process_group()
 
     NOTE: PyTorch's ``F.linear_cross_entropy`` has no sharded form; this is the
-    Megatron-LM layout (``VocabParallelEmbedding``/``ColumnParallelLinear`` output
-    layer followed by ``vocab_parallel_cross_entropy``) fused and chunked.
+    Megatron-LM layout (``ColumnParallelLinear`` output layer followed by
+    ``vocab_parallel_cross_entropy``) fused and chunked.
     """
-    _check_group(group)
-    row, error = None, None
-    try:
-        reduction, label_smoothing, ignore_index = _check_options(reduction, label_smoothing, ignore_index)
-        vocab_start = _check_vocab_start(vocab_start)
+
+    def check() -> _linear._Options:
         _check_floating_tensor("hidden", hidden)
         _check_floating_tensor("weight_shard", weight_shard)
         if hidden.ndim == 0:
@@ -866,36 +688,16 @@ def vocab_parallel_linear_cross_entropy(
                 f"weight_shard must have shape (shard_size, {hidden.shape[-1]}) to match hidden's "
                 f"last dimension D={hidden.shape[-1]}, got {tuple(weight_shard.shape)}"
             )
-        for name, tensor in (("weight_shard", weight_shard), ("bias_shard", bias_shard)):
-            if isinstance(tensor, torch.Tensor) and tensor.dtype != hidden.dtype:
-                raise TypeError(
-                    f"{name} has dtype {tensor.dtype}, but hidden has dtype {hidden.dtype}; "
-                    f"convert them to one dtype"
-                )
-        if bias_shard is not None:
-            _check_floating_tensor("bias_shard", bias_shard)
-            if tuple(bias_shard.shape) != (weight_shard.shape[0],):
-                raise ValueError(
-                    f"bias_shard must have shape ({weight_shard.shape[0]},), one entry per row of "
-                    f"weight_shard, got {tuple(bias_shard.shape)}"
-                )
-        _check_target(target, tuple(hidden.shape[:-1]), "hidden")
-        rows = _chunk_rows(chunk_size, target.numel(), int(weight_shard.shape[0]), int(hidden.shape[-1]))
-        wants_grad = [torch.is_grad_enabled() and t is not None and t.requires_grad
-                      for t in (hidden, weight_shard, bias_shard)]
-        # eager: gradients formed in the forward pass, chunk by chunk (see the Function)
-        eager = reduction != "none" and any(wants_grad)
-        fingerprint = _options_fingerprint(
-            "linear", reduction, label_smoothing, ignore_index, _compute_dtype(hidden.dtype),
-            wants_grad[0], eager,
+        options = _linear._check_options(
+            ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+            softcap=softcap, reduction=reduction, chunk_size=chunk_size,
         )
-        row = _local_row(vocab_start, int(weight_shard.shape[0]), target, ignore_index,
-                         int(hidden.shape[-1]), fingerprint)
-    except Exception as local_error:  # reported to every rank by _agree, then raised here
-        error = local_error
-    vocab_start, num_classes = _agree(group, row, error)
-    plan = _Plan(group, vocab_start, int(weight_shard.shape[0]), num_classes, ignore_index,
-                 label_smoothing, reduction)
-    return _VocabParallelLinearCrossEntropy.apply(
-        hidden, weight_shard, bias_shard, target, plan, rows, eager
+        _linear._check_tensors(hidden, weight_shard, target, bias_shard, class_weight_shard,
+                               options.ignore_index, check_range=False)
+        return options
+
+    options, combine = agree_on_shards(
+        group, vocab_start, hidden, weight_shard, target, class_weight_shard, check
     )
+    return _linear._apply(hidden, weight_shard, target, bias_shard, class_weight_shard, options,
+                          return_lse, combine)

@@ -1,0 +1,624 @@
+r"""Distillation losses of a linear layer over a large vocabulary, without the ``N × V`` logits.
+
+Derivation
+----------
+For token :math:`i` the student's logits at temperature :math:`T` are
+:math:`z_i = (W h_i + b) / T`, its log-probabilities :math:`s_i = \log\operatorname{softmax}(z_i)`
+and :math:`p^s_i = e^{s_i}`; the teacher's are :math:`q_i` and :math:`p^t_i = e^{q_i}` (a teacher
+logit of :math:`-\infty` is a zero probability and adds nothing). Every divergence is a sum over
+the vocabulary of elementwise terms, and its gradient with respect to :math:`s` is an
+elementwise row :math:`a`; through the log-softmax the gradient with respect to :math:`z` is
+
+.. math:: g_{ic} = a_{ic} - p^s_{ic} \sum_{c'} a_{ic'}.
+
+- ``'kl'``, :math:`\sum p^t (q - s)`: :math:`a = -p^t`, so :math:`g = p^s - p^t`.
+- ``'reverse_kl'``, :math:`\sum p^s (s - q)`: :math:`a = p^s (s - q + 1)`, so
+  :math:`g = p^s (s - q) - p^s\,\mathrm{KL}(p^s \| p^t)`.
+- ``'jsd'`` (Liger-Kernel's generalised JSD, ``liger_kernel/ops/jsd.py``):
+  :math:`M = \beta p^t + (1-\beta) p^s`,
+  :math:`\beta \sum p^t (q - \log M) + (1-\beta) \sum p^s (s - \log M)`, with
+  :math:`a = (1-\beta)\, p^s (s - \log M)` (the terms in :math:`\partial M` cancel);
+  :math:`\beta = 0` is ``'kl'`` and :math:`\beta = 1` is ``'reverse_kl'``, as in Liger.
+- ``'tvd'``, :math:`\tfrac12 \sum |p^t - p^s|`: :math:`a = \tfrac12 \operatorname{sign}(p^s - p^t)\, p^s`.
+
+The hard term is the cross-entropy of the logits at temperature 1,
+:math:`\mathrm{lse}(T z_i) - T z_{i y_i}`, gradient :math:`\operatorname{softmax}(T z_i) - e_{y_i}`.
+With :math:`u_i` the upstream gradient of :math:`\ell_i` (``t_i / divisor`` for 'mean'), the
+gradient of the logits before the temperature is
+:math:`u_i t_i\,\big((1-\eta)\, \kappa\, g_i / T + \eta\, (\operatorname{softmax}(T z_i) - e_{y_i})\big)`
+with :math:`\eta` = ``hard_weight`` and :math:`\kappa = T^2` (``temperature_scale``) or 1; then
+:math:`\partial h_i = \sum_c \partial x_{ic} W_c`, :math:`\partial W = \partial X^\top H`,
+:math:`\partial b = \sum_i \partial x_i`. Each needs one row of logits at a time, so the counted
+tokens are processed in chunks: a chunk's student logits and teacher log-probabilities are made,
+reduced to the chunk's losses and pushed into the three gradients, then dropped.
+
+Vocabulary-parallel (``group=``): each rank holds the rows of ``weight`` (and ``bias``, and the
+teacher's logits or weight) of its slice of the vocabulary, in rank order. The row maxima are
+all-reduced with max, and every sum over the vocabulary (the softmax normaliser, the divergence,
+:math:`\sum a`, the hard target's logit) with sum; ``∂h`` is the sum of the ranks' parts.
+
+Passes and memory
+-----------------
+'mean' and 'sum': one pass; the gradients are made in the forward pass (upstream 1) and
+backward scales them by ``grad_output``. 'none': the forward pass makes the losses only and
+backward recomputes the chunks with the per-token upstream gradient. Memory above the inputs:
+the gradients (``∂W`` accumulates in float32 for 16-bit inputs: ``V·D`` float32 values, rounded
+once at the end), and the chunk buffers (a few ``chunk × V`` float32 arrays).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from .. import _validate as v
+
+__all__ = ["linear_distillation_loss", "LinearDistillationLoss"]
+
+Divergence = Literal["kl", "reverse_kl", "jsd", "tvd"]
+_DIVERGENCES = ("kl", "reverse_kl", "jsd", "tvd")
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+# chunk_size='auto': about 6 float32 (or float64) arrays of chunk × V live at once (student
+# logits, log-probs, probabilities, the teacher's log-probs and probabilities, g). They may take
+# as many bytes as the student's gradients, between 64 MiB and 256 MiB: on CPU a product of a
+# few dozen rows by a [V, D] weight runs several times slower per row than one of a few hundred
+# (measured: 43-row chunks took 2.3x the time of 256-row ones at N, D, V = 1024, 512, 32000)
+_AUTO_BUDGET_MIN = 64 * 2**20
+_AUTO_BUDGET_MAX = 256 * 2**20
+_AUTO_ARRAYS = 6
+_MIN_AUTO_ROWS = 32
+
+
+def _auto_chunk_rows(num_tokens: int, num_classes: int, hidden_size: int, dtype: torch.dtype,
+                     compute: torch.dtype) -> int:
+    """``chunk_size='auto'``: the most rows whose chunk arrays fit the gradients' bytes (clamped)."""
+    gradient_bytes = (num_tokens + num_classes) * hidden_size * (torch.finfo(dtype).bits // 8)
+    budget = min(max(gradient_bytes, _AUTO_BUDGET_MIN), _AUTO_BUDGET_MAX)
+    per_row = _AUTO_ARRAYS * num_classes * (torch.finfo(compute).bits // 8)
+    return max(1, min(num_tokens, max(_MIN_AUTO_ROWS, budget // per_row)))
+
+
+@dataclass(frozen=True)
+class _Combine:
+    """Reductions over the vocabulary: the identity in one process, all-reduces over ``group``."""
+
+    group: Any = None
+
+    def max(self, x: torch.Tensor) -> torch.Tensor:
+        if self.group is not None:
+            import torch.distributed as dist
+
+            dist.all_reduce(x, op=dist.ReduceOp.MAX, group=self.group)
+        return x
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        if self.group is not None:
+            import torch.distributed as dist
+
+            dist.all_reduce(x, op=dist.ReduceOp.SUM, group=self.group)
+        return x
+
+    def log_softmax(self, z: torch.Tensor) -> torch.Tensor:
+        """Row log-softmax over the whole (possibly sharded) vocabulary."""
+        row_max = self.max(z.amax(dim=-1))
+        # a row whose every logit is -inf on every rank would give -inf - -inf = nan; shift by 0
+        row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+        # lse = max + log Σ exp(z - max), stable for ±1e4 logits
+        total = self.sum(torch.exp(z - row_max[:, None]).sum(dim=-1))
+        return z - (row_max + torch.log(total))[:, None]
+
+
+@dataclass(frozen=True)
+class _Teacher:
+    """The teacher in one of its three forms; :meth:`log_probs` makes one chunk's rows."""
+
+    kind: Literal["logits", "linear", "sparse"]
+    tensors: tuple[torch.Tensor, ...]
+    vocab_start: int  # the first class of this rank's shard (0 in one process)
+
+    def log_probs(
+        self, rows: Any, count: int, num_classes: int, temperature: float, compute: torch.dtype,
+        combine: _Combine,
+    ) -> torch.Tensor:
+        if self.kind == "sparse":
+            indices, logprobs = self.tensors
+            # renormalised over its k entries (every rank holds all k): log_softmax(logprobs / T)
+            top = torch.log_softmax(logprobs[rows].to(compute) / temperature, dim=-1)
+            local = indices[rows] - self.vocab_start
+            mine = (local >= 0) & (local < num_classes)
+            out = torch.full((count, num_classes + 1), -math.inf, dtype=compute,
+                             device=top.device)
+            # entries of other shards land in the spare last column, dropped below
+            out.scatter_(1, torch.where(mine, local, num_classes), top)
+            return out[:, :num_classes]
+        if self.kind == "logits":
+            logits = self.tensors[0][rows].to(compute)
+        else:
+            teacher_hidden, teacher_weight, *teacher_bias = self.tensors
+            product = teacher_hidden[rows] @ teacher_weight.T
+            if teacher_bias:
+                product = product + teacher_bias[0]
+            logits = product.to(compute)
+        return combine.log_softmax(logits if temperature == 1.0 else logits / temperature)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Everything one call needs, flattened to ``[N, ...]`` and validated."""
+
+    hidden: torch.Tensor  # [N, D]
+    weight: torch.Tensor  # [V_r, D] (this rank's rows)
+    bias: torch.Tensor | None
+    teacher: _Teacher
+    target: torch.Tensor | None  # [N]
+    token_weight: torch.Tensor  # [N] compute dtype, 0 for tokens not counted
+    loss: Divergence
+    beta: float
+    temperature: float
+    soft_scale: float  # T² or 1
+    hard_weight: float
+    chunk_rows: int
+    combine: _Combine
+    vocab_start: int
+
+    @property
+    def compute(self) -> torch.dtype:
+        return torch.float64 if self.hidden.dtype == torch.float64 else torch.float32
+
+
+def _soft_terms(
+    s: torch.Tensor, q: torch.Tensor, loss: Divergence, beta: float, combine: _Combine
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The divergence of each row and its gradient ``g`` with respect to the scaled logits."""
+    p_s = torch.exp(s)
+    zero = torch.zeros((), dtype=s.dtype, device=s.device)
+    if loss == "jsd" and beta == 0.0:
+        loss = "kl"
+    if loss == "jsd" and beta == 1.0:
+        loss = "reverse_kl"
+    if loss == "kl":
+        p_t = torch.exp(q)
+        # a class the teacher rules out (q = -inf) adds 0, not 0·inf
+        divergence = combine.sum(torch.where(p_t > 0, p_t * (q - s), zero).sum(dim=-1))
+        return divergence, p_s - p_t
+    if loss == "reverse_kl":
+        term = torch.where(p_s > 0, p_s * (s - q), zero)
+        divergence = combine.sum(term.sum(dim=-1))
+        # a = term + p_s and Σa = KL + 1, so a - p_s Σa = term - p_s KL
+        return divergence, term - p_s * divergence[:, None]
+    if loss == "jsd":
+        p_t = torch.exp(q)
+        # log M = log(β p_t + (1-β) p_s) in log space, finite wherever either has mass
+        log_mix = torch.logaddexp(q + math.log(beta), s + math.log1p(-beta))
+        teacher_part = torch.where(p_t > 0, p_t * (q - log_mix), zero).sum(dim=-1)
+        student_term = torch.where(p_s > 0, p_s * (s - log_mix), zero)
+        parts = combine.sum(torch.stack([teacher_part, student_term.sum(dim=-1)]))
+        divergence = beta * parts[0] + (1.0 - beta) * parts[1]
+        slope = (1.0 - beta) * student_term
+        return divergence, slope - p_s * ((1.0 - beta) * parts[1])[:, None]
+    p_t = torch.exp(q)
+    difference = p_s - p_t
+    divergence = combine.sum(0.5 * difference.abs().sum(dim=-1))
+    slope = 0.5 * torch.sign(difference) * p_s
+    return divergence, slope - p_s * combine.sum(slope.sum(dim=-1))[:, None]
+
+
+@dataclass
+class _Grads:
+    hidden: torch.Tensor | None
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+
+
+def _run(
+    problem: _Problem, rows_all: torch.Tensor, upstream: torch.Tensor | None, want: tuple[bool, bool, bool]
+) -> tuple[torch.Tensor, _Grads | None]:
+    """Per-token losses ``[N]`` (compute dtype) and, when ``upstream`` is given (``[N]``, the
+    gradient of each ℓ_i), the gradients of hidden, weight and bias.
+    """
+    p = problem
+    compute = p.compute
+    num_tokens = p.hidden.shape[0]
+    num_classes = p.weight.shape[0]
+    device = p.hidden.device
+    losses = torch.zeros(num_tokens, dtype=compute, device=device)
+    grads = None
+    if upstream is not None:
+        grads = _Grads(
+            torch.zeros(p.hidden.shape, dtype=compute, device=device) if want[0] else None,
+            torch.zeros(p.weight.shape, dtype=compute, device=device) if want[1] else None,
+            torch.zeros(num_classes, dtype=compute, device=device)
+            if want[2] and p.bias is not None else None,
+        )
+    soft_weight = 1.0 - p.hard_weight
+    every_row = rows_all.numel() == num_tokens  # no token dropped: chunks are slices (views)
+    for start in range(0, rows_all.numel(), p.chunk_rows):
+        rows: Any = (slice(start, min(start + p.chunk_rows, num_tokens)) if every_row
+                     else rows_all[start : start + p.chunk_rows])
+        count = min(p.chunk_rows, rows_all.numel() - start)
+        hidden = p.hidden[rows]
+        product = hidden @ p.weight.T  # matmul in the input dtype
+        if p.bias is not None:
+            product = product + p.bias
+        logits = product.to(compute)
+        token_weight = p.token_weight[rows]
+        loss_rows = torch.zeros(count, dtype=compute, device=device)
+        g = None
+        if soft_weight != 0.0:
+            s = p.combine.log_softmax(logits if p.temperature == 1.0 else logits / p.temperature)
+            q = p.teacher.log_probs(rows, count, num_classes, p.temperature, compute, p.combine)
+            divergence, soft_g = _soft_terms(s, q, p.loss, p.beta, p.combine)
+            del s, q
+            loss_rows += soft_weight * p.soft_scale * divergence
+            if upstream is not None:
+                g = soft_g.mul_(soft_weight * p.soft_scale / p.temperature)
+            del soft_g
+        if g is None and upstream is not None:
+            g = torch.zeros_like(logits)
+        if p.hard_weight != 0.0:
+            assert p.target is not None  # hard_weight > 0 needs target (checked)
+            log_probs = p.combine.log_softmax(logits)
+            local = p.target[rows] - p.vocab_start
+            mine = (local >= 0) & (local < num_classes)
+            picked = log_probs.gather(1, torch.where(mine, local, 0)[:, None])[:, 0]
+            target_log_prob = p.combine.sum(torch.where(mine, picked, torch.zeros_like(picked)))
+            loss_rows -= p.hard_weight * target_log_prob
+            if g is not None:
+                g += p.hard_weight * torch.exp(log_probs)
+                minus_one_hot = torch.zeros(count, 1, dtype=compute, device=device)
+                minus_one_hot[mine] = -p.hard_weight  # the target's class lives on one shard
+                g.scatter_add_(1, torch.where(mine, local, 0)[:, None], minus_one_hot)
+        losses[rows] = token_weight * loss_rows
+        if g is not None and grads is not None:
+            assert upstream is not None
+            g *= (token_weight * upstream[rows])[:, None]
+            g_in = g.to(p.hidden.dtype)  # the products run in the input dtype
+            if grads.hidden is not None:
+                grads.hidden[rows] = (g_in @ p.weight).to(compute)
+            if grads.weight is not None and hidden.dtype == compute:
+                grads.weight.addmm_(g_in.T, hidden)  # in place: no V × D product per chunk
+            elif grads.weight is not None:
+                grads.weight += (g_in.T @ hidden).to(compute)  # 16-bit product, float32 sum
+            if grads.bias is not None:
+                grads.bias += g.sum(dim=0)
+    if grads is not None and grads.hidden is not None:
+        grads.hidden = p.combine.sum(grads.hidden)  # ∂h sums every shard's W_c
+    return losses, grads
+
+
+class _DistillationFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+        problem: _Problem, rows: torch.Tensor, reduction: v.Reduction, inverse: torch.Tensor,
+        want: tuple[bool, bool, bool],
+    ) -> torch.Tensor:
+        ctx.problem, ctx.rows, ctx.reduction, ctx.want = problem, rows, reduction, want
+        ctx.has_bias = bias is not None
+        if reduction == "none":
+            losses, _ = _run(problem, rows, None, want)
+            return losses.to(torch.float64 if hidden.dtype == torch.float64 else torch.float32)
+        upstream = torch.full((hidden.shape[0],), 1.0, dtype=problem.compute, device=hidden.device)
+        upstream = upstream * inverse.to(problem.compute)
+        losses, grads = _run(problem, rows, upstream if any(want) else None, want)
+        ctx.grads = grads
+        return (losses.sum() * inverse.to(problem.compute)).to(
+            torch.float64 if hidden.dtype == torch.float64 else torch.float32
+        )
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:
+        problem: _Problem = ctx.problem
+        if ctx.reduction == "none":
+            _, grads = _run(problem, ctx.rows, grad_output.to(problem.compute), ctx.want)
+        else:
+            grads = ctx.grads
+            scale = grad_output.to(problem.compute)
+            for name in ("hidden", "weight", "bias"):
+                value = getattr(grads, name)
+                if value is not None:
+                    setattr(grads, name, value * scale)
+        assert grads is not None
+        out = []
+        for name, like in (("hidden", problem.hidden), ("weight", problem.weight),
+                           ("bias", problem.bias)):
+            value = getattr(grads, name)
+            out.append(None if value is None or like is None else value.to(like.dtype))
+        return (out[0], out[1], out[2] if ctx.has_bias else None, None, None, None, None, None)
+
+
+def _teacher(
+    teacher: Any, lead_shape: tuple[int, ...], num_classes: int, hidden_size: int, group: Any,
+    vocab_start: int, loss: Divergence,
+) -> _Teacher:
+    """Recognise the teacher's form and flatten it to ``[N, ...]`` (shapes checked)."""
+    num_tokens = math.prod(lead_shape)
+    if isinstance(teacher, torch.Tensor):
+        if tuple(teacher.shape) != (*lead_shape, num_classes):
+            raise ValueError(
+                f"teacher logits must have shape {(*lead_shape, num_classes)} (hidden.shape[:-1] + "
+                f"(V{'_rank' if group is not None else ''},)), got {tuple(teacher.shape)}"
+            )
+        if teacher.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"teacher logits must be a floating tensor, got dtype {teacher.dtype}")
+        return _Teacher("logits", (teacher.detach().reshape(num_tokens, num_classes),), vocab_start)
+    if not isinstance(teacher, (tuple, list)) or len(teacher) not in (2, 3) or not all(
+        isinstance(t, torch.Tensor) for t in teacher
+    ):
+        raise TypeError(
+            "teacher must be a tensor of logits [..., V], a tuple (teacher_hidden, teacher_weight"
+            "[, teacher_bias]) or a top-k tuple (indices int64 [..., k], logprobs [..., k]); got "
+            f"{type(teacher).__name__}"
+        )
+    first = teacher[0]
+    if not first.is_floating_point():
+        if len(teacher) != 2:
+            raise ValueError("a sparse teacher is the tuple (indices [..., k], logprobs [..., k])")
+        indices, logprobs = teacher
+        if loss == "reverse_kl":
+            raise ValueError(
+                "loss='reverse_kl' with a top-k sparse teacher is infinite (the student has mass "
+                "where the teacher has none); use loss='kl', 'jsd' or 'tvd', or dense teacher logits"
+            )
+        if indices.shape != logprobs.shape or tuple(indices.shape[:-1]) != lead_shape:
+            raise ValueError(
+                f"sparse teacher indices and logprobs must both have shape {(*lead_shape, 'k')}, got "
+                f"{tuple(indices.shape)} and {tuple(logprobs.shape)}"
+            )
+        k = indices.shape[-1]
+        return _Teacher("sparse", (indices.reshape(num_tokens, k).long(),
+                                   logprobs.detach().reshape(num_tokens, k)), vocab_start)
+    teacher_hidden, teacher_weight, *rest = teacher
+    if tuple(teacher_hidden.shape[:-1]) != lead_shape or teacher_weight.ndim != 2 or (
+        teacher_weight.shape[0] != num_classes or teacher_weight.shape[1] != teacher_hidden.shape[-1]
+    ):
+        raise ValueError(
+            f"teacher (hidden, weight) must be [{', '.join(map(str, lead_shape))}, D_t] and "
+            f"[{num_classes}, D_t], got {tuple(teacher_hidden.shape)} and {tuple(teacher_weight.shape)}"
+        )
+    if rest and tuple(rest[0].shape) != (num_classes,):
+        raise ValueError(f"teacher bias must have shape ({num_classes},), got {tuple(rest[0].shape)}")
+    flat = (teacher_hidden.detach().reshape(num_tokens, -1), teacher_weight.detach(),
+            *(b.detach() for b in rest))
+    return _Teacher("linear", flat, vocab_start)
+
+
+def _vocab_start(num_classes: int, group: Any) -> tuple[int, int]:
+    """The first class of this rank's shard (the lower ranks' shard sizes summed), and V."""
+    if group is None:
+        return 0, num_classes
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized():
+        raise RuntimeError(
+            "linear_distillation_loss(group=...) needs an initialised torch.distributed process "
+            "group (dist.init_process_group, or launch with torchrun)"
+        )
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(sizes, torch.tensor([num_classes], dtype=torch.int64), group=group)
+    rank = dist.get_rank(group)
+    return int(sum(int(size) for size in sizes[:rank])), int(sum(int(size) for size in sizes))
+
+
+def linear_distillation_loss(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    teacher: Any,
+    *,
+    loss: Divergence = "kl",
+    beta: float = 0.5,
+    temperature: float = 1.0,
+    temperature_scale: bool = True,
+    target: torch.Tensor | None = None,
+    hard_weight: float = 0.0,
+    ignore_index: int = -100,
+    token_weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    reduction: v.Reduction = "mean",
+    normalizer: float | torch.Tensor | None = None,
+    chunk_size: int | Literal["auto"] = "auto",
+    group: Any = None,
+) -> torch.Tensor:
+    r"""Distillation loss of a linear layer's logits against a teacher, without the ``N × V`` logits.
+
+    .. math::
+        s_i = \log\operatorname{softmax}\!\big((W h_i + b)/T\big), \qquad
+        q_i = \log\operatorname{softmax}(z^t_i / T), \\
+        \ell_i = t_i\,\big((1-\eta)\,\kappa\,D(p^t_i, p^s_i) + \eta\,\mathrm{CE}(W h_i + b,\ y_i)\big),
+
+    with :math:`D` = ``'kl'`` :math:`\sum p^t (q - s)` (KL(teacher ‖ student)), ``'reverse_kl'``
+    :math:`\sum p^s (s - q)`, ``'jsd'`` Liger-Kernel's generalised JSD
+    :math:`\beta\,\mathrm{KL}(p^t\|M) + (1-\beta)\,\mathrm{KL}(p^s\|M)`,
+    :math:`M = \beta p^t + (1-\beta) p^s` (``beta`` 0 and 1 are the two KLs), or ``'tvd'``
+    :math:`\tfrac12 \sum |p^t - p^s|`; :math:`\kappa = T^2` when ``temperature_scale`` (Hinton et
+    al., so the soft gradients keep their size as :math:`T` grows), else 1; :math:`\eta` =
+    ``hard_weight``. The student's logits are made chunk by chunk and never held whole.
+
+    Args:
+      hidden: the student's last hidden states ``[..., D]``.
+      weight: the student's output layer ``[V, D]`` (``[V_rank, D]`` with ``group``).
+      teacher: teacher logits ``[..., V]``; or ``(teacher_hidden [..., D_t], teacher_weight
+        [V, D_t][, teacher_bias [V]])``, whose logits are made chunk by chunk too; or a top-k
+        teacher ``(indices int [..., k], logprobs [..., k])`` (told apart by the integer dtype of
+        its first element; renormalised over its k entries, distinct indices, global with
+        ``group``). The teacher gets no gradient.
+      loss: 'kl', 'reverse_kl', 'jsd' or 'tvd'.
+      beta: the JSD's mixture weight of the teacher, in [0, 1].
+      temperature: :math:`T > 0`, divides both models' logits in the soft term.
+      temperature_scale: multiply the soft term by :math:`T^2`.
+      target: class indices ``[...]``; tokens equal to ``ignore_index`` are not counted (loss 0,
+        no gradient). Required when ``hard_weight > 0``.
+      hard_weight: weight of the cross-entropy with ``target`` (at temperature 1), in [0, 1].
+      token_weight: a weight per token ``[...]`` multiplying its loss.
+      bias: the student's output bias ``[V]``.
+      reduction: 'mean' (divided by the sum of the counted tokens' weights), 'sum' or 'none'
+        (``hidden.shape[:-1]``).
+      normalizer: with 'mean', divide by this positive number instead.
+      chunk_size: tokens per chunk, or 'auto' (six ``chunk × V`` float32 arrays take about the
+        gradients' bytes, between 64 and 256 MiB, at least 32 rows).
+      group: a torch.distributed process group: ``weight``, ``bias`` and the teacher's logits
+        (or weight and bias) sharded by vocabulary rows in rank order.
+
+    Returns:
+      The loss, float32 (float64 for float64 inputs): a scalar, or ``hidden.shape[:-1]``.
+
+    NOTE: unlike ``F.kl_div(input, target)``, the student comes first and both are logits (no
+    log-softmax to apply), 'mean' divides by the number of tokens (PyTorch's 'batchmean'; its
+    'mean' divides by ``N·V``), and the soft term carries :math:`T^2` by default. Liger-Kernel's
+    fused distillation losses have no :math:`T^2` (``temperature_scale=False`` matches them).
+
+    Example:
+      >>> import torch
+      >>> import crossent.torch as ct
+      >>> hidden, weight = torch.eye(2), torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+      >>> teacher = hidden @ weight.T
+      >>> float(ct.linear_distillation_loss(hidden, weight, teacher))
+      0.0
+      >>> round(float(ct.linear_distillation_loss(hidden, weight, torch.zeros(2, 3))), 4)
+      0.1195
+    """
+    v.check_reduction(reduction)
+    if loss not in _DIVERGENCES:
+        raise ValueError(f"loss must be one of {', '.join(map(repr, _DIVERGENCES))}, got {loss!r}")
+    if not isinstance(hidden, torch.Tensor) or not isinstance(weight, torch.Tensor):
+        raise TypeError("hidden and weight must be torch tensors")
+    if hidden.dtype not in _FLOAT_DTYPES or weight.dtype != hidden.dtype:
+        raise TypeError(
+            f"hidden and weight must share one floating dtype (float32, float64, bfloat16, float16), "
+            f"got {hidden.dtype} and {weight.dtype}"
+        )
+    if hidden.ndim < 1 or weight.ndim != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(
+            f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1] if hidden.ndim else '?'}, "
+            f"got weight shape {tuple(weight.shape)}"
+        )
+    beta = float(beta)
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    temperature = float(temperature)
+    if not (temperature > 0.0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    hard_weight = float(hard_weight)
+    if not 0.0 <= hard_weight <= 1.0:
+        raise ValueError(f"hard_weight must be in [0, 1], got {hard_weight}")
+    if hard_weight > 0.0 and target is None:
+        raise ValueError(f"hard_weight={hard_weight} needs target= (the class of each token)")
+    if normalizer is not None and reduction != "mean":
+        raise ValueError(
+            f"normalizer= replaces the divisor of reduction='mean'; with reduction={reduction!r} "
+            "drop normalizer or use reduction='mean'"
+        )
+    lead_shape = tuple(hidden.shape[:-1])
+    num_tokens = math.prod(lead_shape)
+    num_classes, hidden_size = weight.shape
+    if bias is not None and tuple(bias.shape) != (num_classes,):
+        raise ValueError(f"bias must have shape ({num_classes},), got {tuple(bias.shape)}")
+    vocab_start, total_classes = _vocab_start(num_classes, group)
+    teacher_ = _teacher(teacher, lead_shape, num_classes, hidden_size, group, vocab_start, loss)
+    compute = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    weights = torch.ones(num_tokens, dtype=compute, device=hidden.device)
+    if token_weight is not None:
+        if tuple(token_weight.shape) != lead_shape:
+            raise ValueError(
+                f"token_weight must have shape hidden.shape[:-1] = {lead_shape}, "
+                f"got {tuple(token_weight.shape)}"
+            )
+        weights = token_weight.detach().reshape(num_tokens).to(compute)
+    flat_target = None
+    if target is not None:
+        if tuple(target.shape) != lead_shape or target.is_floating_point():
+            raise ValueError(
+                f"target must be integer class indices of shape {lead_shape}, got "
+                f"{target.dtype} {tuple(target.shape)}"
+            )
+        flat_target = target.reshape(num_tokens).long()
+        counted = flat_target != ignore_index
+        weights = torch.where(counted, weights, torch.zeros_like(weights))
+        if hard_weight > 0.0:
+            bad = counted & ((flat_target < 0) | (flat_target >= total_classes))
+            if bool(bad.any()):
+                raise ValueError(
+                    f"target contains class index {int(flat_target[bad][0])}, but the weight has "
+                    f"{total_classes} classes (ignore_index={ignore_index})"
+                )
+    if chunk_size == "auto":
+        chunk_rows = _auto_chunk_rows(max(num_tokens, 1), num_classes, hidden_size, hidden.dtype, compute)
+    elif isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size > 0:
+        chunk_rows = chunk_size
+    else:
+        raise ValueError(f"chunk_size must be a positive int or 'auto', got {chunk_size!r}")
+    problem = _Problem(
+        hidden=hidden.detach().reshape(num_tokens, hidden_size), weight=weight.detach(),
+        bias=None if bias is None else bias.detach(), teacher=teacher_, target=flat_target,
+        token_weight=weights, loss=loss, beta=beta, temperature=temperature,
+        soft_scale=temperature**2 if temperature_scale else 1.0, hard_weight=hard_weight,
+        chunk_rows=chunk_rows, combine=_Combine(group), vocab_start=vocab_start,
+    )
+    # tokens of weight 0 (ignored ones included) are dropped before the projection
+    rows = torch.nonzero(weights != 0).flatten()
+    if reduction == "sum":
+        inverse = torch.ones((), dtype=compute, device=hidden.device)
+    elif reduction == "mean":
+        divisor = weights.sum() if normalizer is None else torch.as_tensor(normalizer, dtype=compute)
+        if normalizer is not None and not bool(divisor > 0):
+            raise ValueError(f"normalizer must be > 0, got {float(divisor)}")
+        # nothing counted: loss 0 and zero gradients, not 0/0
+        inverse = torch.where(divisor != 0, 1.0 / torch.where(divisor != 0, divisor, 1.0), 0.0)
+    else:
+        inverse = torch.ones((), dtype=compute, device=hidden.device)
+    want = (hidden.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
+    out = _DistillationFunction.apply(hidden.reshape(num_tokens, hidden_size), weight, bias, problem,
+                                      rows, reduction, inverse, want)
+    return out.reshape(lead_shape) if reduction == "none" else out
+
+
+class LinearDistillationLoss(torch.nn.Module):
+    """Module form of :func:`linear_distillation_loss`: settings checked once, in ``__init__``.
+
+    Example:
+      >>> import torch
+      >>> import crossent.torch as ct
+      >>> criterion = ct.LinearDistillationLoss(loss="tvd")
+      >>> float(criterion(torch.eye(2), torch.eye(2), torch.eye(2)))
+      0.0
+    """
+
+    def __init__(
+        self, *, loss: Divergence = "kl", beta: float = 0.5, temperature: float = 1.0,
+        temperature_scale: bool = True, hard_weight: float = 0.0, ignore_index: int = -100,
+        reduction: v.Reduction = "mean", chunk_size: int | Literal["auto"] = "auto", group: Any = None,
+    ) -> None:
+        super().__init__()
+        v.check_reduction(reduction)
+        if loss not in _DIVERGENCES:
+            raise ValueError(f"loss must be one of {', '.join(map(repr, _DIVERGENCES))}, got {loss!r}")
+        if not 0.0 <= float(beta) <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta}")
+        if not float(temperature) > 0.0:
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+        if not 0.0 <= float(hard_weight) <= 1.0:
+            raise ValueError(f"hard_weight must be in [0, 1], got {hard_weight}")
+        self.loss, self.beta, self.temperature = loss, float(beta), float(temperature)
+        self.temperature_scale, self.hard_weight = temperature_scale, float(hard_weight)
+        self.ignore_index, self.reduction, self.chunk_size, self.group = (
+            ignore_index, reduction, chunk_size, group)
+
+    def forward(
+        self, hidden: torch.Tensor, weight: torch.Tensor, teacher: Any, target: torch.Tensor | None = None,
+        *, bias: torch.Tensor | None = None, token_weight: torch.Tensor | None = None,
+        normalizer: float | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return linear_distillation_loss(
+            hidden, weight, teacher, loss=self.loss, beta=self.beta, temperature=self.temperature,
+            temperature_scale=self.temperature_scale, target=target, hard_weight=self.hard_weight,
+            ignore_index=self.ignore_index, token_weight=token_weight, bias=bias,
+            reduction=self.reduction, normalizer=normalizer, chunk_size=self.chunk_size, group=self.group,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"loss={self.loss!r}, beta={self.beta}, temperature={self.temperature}, "
+                f"temperature_scale={self.temperature_scale}, hard_weight={self.hard_weight}, "
+                f"reduction={self.reduction!r}")
