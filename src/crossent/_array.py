@@ -293,10 +293,10 @@ def mul_zero_safe(xp: Any, coefficient: Array, value: Array) -> Array:
     derivative in the coefficient is the value wherever the value is finite —
     also where the coefficient is 0 (d/dt of -t·log q at t = 0 is -log q). Where
     the value is infinite and the coefficient 0, the derivative in the coefficient
-    is 0 (the mathematics gives ±inf there). NaN values with a zero coefficient count
-    as 0 too: a zero-mass term contributes nothing.
+    is 0 (the mathematics gives ±inf there). A NaN value stays NaN whatever the
+    coefficient: a NaN input propagates (as in PyTorch), never a silent 0.
     """
-    replaced = (coefficient == 0) & ~xp.isfinite(value)
+    replaced = (coefficient == 0) & ((value == math.inf) | (value == -math.inf))  # ±inf, not NaN
     return coefficient * xp.where(replaced, xp.zeros_like(value), value)
 
 
@@ -316,5 +316,7 @@ def move_class_axis_back(xp: Any, x: Array, axis: int) -> Array:
 
 def one_hot(xp: Any, target: Array, num_classes: int, dtype: Any) -> Array:
     """``target[..., None] == arange(num_classes)`` as ``dtype``; out-of-range indices give a zero row."""
-    classes = xp.arange(num_classes, dtype=target.dtype, device=device_of(target))
+    # the default integer dtype, not target's: uint8 indices with more than 256 classes
+    # must not wrap around (class 256 would match index 0)
+    classes = xp.arange(num_classes, device=device_of(target))
     return xp.astype(xp.expand_dims(target, axis=-1) == classes, dtype)

@@ -28,7 +28,7 @@ def reduce(xp: Any, losses: Array, reduction: Reduction, divisor: Array | None =
 
     .. math:: \\text{mean} = \\frac{\\sum_i \\ell_i}{D}, \\quad \\text{sum} = \\sum_i \\ell_i
 
-    ``divisor`` (D) is required for 'mean'; D = 0 gives 0.
+    ``divisor`` (D) is required for 'mean'; D = 0 gives 0 (NaN if a loss is NaN).
     """
     if reduction == "none":
         return losses
@@ -38,11 +38,14 @@ def reduce(xp: Any, losses: Array, reduction: Reduction, divisor: Array | None =
     if divisor is None:
         raise ValueError("internal error: reduction='mean' needs a divisor")
     divisor = xp.astype(xp.asarray(divisor), total.dtype)
-    return total / safe_divisor(xp, divisor)
+    # D = 0 (nothing counted, or class weights of the counted targets summing to 0): 0, and
+    # 0 · total rather than total itself, so a NaN still propagates (label smoothing's
+    # spread can be non-zero while D = 0: the unnormalised sum would be a wrong number)
+    return xp.where(divisor == 0, total * 0, total / safe_divisor(xp, divisor))
 
 
 def gradient_scale(xp: Any, reduction: Reduction, divisor: Array | None, dtype: Any) -> Array | float:
-    """d(reduced loss)/d(loss_i) for a counted position: 1/D for 'mean', 1 otherwise.
+    """d(reduced loss)/d(loss_i) for a counted position: 1/D for 'mean' (0 if D = 0), else 1.
 
     For 'none' the gradient returned by :mod:`crossent.grad` is that of the sum of
     the per-position losses (each position's own gradient).
@@ -52,4 +55,4 @@ def gradient_scale(xp: Any, reduction: Reduction, divisor: Array | None, dtype: 
     if divisor is None:
         raise ValueError("internal error: reduction='mean' needs a divisor")
     divisor = xp.astype(xp.asarray(divisor), dtype)
-    return 1.0 / safe_divisor(xp, divisor)
+    return xp.where(divisor == 0, xp.zeros_like(divisor), 1.0 / safe_divisor(xp, divisor))

@@ -7,6 +7,7 @@ mathematics is finite. 16-bit float inputs are computed in float32.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._array import Array, as_float_array, move_class_axis_back, namespace, quiet, to_compute
@@ -28,7 +29,8 @@ def _shifted(xp: Any, logits: Array) -> Array:
         return logits
     row_max = xp.max(logits, axis=-1, keepdims=True)
     # a row of all -inf has max -inf; shift by 0 instead so -inf - max is not NaN
-    row_max = xp.where(xp.isfinite(row_max), row_max, xp.zeros_like(row_max))
+    # (a +inf logit is not shifted away: its row is NaN, as in PyTorch, optax, TF and Keras)
+    row_max = xp.where(row_max == -math.inf, xp.zeros_like(row_max), row_max)
     return logits - row_max
 
 

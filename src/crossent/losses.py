@@ -19,9 +19,8 @@ for probability targets :math:`a = w \\odot (t (1-\\varepsilon) + \\varepsilon /
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from . import _validate as v
 from . import kernels
@@ -31,14 +30,13 @@ from ._array import (
     has_autograd,
     is_zero,
     move_class_axis_back,
-    move_class_axis_last,
     mul_zero_safe,
     num_elements,
-    one_hot,
     quiet,
     static_shape,
     to_compute,
 )
+from ._plan import ClassInputs, plan_class, prepare_class
 from ._reduce import gradient_scale, reduce
 from .activations import _log_sigmoid, _log_softmax_last, _sigmoid
 
@@ -59,123 +57,7 @@ LossAndGrad = tuple[Array, "Array | None"]
 # ==================================================================================
 
 
-@dataclass
-class _ClassInputs:
-    """Validated inputs of a class-axis loss, with the class axis moved last."""
-
-    xp: Any
-    values: Array  # logits or log-probabilities, compute dtype, classes last
-    kind: Literal["index", "probability"]
-    target: Array  # class indices [...] or probabilities [..., C] (compute dtype)
-    counted: Array | None  # bool [...]: positions that enter the loss; None = all
-    weight: Array | None  # [C] in compute dtype
-    num_classes: int
-    axis: int
-    input_dtype: Any
-
-
-def _prepare_class(
-    values: Array,
-    target: Array,
-    *,
-    axis: int,
-    weight: Array | None,
-    ignore_index: int | None,
-    where: Array | None,
-    name: str,
-    weight_name: str = "weight",
-) -> _ClassInputs:
-    xp, (values, target, weight, where) = arrays_in_namespace(
-        values, target, weight, where, floating=(True, False, True, False)
-    )
-    v.check_floating(xp, name, values)
-    axis = v.check_axis(name, axis, values.ndim)
-    kind = v.classify_target(xp, name, values, target, axis)
-    input_dtype = values.dtype
-    values = move_class_axis_last(xp, to_compute(xp, values), axis)
-    num_classes = int(values.shape[-1])
-    positions = static_shape(values)[:-1]
-
-    counted = None
-    if where is not None:
-        v.check_where(xp, where, "the loss per position (logits' shape without axis)", positions)
-        counted = xp.broadcast_to(where, positions)
-    if kind == "index":
-        if ignore_index is not None:
-            ignore_index = v.check_ignore_index(ignore_index)
-            not_ignored = target != ignore_index
-            counted = not_ignored if counted is None else counted & not_ignored
-        v.check_class_indices(
-            xp, target, num_classes, axis, ignore_index, counted, logits_name=name
-        )
-    else:
-        target = move_class_axis_last(xp, xp.astype(target, values.dtype), axis)
-    if weight is not None:
-        v.check_class_weight(xp, weight_name, weight, num_classes, axis)
-        weight = xp.astype(weight, values.dtype)
-    if where is not None and has_autograd(xp):
-        # where=False positions hold anything (padding, -inf, NaN): their logits become 0
-        # before any maths, so autograd's gradient there is 0, not 0 · NaN (their loss is 0).
-        # (ignore_index positions are not rewritten: a pass over the logits on every call;
-        # their gradient is 0 unless their logits are NaN, as in PyTorch)
-        kept = xp.broadcast_to(where, positions)[..., None]
-        values = xp.where(kept, values, xp.zeros_like(values))
-        if kind == "probability":
-            target = xp.where(kept, target, xp.zeros_like(target))
-    return _ClassInputs(xp, values, kind, target, counted, weight, num_classes, axis, input_dtype)
-
-
-def _coefficients(inputs: _ClassInputs, label_smoothing: float | Array) -> tuple[Array, Array]:
-    """The coefficient array ``a`` [..., C] and the divisor of 'mean' (PyTorch's rules).
-
-    Positions not counted get a zero row. Integer targets divide by the summed
-    weight of the counted targets (their count without weights); probability
-    targets by the number of counted positions.
-    """
-    xp, dtype, num_classes = inputs.xp, inputs.values.dtype, inputs.num_classes
-    counted = None if inputs.counted is None else xp.astype(inputs.counted, dtype)
-    if inputs.kind == "index":
-        # one_hot of an ignored index (or any out-of-range index) is a zero row
-        hard = one_hot(xp, inputs.target, num_classes, dtype)
-        if counted is not None:
-            hard = hard * counted[..., None]
-        if inputs.weight is not None:
-            hard = hard * inputs.weight
-        divisor = xp.sum(hard)  # Σ_i w[y_i] over counted i (or their count)
-        if is_zero(label_smoothing):
-            return hard, divisor
-        # ε/C of every class's weight, on counted positions
-        spread = xp.ones_like(inputs.values) if inputs.weight is None else (
-            inputs.weight * xp.ones_like(inputs.values)
-        )
-        if counted is not None:
-            spread = spread * counted[..., None]
-        return (1.0 - label_smoothing) * hard + (label_smoothing / num_classes) * spread, divisor
-    target = inputs.target
-    if not is_zero(label_smoothing):
-        target = target * (1.0 - label_smoothing) + label_smoothing / num_classes
-    if inputs.weight is not None:
-        target = target * inputs.weight
-    if counted is not None:
-        target = target * counted[..., None]
-        divisor = xp.sum(counted)
-    else:
-        divisor = _num_positions(inputs)
-    return target, divisor
-
-
-def _num_positions(inputs: _ClassInputs) -> Array:
-    """The number of positions (the logits without the class axis), as a 0-d array.
-
-    Read from the shape, so that zero classes (an empty class axis) still count their positions.
-    """
-    shape = static_shape(inputs.values)[:-1]
-    if None not in shape:
-        return inputs.xp.asarray(math.prod(shape), dtype=inputs.values.dtype)  # type: ignore[arg-type]
-    return num_elements(inputs.xp, inputs.values[..., 0], inputs.values.dtype)
-
-
-def _finish_class_grad(inputs: _ClassInputs, grad: Array, scale: Array | float) -> Array:
+def _finish_class_grad(inputs: ClassInputs, grad: Array, scale: Array | float) -> Array:
     """Scale by the reduction, zero positions not counted, restore axis and input dtype."""
     xp = inputs.xp
     grad = grad * scale
@@ -203,14 +85,15 @@ def _nll_loss(
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
-    inputs = _prepare_class(
+    inputs = prepare_class(
         log_probs, target, axis=axis, weight=weight, ignore_index=ignore_index, where=where,
         name="log_probs",
     )
     xp = inputs.xp
-    coefficients, divisor = _coefficients(inputs, 0.0)
+    plan = plan_class(inputs)
+    coefficients, divisor = plan.coefficients, plan.divisor
     # ℓ = -Σ_c a_c · log p_c   (0 · -inf = 0 for impossible classes)
-    losses = -xp.sum(mul_zero_safe(xp, coefficients, inputs.values), axis=-1)
+    losses = plan.only_counted(xp, -xp.sum(mul_zero_safe(xp, coefficients, inputs.values), axis=-1))
     loss = reduce(xp, losses, reduction, divisor)
     if not compute_grad:
         return loss, None
@@ -293,7 +176,7 @@ def _cross_entropy(
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
     label_smoothing = v.check_unit_interval("label_smoothing", label_smoothing)
-    inputs = _prepare_class(
+    inputs = prepare_class(
         logits, target, axis=axis, weight=weight, ignore_index=ignore_index, where=where,
         name="logits",
     )
@@ -302,9 +185,10 @@ def _cross_entropy(
         return kernels.cross_entropy(inputs, label_smoothing, reduction, compute_grad)
     xp = inputs.xp
     log_probs = _log_softmax_last(xp, inputs.values)
-    coefficients, divisor = _coefficients(inputs, label_smoothing)
+    plan = plan_class(inputs, label_smoothing)
+    coefficients, divisor = plan.coefficients, plan.divisor
     # ℓ = -Σ_c a_c · log softmax(z)_c   (0 · -inf = 0: impossible classes with no target mass)
-    losses = -xp.sum(mul_zero_safe(xp, coefficients, log_probs), axis=-1)
+    losses = plan.only_counted(xp, -xp.sum(mul_zero_safe(xp, coefficients, log_probs), axis=-1))
     loss = reduce(xp, losses, reduction, divisor)
     if not compute_grad:
         return loss, None
@@ -338,7 +222,10 @@ def cross_entropy(
     This is ``nll_loss(log_softmax(logits), target)`` (seed 003) computed stably:
     log-softmax subtracts the row maximum, so |logits| up to 1e4 are exact, and
     ``-inf`` logits mark impossible classes (0 · log 0 = 0: losses and gradients
-    stay finite unless target mass sits on an impossible class).
+    stay finite unless target mass sits on an impossible class). A ``+inf`` logit
+    makes its row NaN (as PyTorch), and a NaN logit makes its row's loss NaN even
+    where the target mass is 0; positions not counted stay 0. Under a trace
+    (``jax.jit``) an out-of-range class index gives NaN for its row.
 
     Args:
       logits: floating array ``[..., num_classes, ...]`` (any number of dimensions,
@@ -427,19 +314,15 @@ def _softmax_focal_loss(
     class_alpha = None
     if alpha is not None and getattr(alpha, "ndim", 0) != 0 or isinstance(alpha, (list, tuple)):
         class_alpha = alpha  # per-class weights, validated like `weight`
-    inputs = _prepare_class(
+    inputs = prepare_class(
         logits, target, axis=axis, weight=class_alpha, ignore_index=None, where=where,
         name="logits", weight_name="alpha",
     )
     xp = inputs.xp
-    coefficients, _ = _coefficients(inputs, 0.0)
+    plan = plan_class(inputs, mean_over="positions")
+    coefficients, divisor = plan.coefficients, plan.divisor
     if alpha is not None and class_alpha is None:
         coefficients = v.check_non_negative("alpha", alpha) * coefficients  # type: ignore[arg-type]
-    divisor = (
-        _num_positions(inputs)
-        if inputs.counted is None
-        else xp.sum(xp.astype(inputs.counted, inputs.values.dtype))
-    )
     log_probs = _log_softmax_last(xp, inputs.values)
     probs = xp.exp(log_probs)
     # 1 - p_c = -expm1(log p_c): exact as p_c -> 1, where 1 - p_c would round to 0
@@ -447,7 +330,7 @@ def _softmax_focal_loss(
     # f_c = (1 - p_c)^γ, the focal modulation
     modulation = focal_power(xp, complement, gamma)
     # ℓ = -Σ_c a_c (1 - p_c)^γ log p_c
-    losses = -xp.sum(mul_zero_safe(xp, coefficients * modulation, log_probs), axis=-1)
+    losses = plan.only_counted(xp, -xp.sum(mul_zero_safe(xp, coefficients * modulation, log_probs), axis=-1))
     loss = reduce(xp, losses, reduction, divisor)
     if not compute_grad:
         return loss, None
@@ -460,8 +343,9 @@ def _softmax_focal_loss(
         # (1-p)^(γ-1) p log p -> 0 as p -> 1; write 0 where 1 - p rounds to 0
         saturated = complement == 0
         safe_complement = xp.where(saturated, xp.ones_like(complement), complement)
+        # and p log p -> 0 as p -> 0 (an impossible class, log p = -inf): 0, not 0 · -inf
         slope = gamma * safe_complement ** (gamma - 1.0) * probs * xp.where(
-            saturated, xp.zeros_like(log_probs), log_probs
+            saturated | (probs == 0), xp.zeros_like(log_probs), log_probs
         )
         h = modulation - xp.where(saturated, xp.zeros_like(slope), slope)
     weighted = mul_zero_safe(xp, coefficients, h)

@@ -17,6 +17,7 @@ import numpy as np
 from .. import activations, divergences, information, losses
 from .. import grad as _grad
 from .._array import as_array, as_float_array, quiet
+from .._plan import plan_class, prepare_class
 from ._trace import Step, Trace, to_numpy
 
 __all__ = [
@@ -52,12 +53,13 @@ def _class_parts(
 
     ``a`` is returned with the class axis back where the caller put it.
     """
-    inputs = losses._prepare_class(
+    inputs = prepare_class(
         values, target, axis=axis, weight=weight, ignore_index=ignore_index, where=where,
         name=name, weight_name=weight_name,
     )
-    coefficients, divisor = losses._coefficients(inputs, label_smoothing)
-    coefficients = np.moveaxis(to_numpy(coefficients), -1, inputs.axis)
+    plan = plan_class(inputs, label_smoothing)
+    coefficients = np.moveaxis(to_numpy(plan.coefficients), -1, inputs.axis)
+    divisor = plan.divisor
     counted = None if inputs.counted is None else to_numpy(inputs.counted)
     return inputs.kind, coefficients, _np(divisor), counted
 

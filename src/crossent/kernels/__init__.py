@@ -25,12 +25,15 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import array_api_compat
 import numpy as np
 
 from .._array import Array, move_class_axis_back
+
+if TYPE_CHECKING:
+    from .._plan import ClassInputs
 
 __all__ = ["applies", "backend", "cross_entropy"]
 
@@ -88,10 +91,10 @@ def backend() -> str:
     return "numba" if _row_kernels().__name__.endswith("_numba") else "numpy"
 
 
-def applies(inputs: Any) -> bool:
+def applies(inputs: ClassInputs) -> bool:
     """Whether the fused kernel computes this call (else the generic array-API path).
 
-    ``inputs`` are a class-axis loss's validated inputs (``crossent.losses._ClassInputs``):
+    ``inputs`` are a class-axis loss's validated inputs (:class:`crossent._plan.ClassInputs`):
     NumPy arrays in float32 or float64 (16-bit were already upcast), at least one class.
     Any layout works; a non-contiguous class axis costs one copy of the logits.
     """
@@ -106,7 +109,7 @@ def applies(inputs: Any) -> bool:
 
 
 def cross_entropy(
-    inputs: Any, label_smoothing: float, reduction: str, compute_grad: bool
+    inputs: ClassInputs, label_smoothing: float, reduction: str, compute_grad: bool
 ) -> tuple[Array, Array | None]:
     """``crossent.losses._cross_entropy`` for inputs where :func:`applies` holds.
 
@@ -146,7 +149,8 @@ def cross_entropy(
         target = np.ascontiguousarray(inputs.target, dtype=dtype).reshape(-1, num_classes)
         divisor = float(np.count_nonzero(counted))  # probability targets: counted rows
         row_function = rows.probability_rows
-    scale = 1.0 / divisor if reduction == "mean" and divisor != 0 else 1.0
+    # d(reduced)/d(row loss): 1/D for 'mean' (0 when D = 0, as _reduce.gradient_scale), else 1
+    scale = (1.0 / divisor if divisor != 0 else 0.0) if reduction == "mean" else 1.0
     losses = np.empty(num_rows, np.float64)
     grad = np.empty((num_rows if compute_grad else 0, num_classes), dtype)
     _run_rows(
@@ -164,10 +168,10 @@ def cross_entropy(
 def _reduce(
     losses: np.ndarray, reduction: str, divisor: float, dtype: Any, positions: tuple[int, ...]
 ) -> Array:
-    """'none' | 'sum' | 'mean' of float64 row losses, in ``dtype``; a zero divisor counts as 1."""
+    """'none' | 'sum' | 'mean' of float64 row losses, in ``dtype``; D = 0 gives 0 (as _reduce.reduce)."""
     if reduction == "none":
         return losses.astype(dtype).reshape(positions)
     total = float(np.sum(losses))
     if reduction == "sum":
         return dtype.type(total)
-    return dtype.type(total / divisor if divisor != 0 else total)  # as _reduce.safe_divisor
+    return dtype.type(total / divisor if divisor != 0 else total * 0.0)  # NaN still propagates

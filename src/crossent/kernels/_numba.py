@@ -365,7 +365,7 @@ def _index_row_exact(z, y, hard, spread, weight, scale, want_grad, g):  # type: 
     for c in range(num_classes):
         if z[c] > m or z[c] != z[c]:  # NaN wins, as in np.max
             m = z[c]
-    if not (-np.inf < m < np.inf):  # all -inf, +inf or NaN: shift by 0 (as the generic path)
+    if m == -np.inf:  # all -inf: shift by 0 (as the generic path); +inf gives NaN, as PyTorch
         m = 0.0
     s = 0.0
     for c in range(num_classes):
@@ -376,8 +376,9 @@ def _index_row_exact(z, y, hard, spread, weight, scale, want_grad, g):  # type: 
     for c in range(num_classes):
         a = spread * weight[c] + (hard if c == y else 0.0)
         total += spread * weight[c]
-        if a != 0.0:
-            loss -= a * ((z[c] - m) - lse)
+        log_prob = (z[c] - m) - lse
+        if a != 0.0 or log_prob != log_prob:  # 0 · log 0 = 0, but a NaN propagates
+            loss -= a * log_prob
     if want_grad:
         for c in range(num_classes):
             a = spread * weight[c] + (hard if c == y else 0.0)
@@ -588,7 +589,7 @@ def _probability_row_exact(z, t, weight, smoothing, scale, want_grad, g):  # typ
     for c in range(num_classes):
         if z[c] > m or z[c] != z[c]:
             m = z[c]
-    if not (-np.inf < m < np.inf):
+    if m == -np.inf:  # as in _index_row_exact
         m = 0.0
     s = 0.0
     for c in range(num_classes):
@@ -599,8 +600,9 @@ def _probability_row_exact(z, t, weight, smoothing, scale, want_grad, g):  # typ
     for c in range(num_classes):
         a = weight[c] * (t[c] * (1.0 - smoothing) + spread)
         total += a
-        if a != 0.0:
-            loss -= a * ((z[c] - m) - lse)
+        log_prob = (z[c] - m) - lse
+        if a != 0.0 or log_prob != log_prob:  # 0 · log 0 = 0, but a NaN propagates
+            loss -= a * log_prob
     if want_grad:
         for c in range(num_classes):
             a = weight[c] * (t[c] * (1.0 - smoothing) + spread)

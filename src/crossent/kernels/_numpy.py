@@ -24,8 +24,8 @@ def _shifted_and_exp(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """z - m (m the row max, 0 where it is not finite), e = exp(z - m) (into ``out``), s = Σ e."""
     row_max = z.max(axis=1, keepdims=True)  # NaN propagates, as in the generic path
-    # a row of all -inf (or with +inf / NaN) is shifted by 0, as the generic path does
-    row_max = np.where(np.isfinite(row_max), row_max, 0)
+    # a row of all -inf is shifted by 0, as the generic path does (+inf gives NaN, as PyTorch)
+    row_max = np.where(row_max == -np.inf, 0, row_max)
     shifted = z - row_max
     exps = np.exp(shifted, out=out)
     return shifted, exps, exps.sum(axis=1)
@@ -60,7 +60,7 @@ def index_rows(  # type: ignore[no-untyped-def]
         hard = np.where(keep, (1.0 - smoothing) * weight[y_safe], 0.0)
         picked = np.take_along_axis(shifted, y_safe[:, None], axis=1)[:, 0]
         # ℓ = h (lse - (z_y - m)) + σ (W lse - Σ_{w≠0} w_c (z_c - m)); h = 0 adds 0
-        loss = np.where(hard != 0, hard * (lse - picked), 0.0)
+        loss = np.where((hard != 0) | np.isnan(lse), hard * (lse - picked), 0.0)  # NaN propagates
         if spread != 0:
             linear = np.sum(np.where(nonzero_weight, shifted, 0) * weight, axis=1, dtype=np.float64)
             loss = loss + spread * (weight_sum * lse - linear)
@@ -91,7 +91,7 @@ def probability_rows(  # type: ignore[no-untyped-def]
         linear = np.sum(
             np.where(coefficients != 0, coefficients * shifted, 0), axis=1, dtype=np.float64
         )
-        loss = np.where(total != 0, total * lse - linear, 0.0)
+        loss = np.where((total != 0) | np.isnan(lse), total * lse - linear, 0.0)  # NaN propagates
         losses[rows] = np.where(keep, loss, 0.0)
         if want_grad:
             g = _gradient_from_exps(exps, shifted, sums, scale * total)

@@ -1,0 +1,218 @@
+r"""The target plan of a class-axis loss: every rule about *who counts and how much*, once.
+
+A class-axis loss (nll_loss, cross_entropy, softmax_focal_loss, and the engines
+behind them) needs, besides the logits, four things derived from the target and
+the options; they are computed here and nowhere else:
+
+- which positions are **counted** (``where`` and ``ignore_index``),
+- the **coefficients** :math:`a_{ic}`, the target mass each class receives, with
+  class weights and label smoothing folded in,
+
+  .. math:: a_{ic} = \begin{cases}
+              (1-\varepsilon)\, w_{y_i} [c = y_i] + \tfrac{\varepsilon}{C} w_c & \text{class indices}\\
+              w_c \big((1-\varepsilon)\, t_{ic} + \tfrac{\varepsilon}{C}\big) & \text{probabilities}
+            \end{cases}
+
+  (zero rows where not counted),
+- the **class weights** in the computation dtype,
+- the **divisor** D of 'mean' (PyTorch's rules): the summed weight of the counted
+  targets for class indices (their count without weights), the number of counted
+  positions for probabilities (weights do not enter) and for focal losses.
+
+Every engine then computes :math:`\ell_i = -\sum_c a_{ic} \log p_{ic}` its own way
+and finishes with :func:`crossent._reduce.reduce`.
+
+Under a trace (``jax.jit``, ``torch.func.vmap``), where class indices cannot be
+checked, a counted index outside ``[0, C)`` gets a NaN coefficient row: its loss
+and gradient are NaN (as optax gives), never a silent "ignored".
+
+:func:`plan_class` takes plain arrays of any array-API namespace (NumPy, torch,
+JAX, CuPy), so the torch engines can call it on tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import _validate as v
+from ._array import (
+    Array,
+    arrays_in_namespace,
+    concrete_bool,
+    has_autograd,
+    is_zero,
+    move_class_axis_last,
+    num_elements,
+    one_hot,
+    static_shape,
+    to_compute,
+)
+
+__all__ = ["ClassInputs", "ClassPlan", "num_positions", "plan_class", "prepare_class"]
+
+TargetKind = Literal["index", "probability"]
+
+
+@dataclass
+class ClassInputs:
+    """Validated inputs of a class-axis loss, with the class axis moved last."""
+
+    xp: Any
+    values: Array  # logits or log-probabilities, compute dtype, classes last
+    kind: TargetKind
+    target: Array  # class indices [...] or probabilities [..., C] (compute dtype)
+    counted: Array | None  # bool [...]: positions that enter the loss; None = all
+    weight: Array | None  # [C] in compute dtype
+    num_classes: int
+    axis: int
+    input_dtype: Any
+
+
+@dataclass(frozen=True)
+class ClassPlan:
+    """What every engine needs from the target: see the module docstring."""
+
+    coefficients: Array  # a [..., C] in the compute dtype; zero rows where not counted
+    divisor: Array  # 0-d: the divisor of 'mean'
+    counted: Array | None  # bool [...]; None = every position
+    weight: Array | None  # [C] class weights in the compute dtype
+
+    def only_counted(self, xp: Any, losses: Array) -> Array:
+        """Per-position ``losses`` with 0 where not counted, whatever their logits hold.
+
+        (a NaN logit propagates into a counted position's loss, not into an ignored one's)
+        """
+        if self.counted is None:
+            return losses
+        return xp.where(self.counted, losses, xp.zeros_like(losses))
+
+
+def prepare_class(
+    values: Array,
+    target: Array,
+    *,
+    axis: int,
+    weight: Array | None,
+    ignore_index: int | None,
+    where: Array | None,
+    name: str,
+    weight_name: str = "weight",
+) -> ClassInputs:
+    """Convert and check the arguments of a class-axis loss (raises on bad input)."""
+    xp, (values, target, weight, where) = arrays_in_namespace(
+        values, target, weight, where, floating=(True, False, True, False)
+    )
+    v.check_floating(xp, name, values)
+    axis = v.check_axis(name, axis, values.ndim)
+    kind = v.classify_target(xp, name, values, target, axis)
+    input_dtype = values.dtype
+    values = move_class_axis_last(xp, to_compute(xp, values), axis)
+    num_classes = int(values.shape[-1])
+    positions = static_shape(values)[:-1]
+
+    counted = None
+    if where is not None:
+        v.check_where(xp, where, "the loss per position (logits' shape without axis)", positions)
+        counted = xp.broadcast_to(where, positions)
+    if kind == "index":
+        if str(target.dtype).endswith("uint8"):  # by name: not every namespace exposes uint8
+            # PyTorch accepts uint8 indices; widened here, as torch compares a uint8 tensor with
+            # a Python int in uint8 (300 wraps to 44, -100 to 156)
+            target = xp.astype(target, xp.int32)  # int32: available on every backend (JAX without x64)
+        if ignore_index is not None:
+            ignore_index = v.check_ignore_index(ignore_index)
+            not_ignored = target != ignore_index
+            counted = not_ignored if counted is None else counted & not_ignored
+        v.check_class_indices(
+            xp, target, num_classes, axis, ignore_index, counted, logits_name=name
+        )
+    else:
+        target = move_class_axis_last(xp, xp.astype(target, values.dtype), axis)
+    if weight is not None:
+        v.check_class_weight(xp, weight_name, weight, num_classes, axis)
+        weight = xp.astype(weight, values.dtype)
+    if where is not None and has_autograd(xp):
+        # where=False positions hold anything (padding, -inf, NaN): their logits become 0
+        # before any maths, so autograd's gradient there is 0, not 0 · NaN (their loss is 0).
+        # (ignore_index positions are not rewritten: a pass over the logits on every call;
+        # their gradient is 0 unless their logits are NaN, as in PyTorch)
+        kept = xp.broadcast_to(where, positions)[..., None]
+        values = xp.where(kept, values, xp.zeros_like(values))
+        if kind == "probability":
+            target = xp.where(kept, target, xp.zeros_like(target))
+    return ClassInputs(xp, values, kind, target, counted, weight, num_classes, axis, input_dtype)
+
+
+def plan_class(
+    inputs: ClassInputs,
+    label_smoothing: float | Array = 0.0,
+    *,
+    mean_over: Literal["targets", "positions"] = "targets",
+) -> ClassPlan:
+    """The coefficients ``a`` [..., C], the 'mean' divisor, counted positions and weights.
+
+    ``mean_over="targets"`` is cross-entropy's divisor (PyTorch's rules, see the module
+    docstring); ``"positions"`` divides by the counted positions whatever the target
+    (focal losses).
+    """
+    xp, dtype, num_classes = inputs.xp, inputs.values.dtype, inputs.num_classes
+    counted = None if inputs.counted is None else xp.astype(inputs.counted, dtype)
+    if inputs.kind == "index":
+        # one_hot of an ignored index (or any out-of-range index) is a zero row
+        hard = one_hot(xp, inputs.target, num_classes, dtype)
+        if counted is not None:
+            hard = hard * counted[..., None]
+        if inputs.weight is not None:
+            hard = hard * inputs.weight
+        divisor = xp.sum(hard)  # Σ_i w[y_i] over counted i (or their count)
+        if is_zero(label_smoothing):
+            coefficients = hard
+        else:
+            # ε/C of every class's weight, on counted positions
+            spread = xp.ones_like(inputs.values) if inputs.weight is None else (
+                inputs.weight * xp.ones_like(inputs.values)
+            )
+            if counted is not None:
+                spread = spread * counted[..., None]
+            coefficients = (1.0 - label_smoothing) * hard + (label_smoothing / num_classes) * spread
+        coefficients = _poison_out_of_range(xp, inputs, coefficients)
+    else:
+        coefficients = inputs.target
+        if not is_zero(label_smoothing):
+            coefficients = coefficients * (1.0 - label_smoothing) + label_smoothing / num_classes
+        if inputs.weight is not None:
+            coefficients = coefficients * inputs.weight
+        if counted is not None:
+            coefficients = coefficients * counted[..., None]
+        divisor = None  # type: ignore[assignment]
+    if inputs.kind != "index" or mean_over == "positions":
+        divisor = num_positions(inputs) if counted is None else xp.sum(counted)
+    return ClassPlan(coefficients, divisor, inputs.counted, inputs.weight)
+
+
+def _poison_out_of_range(xp: Any, inputs: ClassInputs, coefficients: Array) -> Array:
+    """NaN rows for counted indices outside [0, C) when they could not be checked (a trace).
+
+    Concrete indices were checked by :func:`prepare_class` (an error names the index).
+    """
+    target = inputs.target
+    bad = (target < 0) | (target >= inputs.num_classes)
+    if inputs.counted is not None:
+        bad = bad & inputs.counted
+    if concrete_bool(xp.any(bad)) is not None:  # concrete: already checked, none is bad
+        return coefficients
+    nan = xp.asarray(math.nan, dtype=coefficients.dtype)
+    return xp.where(bad[..., None], nan, coefficients)
+
+
+def num_positions(inputs: ClassInputs) -> Array:
+    """The number of positions (the logits without the class axis), as a 0-d array.
+
+    Read from the shape, so that zero classes (an empty class axis) still count their positions.
+    """
+    shape = static_shape(inputs.values)[:-1]
+    if None not in shape:
+        return inputs.xp.asarray(math.prod(shape), dtype=inputs.values.dtype)  # type: ignore[arg-type]
+    return num_elements(inputs.xp, inputs.values[..., 0], inputs.values.dtype)
