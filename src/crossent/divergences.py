@@ -38,7 +38,6 @@ from ._array import (
     arrays_in_namespace,
     move_class_axis_back,
     move_class_axis_last,
-    mul_zero_safe,
     quiet,
     static_shape,
     to_compute,
@@ -115,10 +114,22 @@ def _finish(pair: _Pair, losses: Array, reduction: DivergenceReduction,
     return loss, grad if grad.dtype == pair.input_dtype else xp.astype(grad, pair.input_dtype)
 
 
+def _mass_times(xp: Any, log_p: Array, value: Array) -> Array:
+    """``p · value`` elementwise, 0 where p has no mass (log p = -inf).
+
+    ``value`` is a difference of log-probabilities, NaN where both are -inf
+    (-inf - -inf); it is replaced before the product, so neither the value nor an
+    autograd gradient turns NaN there. A NaN logit makes its whole row's log p NaN,
+    so it still propagates.
+    """
+    no_mass = log_p == -math.inf
+    return xp.exp(log_p) * xp.where(no_mass, xp.zeros_like(value), value)
+
+
 def _kl_terms(xp: Any, log_p: Array, log_r: Array) -> Array:
     """KL(p ‖ r) = Σ_c p_c (log p_c - log r_c) per distribution, with 0 · log 0 = 0."""
     # a class where p has no mass adds 0, even where r has none either (-inf - -inf)
-    return xp.sum(mul_zero_safe(xp, xp.exp(log_p), log_p - log_r), axis=-1)
+    return xp.sum(_mass_times(xp, log_p, log_p - log_r), axis=-1)
 
 
 # ==================================================================================
@@ -151,7 +162,7 @@ def _kl_divergence_with_logits(
         # KL(p_s ‖ p_t) = Σ p_s (s - q)
         losses = _kl_terms(xp, s, q)
         # g_c = p_s,c (s_c - q_c + 1); the +1 cancels in the chain rule (Σ p_s = 1)
-        grad = mul_zero_safe(xp, xp.exp(s), s - q) if compute_grad else None
+        grad = _mass_times(xp, s, s - q) if compute_grad else None
     return _finish(pair, losses, mode, grad)
 
 
@@ -251,7 +262,7 @@ def _jensen_shannon_divergence(
     # JSD_β = β KL(p_t ‖ M) + (1 - β) KL(p_s ‖ M)
     losses = beta * _kl_terms(xp, q, log_m) + (1.0 - beta) * _kl_terms(xp, s, log_m)
     # g_c = ∂ℓ/∂s_c = (1 - β) p_s,c (s_c - log M_c)   (the terms in log M cancel: Σ ∂M = 0)
-    grad = (1.0 - beta) * mul_zero_safe(xp, xp.exp(s), s - log_m) if compute_grad else None
+    grad = (1.0 - beta) * _mass_times(xp, s, s - log_m) if compute_grad else None
     return _finish(pair, losses, mode, grad)
 
 

@@ -114,6 +114,10 @@ def softmax_cross_entropy(
         logits = xp.where(class_mask, logits, xp.full_like(logits, -_INF))
         labels = xp.where(class_mask, labels, xp.zeros_like(labels))
         nan_labels = xp.where(class_mask, labels, xp.ones_like(labels))
+        # optax's _classification.py: jnp.where(jnp.any(where, axis), out, 0.0), so an
+        # example with every class masked is 0 (the core gives NaN for an all -inf row)
+        kept = xp.any(class_mask, axis=axis)
+        example_mask = kept if example_mask is None else example_mask & kept
     losses = cross_entropy(logits, labels, axis=axis, reduction="none", where=example_mask)
     # labels · log_softmax: NaN for a kept +inf logit, or a kept -inf one with label 0
     nan = log_softmax_nan(xp, logits, axis, nan_labels)
@@ -179,7 +183,19 @@ def softmax_cross_entropy_with_integer_labels(
         logits, labels, axis=axis, ignore_index=None, reduction="none", where=example_mask
     )
     nan = out_of_range if example_mask is None else out_of_range & example_mask
-    return cast_to(xp, nan_where(xp, losses, nan), logits.dtype)
+    losses = nan_where(xp, losses, nan)
+    # optax computes logsumexp(logits) - logits[label]: a +inf logit off the label gives
+    # +inf (inf - finite), where the core gives the row NaN; NaN logits stay NaN
+    moved = logits if axis in (-1, logits.ndim - 1) else xp.moveaxis(logits, axis, -1)
+    classes = xp.arange(num_classes)
+    at_label = classes == labels[..., None]
+    label_inf = xp.any(at_label & (moved == _INF), axis=-1)
+    row_inf = xp.any(moved == _INF, axis=-1) & ~xp.any(xp.isnan(moved), axis=-1)
+    plus_inf = row_inf & ~label_inf & ~out_of_range
+    if example_mask is not None:
+        plus_inf = plus_inf & example_mask
+    losses = xp.where(plus_inf, xp.full_like(losses, _INF), losses)
+    return cast_to(xp, losses, logits.dtype)
 
 
 def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:

@@ -54,6 +54,7 @@ from typing import Any, Literal
 import torch
 
 from .. import _validate as v
+from ._group import _LOCAL, Combine, agree_on_shards
 
 __all__ = ["linear_cross_entropy", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput"]
 
@@ -232,46 +233,8 @@ def _check_tensors(
 # ==================================================================================
 
 
-@dataclass(frozen=True)
-class Combine:
-    """How per-token statistics of one shard of the vocabulary become those of all of it.
-
-    With ``group=None`` (one process holding the whole vocabulary) :meth:`max` and
-    :meth:`sum` are the identity. On a ``torch.distributed`` group whose ranks each hold the
-    classes ``[vocab_start, vocab_start + shard)`` they are all-reduces (MAX, SUM) over the
-    group. ``num_classes`` is the whole vocabulary's size and ``widest`` the largest shard
-    (the chunk policy sizes the chunks by it, so every rank walks the same chunks).
-    """
-
-    group: Any = None
-    vocab_start: int = 0
-    num_classes: int | None = None  # None: the local weight's rows
-    widest: int | None = None
-
-    def _reduce(self, tensor: torch.Tensor, op: str) -> torch.Tensor:
-        if self.group is None:
-            return tensor
-        import torch.distributed as dist
-
-        backend_device = (
-            torch.device("cuda", torch.cuda.current_device())
-            if dist.get_backend(self.group) == "nccl" else torch.device("cpu")
-        )
-        wide = tensor.dtype in (torch.float16, torch.bfloat16)  # summed in float32
-        moved = tensor.to(backend_device, dtype=torch.float32 if wide else tensor.dtype, copy=True)
-        dist.all_reduce(moved, op=getattr(dist.ReduceOp, op), group=self.group)
-        return moved.to(tensor.device, dtype=tensor.dtype)
-
-    def max(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Element-wise maximum over the group (a new tensor on a group)."""
-        return self._reduce(tensor, "MAX")
-
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Element-wise sum over the group (a new tensor on a group)."""
-        return self._reduce(tensor, "SUM")
 
 
-_LOCAL = Combine()
 
 
 # ==================================================================================
@@ -948,7 +911,6 @@ def linear_cross_entropy(
 
     if group is None:
         return _apply(hidden, weight, target, bias, class_weight, check(), return_lse, _LOCAL)
-    from ._vocab_parallel import agree_on_shards
 
     options, combine = agree_on_shards(group, None, hidden, weight, target, class_weight, check)
     return _apply(hidden, weight, target, bias, class_weight, options, return_lse, combine)

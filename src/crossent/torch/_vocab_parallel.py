@@ -47,8 +47,6 @@ is reported by every rank instead of leaving the others waiting in a collective.
 from __future__ import annotations
 
 import math
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,24 +57,22 @@ import torch.distributed as dist
 from .. import _validate as v
 from .._reduce import gradient_scale, reduce
 from . import _linear
+from ._group import (
+    Combine,
+    _agree,
+    _check_group,
+    _check_vocab_start,
+    _compute_dtype,
+    _local_row,
+    _options_fingerprint,
+    agree_on_shards,
+)
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
 
 _XP = array_api_compat.array_namespace(torch.empty(0))  # the torch namespace the core reduces with
 
 _BLOCK_ELEMENTS = 1 << 20  # vocab_parallel_cross_entropy: 1M logits (4 MB in float32) per block
-
-
-# ==================================================================================
-# Agreement between ranks: one small all-gather before any collective
-# ==================================================================================
-
-# One int64 row per rank, gathered from every rank.
-_STATUS, _START, _SIZE, _POSITIONS, _HIDDEN, _TMIN, _TMAX, _SUM1, _SUM2, _OPTIONS = range(10)
-_ROW_LENGTH = 10
-_IN_RANK_ORDER = -1  # vocab_start=None: this rank's shard follows those of the lower ranks
-_NO_TARGET_MIN = 2**62  # sentinels when no position is counted
-_NO_TARGET_MAX = -(2**62)
 
 
 @dataclass(frozen=True)
@@ -92,20 +88,8 @@ class _Plan:
     reduction: v.Reduction
 
 
-def _group_device(group: Any) -> torch.device:
-    """Where the group's collectives take their tensors (NCCL: the current CUDA device)."""
-    if dist.get_backend(group) == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
 
 
-def _check_group(group: Any) -> None:
-    if not dist.is_available() or not dist.is_initialized():
-        raise RuntimeError(
-            "vocab-parallel cross-entropy needs an initialised torch.distributed process group; "
-            "launch with torchrun and call torch.distributed.init_process_group(backend) first "
-            "(a single process can use a group of world size 1)"
-        )
 
 
 def _check_options(reduction: object, label_smoothing: object, ignore_index: object) -> tuple:
@@ -139,120 +123,12 @@ def _check_target(target: object, positions: tuple[int, ...], logits_name: str) 
         )
 
 
-def _check_vocab_start(vocab_start: object) -> int:
-    """An int >= 0; None (shards in rank order) becomes the sentinel -1."""
-    if vocab_start is None:
-        return _IN_RANK_ORDER
-    if isinstance(vocab_start, bool) or not isinstance(vocab_start, int):
-        raise TypeError(
-            f"vocab_start must be an int (the first class this rank holds) or None (shards in "
-            f"rank order), got {vocab_start!r}"
-        )
-    if vocab_start < 0:
-        raise ValueError(f"vocab_start must be >= 0 (the first class this rank holds), got {vocab_start}")
-    return vocab_start
 
 
-def _options_fingerprint(*options: object) -> int:
-    """A checksum of options that must be equal on every rank (deterministic across processes)."""
-    return zlib.crc32(repr(options).encode())
 
 
-def _local_row(
-    vocab_start: int, shard_size: int, target: torch.Tensor, ignore_index: int,
-    hidden_size: int, fingerprint: int,
-) -> torch.Tensor:
-    flat = target.detach().reshape(-1).to(torch.int64)
-    counted = flat[flat != ignore_index]
-    positions = torch.arange(1, flat.numel() + 1, dtype=torch.int64, device=flat.device)
-    values = [
-        0, vocab_start, shard_size, flat.numel(), hidden_size,
-        int(counted.min()) if counted.numel() else _NO_TARGET_MIN,
-        int(counted.max()) if counted.numel() else _NO_TARGET_MAX,
-        int(flat.sum()), int((flat * positions).sum()),  # int64 sums wrap: still a checksum
-        fingerprint,
-    ]
-    return torch.tensor(values, dtype=torch.int64)
 
 
-def _agree(
-    group: Any, row: torch.Tensor | None, local_error: Exception | None
-) -> tuple[int, int, int]:
-    """All-gather every rank's row and check them; the same error is raised on every rank.
-
-    Returns ``(this rank's vocab_start, C, the largest shard size)``. Each rank sends its row of 10 int64
-    (80 bytes) and receives every rank's (80·P bytes) in one all-gather.
-    """
-    world_size = dist.get_world_size(group)
-    rank = dist.get_rank(group)
-    if row is None:
-        row = torch.zeros(_ROW_LENGTH, dtype=torch.int64)
-        row[_STATUS] = 1
-    device = _group_device(group)
-    rows = [torch.empty(_ROW_LENGTH, dtype=torch.int64, device=device) for _ in range(world_size)]
-    dist.all_gather(rows, row.to(device), group=group)
-    table = torch.stack(rows).cpu().tolist()
-
-    failed = [r for r in range(world_size) if table[r][_STATUS] != 0]
-    if local_error is not None:
-        raise local_error
-    if failed:
-        raise ValueError(
-            f"rank(s) {failed} of the group rejected their inputs (their own error says why); "
-            f"no collective was run on this rank either"
-        )
-    for field, what, fix in (
-        (_OPTIONS, "options (reduction, label_smoothing, ignore_index, dtype, gradients needed)",
-         "pass the same options on every rank"),
-        (_POSITIONS, "number of positions", "pass the same target (and hidden states) on every rank"),
-        (_HIDDEN, "hidden size", "pass the same hidden states on every rank"),
-    ):
-        values = [table[r][field] for r in range(world_size)]
-        if len(set(values)) > 1:
-            shown = values if field != _OPTIONS else "differ"
-            raise ValueError(f"the ranks disagree on the {what}: {shown}; {fix}")
-    if len({(table[r][_SUM1], table[r][_SUM2]) for r in range(world_size)}) > 1:
-        raise ValueError(
-            "target differs between ranks (its checksum does); every rank must hold the same "
-            "target, the targets of all positions, not only those its shard owns"
-        )
-
-    in_rank_order = [table[r][_START] == _IN_RANK_ORDER for r in range(world_size)]
-    if any(in_rank_order) and not all(in_rank_order):
-        raise ValueError(
-            f"vocab_start is None (shards in rank order) on rank(s) "
-            f"{[r for r in range(world_size) if in_rank_order[r]]} but an int on the others; "
-            f"pass None on every rank or an int on every rank"
-        )
-    if all(in_rank_order):  # rank r holds the classes after those of ranks 0 .. r-1
-        start = 0
-        for r in range(world_size):
-            table[r][_START], start = start, start + table[r][_SIZE]
-    shards = sorted((table[r][_START], table[r][_SIZE], r) for r in range(world_size))
-    layout = ", ".join(f"rank {r}: [{s}, {s + n})" for s, n, r in sorted(shards, key=lambda x: x[2]))
-    expected_start = 0
-    for start, size, r in shards:
-        if start != expected_start:
-            problem = "a gap before it" if start > expected_start else "an overlap with another shard"
-            raise ValueError(
-                f"vocab_start/shard sizes are inconsistent across ranks: rank {r} starts at "
-                f"vocab_start={start}, leaving {problem} (expected {expected_start}); the shards "
-                f"must tile [0, C) without gaps or overlaps, found {layout}"
-            )
-        expected_start = start + size
-    num_classes = expected_start
-    if num_classes == 0:
-        raise ValueError(f"the shards hold no classes at all ({layout}); each rank's logits have 0 columns")
-
-    low, high = table[0][_TMIN], table[0][_TMAX]
-    if low != _NO_TARGET_MIN and (low < 0 or high >= num_classes):
-        found = low if low < 0 else high
-        raise ValueError(
-            f"target contains class index {found}, which no rank owns: the shards cover "
-            f"[0, {num_classes}) ({layout}); expected indices in [0, {num_classes - 1}] or "
-            f"ignore_index"
-        )
-    return table[rank][_START], num_classes, max(size for _, size, _ in shards)
 
 
 # ==================================================================================
@@ -270,9 +146,6 @@ class _RowStats:
     sum_logits: torch.Tensor | None  # Σ_{c in r} z_c, only for label smoothing
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """16-bit floats are computed in float32 (crossent's dtype policy)."""
-    return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
 
 
 def _shard_stats_into(
@@ -311,7 +184,7 @@ def _shard_stats_into(
 
 def _combine(stats: _RowStats, group: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The two collectives (the linear engine's combine step): the global ``lse``, ``z_y``, ``Σ_c z_c``."""
-    combine = _linear.Combine(dist.group.WORLD if group is None else group)
+    combine = Combine(dist.group.WORLD if group is None else group)
     local_max = stats.max
     global_max = combine.max(local_max)  # collective 1: N numbers
     # rescale this rank's exp-sum from its own max to the global one: S_r = Σ exp(z - m)
@@ -574,38 +447,6 @@ def vocab_parallel_cross_entropy(
 # ==================================================================================
 
 
-def agree_on_shards(
-    group: Any,
-    vocab_start: int | None,
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    target: torch.Tensor,
-    class_weight: torch.Tensor | None,
-    check: Callable[[], _linear._Options],
-) -> tuple[_linear._Options, _linear.Combine]:
-    """Check this rank's inputs (``check``), agree with the others, return the combine step.
-
-    Every rank raises the same error when one rank's inputs (or the layout) are wrong, so
-    no rank is left waiting in a collective of the engine.
-    """
-    _check_group(group)
-    group = dist.group.WORLD if group is None else group  # Combine(group=None) is one process
-    row, error, options = None, None, None
-    try:
-        options = check()
-        start = _check_vocab_start(vocab_start)
-        wants_hidden = torch.is_grad_enabled() and hidden.requires_grad
-        # equal on every rank: the engine's collectives depend on all of these
-        fingerprint = _options_fingerprint(
-            "linear", options, class_weight is not None, _compute_dtype(hidden.dtype), wants_hidden,
-        )
-        row = _local_row(start, int(weight.shape[0]), target, options.ignore_index,
-                         int(hidden.shape[-1]), fingerprint)
-    except Exception as local_error:  # reported to every rank by _agree, then raised here
-        error = local_error
-    start, num_classes, widest = _agree(group, row, error)
-    assert options is not None
-    return options, _linear.Combine(group, start, num_classes, widest)
 
 
 def vocab_parallel_linear_cross_entropy(
