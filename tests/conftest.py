@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 
 from crossent_testing import jax, torch
@@ -44,3 +45,13 @@ def pytest_report_header(config) -> str:
     if jax is not None:
         versions.append(f"jax {jax.__version__}")
     return "crossent references: " + ", ".join(versions)
+
+
+@pytest.fixture
+def x64():
+    """JAX in float64 for one test (``jax_enable_x64``), restored afterwards."""
+    config = pytest.importorskip("jax").config
+    previous = config.jax_enable_x64
+    config.update("jax_enable_x64", True)
+    yield
+    config.update("jax_enable_x64", previous)

@@ -14,14 +14,6 @@ N, D, DT, V, K = 9, 5, 4, 7, 3
 IGNORE = -100
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def _inputs(seed=0):
     rng = np.random.default_rng(seed)
     return dict(

@@ -24,14 +24,6 @@ N, D, V = 13, 6, 11  # one shape for most tests: JAX compiles once per shape and
 IGNORE = -100
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def _inputs(dtype, seed=0, ignored=(2, 7)):
     rng = np.random.default_rng(seed)
     hidden = rng.normal(size=(N, D)).astype(dtype)

@@ -55,6 +55,7 @@ from typing import Any, Literal
 import torch
 
 from .. import _validate as v
+from ._linear import _Grads
 
 __all__ = ["linear_distillation_loss", "LinearDistillationLoss"]
 
@@ -204,13 +205,6 @@ def _soft_terms(
     divergence = combine.sum(0.5 * difference.abs().sum(dim=-1))
     slope = 0.5 * torch.sign(difference) * p_s
     return divergence, slope - p_s * combine.sum(slope.sum(dim=-1))[:, None]
-
-
-@dataclass
-class _Grads:
-    hidden: torch.Tensor | None
-    weight: torch.Tensor | None
-    bias: torch.Tensor | None
 
 
 def _run(
