@@ -308,8 +308,10 @@ def _rows_in_one_buffer(rows, dtype, num_classes, gap, grad_first, probabilities
               else np.array([num_classes // 2]))
     function = (rows.probability_rows if probabilities else
                 rows.index_rows_few_classes if num_classes <= 20 else rows.index_rows)
-    function(logits[None], target, np.ones(1, np.bool_), weight, 0.1, 0.25, True, losses,
-             grad[None], 0, 1)
+    smoothing = 0.1  # the plan's factors: hard term (1-ε) w_y, κ = 1-ε, σ = ε/C
+    hard = np.zeros(0) if probabilities else (1.0 - smoothing) * weight[target].astype(np.float64)
+    function(logits[None], target, np.ones(1, np.bool_), hard, weight, 1.0 - smoothing,
+             smoothing / num_classes, 0.25, True, losses, grad[None], 0, 1)
     return losses[0], grad.copy()
 
 

@@ -36,6 +36,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from . import _validate as v
 from ._array import (
     Array,
@@ -50,7 +52,10 @@ from ._array import (
     to_compute,
 )
 
-__all__ = ["ClassInputs", "ClassPlan", "num_positions", "plan_class", "prepare_class"]
+__all__ = [
+    "ClassInputs", "ClassPlan", "SplitPlan", "num_positions", "plan_class", "prepare_class",
+    "split_class",
+]
 
 TargetKind = Literal["index", "probability"]
 
@@ -190,6 +195,65 @@ def plan_class(
     if inputs.kind != "index" or mean_over == "positions":
         divisor = num_positions(inputs) if counted is None else xp.sum(counted)
     return ClassPlan(coefficients, divisor, inputs.counted, inputs.weight)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    r"""The plan of a class-axis loss on NumPy rows, factored so no ``N × C`` array is built.
+
+    The fused kernels (:mod:`crossent.kernels`) read it; with :math:`h_i` the hard term of
+    position i and :math:`\sigma = \varepsilon / C` the smoothing share,
+
+    .. math:: a_{ic} = h_i [c = y_i] + \sigma w_c \ \text{(class indices)}, \qquad
+              a_{ic} = w_c (\kappa\, t_{ic} + \sigma) \ \text{(probabilities)}, \quad
+              \kappa = 1 - \varepsilon
+
+    (the spread vector :math:`\sigma w` is kept as its two factors), and the divisor of 'mean'.
+    """
+
+    target: np.ndarray  # int64 [N] class indices, or [N, C] probabilities in the logits' dtype
+    counted: np.ndarray  # bool [N]
+    hard: np.ndarray  # float64 [N]: h_i = (1-ε) w_{y_i}, 0 where not counted ([0] for probabilities)
+    weight: np.ndarray  # [C] class weights in the logits' dtype (ones without weights)
+    keep: float  # κ = 1 - ε
+    spread: float  # σ = ε / C
+    divisor: float  # the divisor of 'mean', as plan_class's
+
+
+def split_class(inputs: ClassInputs, label_smoothing: float) -> SplitPlan:
+    """:func:`plan_class` for NumPy inputs with at least one class, in the factored form."""
+    values = inputs.values
+    dtype, num_classes = values.dtype, inputs.num_classes
+    num_rows = math.prod(values.shape[:-1])
+    weight = (
+        np.ones(num_classes, dtype)
+        if inputs.weight is None
+        else np.ascontiguousarray(inputs.weight, dtype=dtype)
+    )
+    counted = (
+        np.ones(num_rows, np.bool_)
+        if inputs.counted is None
+        else np.ascontiguousarray(inputs.counted, dtype=np.bool_).reshape(-1)
+    )
+    keep, spread = 1.0 - label_smoothing, label_smoothing / num_classes
+    target: np.ndarray
+    if inputs.kind == "index":
+        target = np.ascontiguousarray(inputs.target, dtype=np.int64).reshape(-1)
+        if inputs.weight is None:
+            hard = np.where(counted, keep, 0.0)
+            # 'mean' divides by the number of counted targets ...
+            divisor = float(num_rows if inputs.counted is None else np.count_nonzero(counted))
+        else:
+            # rows not counted may hold any index (ignore_index): read class 0 there
+            target_weight = weight[np.where(counted, target, 0)]
+            hard = np.where(counted, keep * target_weight.astype(np.float64), 0.0)
+            # ... or, with class weights, by Σ w[y] over the counted targets
+            divisor = float(np.sum(weight[target[counted]], dtype=np.float64))
+    else:
+        target = np.ascontiguousarray(inputs.target, dtype=dtype).reshape(-1, num_classes)
+        hard = np.zeros(0)
+        divisor = float(np.count_nonzero(counted))  # probability targets: counted rows
+    return SplitPlan(target, counted, hard, weight, keep, spread, divisor)
 
 
 def _poison_out_of_range(xp: Any, inputs: ClassInputs, coefficients: Array) -> Array:

@@ -25,15 +25,14 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from .._array import Array, move_class_axis_back
-
-if TYPE_CHECKING:
-    from .._plan import ClassInputs
+from .._plan import ClassInputs, split_class
+from .._reduce import gradient_scale, reduce
 
 __all__ = ["applies", "backend", "cross_entropy"]
 
@@ -119,59 +118,32 @@ def cross_entropy(
     values = inputs.values
     dtype = values.dtype
     num_classes = inputs.num_classes
-    positions = values.shape[:-1]
     logits = np.ascontiguousarray(values).reshape(-1, num_classes)
     num_rows = logits.shape[0]
-    weight = (
-        np.ones(num_classes, dtype)
-        if inputs.weight is None
-        else np.ascontiguousarray(inputs.weight, dtype=dtype)
-    )
-    counted = (
-        np.ones(num_rows, np.bool_)
-        if inputs.counted is None
-        else np.ascontiguousarray(inputs.counted, dtype=np.bool_).reshape(-1)
-    )
+    plan = split_class(inputs, label_smoothing)
     rows = _row_kernels()
-    target: np.ndarray
     if inputs.kind == "index":
-        target = np.ascontiguousarray(inputs.target, dtype=np.int64).reshape(-1)
-        # 'mean' divides by Σ w[y] over counted rows (their count without weights)
-        if inputs.weight is None:
-            divisor = float(num_rows if inputs.counted is None else np.count_nonzero(counted))
-        else:
-            divisor = float(np.sum(weight[target[counted]], dtype=np.float64))
         row_function = rows.index_rows
         # numba: rows of few classes a block at a time (lanes across rows)
         if num_classes <= getattr(rows, "FEW_CLASSES", {}).get(dtype, 0):
             row_function = rows.index_rows_few_classes
     else:
-        target = np.ascontiguousarray(inputs.target, dtype=dtype).reshape(-1, num_classes)
-        divisor = float(np.count_nonzero(counted))  # probability targets: counted rows
         row_function = rows.probability_rows
-    # d(reduced)/d(row loss): 1/D for 'mean' (0 when D = 0, as _reduce.gradient_scale), else 1
-    scale = (1.0 / divisor if divisor != 0 else 0.0) if reduction == "mean" else 1.0
+    # d(reduced)/d(row loss), the one factor the reduction puts on the gradient
+    scale = float(gradient_scale(inputs.xp, reduction, np.float64(plan.divisor), np.float64))
     losses = np.empty(num_rows, np.float64)
     grad = np.empty((num_rows if compute_grad else 0, num_classes), dtype)
     _run_rows(
         row_function, num_rows, num_classes,
-        logits, target, counted, weight, float(label_smoothing), scale, bool(compute_grad),
-        losses, grad,
+        logits, plan.target, plan.counted, plan.hard, plan.weight, plan.keep, plan.spread, scale,
+        bool(compute_grad), losses, grad,
     )
-    loss = _reduce(losses, reduction, divisor, dtype, positions)
+    if reduction == "none":
+        loss = losses.astype(dtype).reshape(values.shape[:-1])
+    else:  # float64 sums of float64 row losses, then the computation dtype
+        loss = dtype.type(reduce(inputs.xp, losses, reduction, np.float64(plan.divisor)))
     if not compute_grad:
         return loss, None
     grad = move_class_axis_back(np, grad.reshape(values.shape), inputs.axis)
     return loss, grad if grad.dtype == inputs.input_dtype else grad.astype(inputs.input_dtype)
 
-
-def _reduce(
-    losses: np.ndarray, reduction: str, divisor: float, dtype: Any, positions: tuple[int, ...]
-) -> Array:
-    """'none' | 'sum' | 'mean' of float64 row losses, in ``dtype``; D = 0 gives 0 (as _reduce.reduce)."""
-    if reduction == "none":
-        return losses.astype(dtype).reshape(positions)
-    total = float(np.sum(losses))
-    if reduction == "sum":
-        return dtype.type(total)
-    return dtype.type(total / divisor if divisor != 0 else total * 0.0)  # NaN still propagates

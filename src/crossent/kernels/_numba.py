@@ -12,12 +12,14 @@ With m = max_c z_c, e_c = exp(z_c - m) ∈ [0, 1], s = Σ_c e_c ≥ 1 and lse = 
 Both terms of ℓ are ≥ 0 (lse ≥ 0, z_c - m ≤ 0, a ≥ 0): no cancellation. The sum skips
 a_c = 0 so that an impossible class (z_c = -inf) with no target mass adds 0 (0·log 0 = 0).
 
-For integer targets a_c = h [c = y] + σ w_c with h = (1-ε) w_y and σ = ε/C, so
+The coefficients come from the target plan in factored form
+(:class:`crossent._plan.SplitPlan`): for integer targets a_c = h [c = y] + σ w_c with the
+row's hard term h = (1-ε) w_y and the smoothing share σ = ε/C, so
 
     A = h + σ W   (W = Σ_c w_c),     ℓ = h (lse - (z_y - m)) + σ (W lse - Σ_{w_c≠0} w_c (z_c - m))
     ∂ℓ/∂z_k = (A/s) e_k - σ w_k - h [k = y]
 
-For probability targets a_c = w_c ((1-ε) t_c + ε/C) is formed on the fly from the target row.
+For probability targets a_c = w_c (κ t_c + σ), κ = 1-ε, is formed on the fly from the target row.
 
 The reduction enters as one factor ``scale`` on the gradient (1/D for 'mean', else 1),
 computed before the sweep, so each row is read from memory once and the gradient row is
@@ -388,17 +390,18 @@ def _index_row_exact(z, y, hard, spread, weight, scale, want_grad, g):  # type: 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
 def index_rows(  # type: ignore[no-untyped-def]
-    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+    logits, target, counted, hard, weight, keep, spread, scale, want_grad, losses, grad, start,
+    stop,
 ):
     """Rows start..stop: loss per row into ``losses`` (float64), gradient rows into ``grad``.
 
-    logits [N, C] float32/float64 (C-contiguous); target [N] int64; counted [N] bool;
-    weight [C] (ones when there are none); smoothing ε; scale = d(reduced)/d(row loss);
+    logits [N, C] float32/float64 (C-contiguous); target [N] int64; counted [N] bool; the
+    plan's hard terms ``hard`` [N] float64, ``weight`` [C] (ones when there are none) and
+    σ = ``spread``, κ = ``keep`` = 1-ε; scale = d(reduced)/d(row loss);
     ``grad`` is only written if ``want_grad``. The GIL is released: threads run
     disjoint row ranges in parallel (:func:`crossent.kernels._run_rows`).
     """
     num_classes = logits.shape[1]
-    spread = smoothing / num_classes
     weight_sum = 0.0
     for c in range(num_classes):
         weight_sum += weight[c]
@@ -411,8 +414,8 @@ def index_rows(  # type: ignore[no-untyped-def]
                 grad[i, :] = 0
             continue
         y = target[i]
-        hard = (1.0 - smoothing) * weight[y]
-        total = hard + spread * weight_sum  # A = Σ_c a_c
+        hard_i = hard[i]
+        total = hard_i + spread * weight_sum  # A = Σ_c a_c
         m = row_max(z)
         zero = m - m  # 0 in the row's dtype (m is finite whenever it is used)
         s = zero
@@ -425,14 +428,14 @@ def index_rows(  # type: ignore[no-untyped-def]
                     linear += _select(w != 0, w * (z[c] - m), zero)
         if not (1.0 <= s < np.inf):
             # the special values of the generic path, exactly
-            losses[i] = _index_row_exact(z, y, hard, spread, weight, scale, want_grad, grad[i])
+            losses[i] = _index_row_exact(z, y, hard_i, spread, weight, scale, want_grad, grad[i])
             continue
         # lse in float64: with 'reassoc', lse - (z_y - m) may be evaluated as (lse + m) - z_y,
         # which in float32 would lose lse to the rounding of m (|m| up to 1e4)
         lse = math.log(np.float64(s))
         loss = 0.0
-        if hard != 0.0:
-            loss += hard * (lse - (z[y] - m))
+        if hard_i != 0.0:
+            loss += hard_i * (lse - (z[y] - m))
         if spread != 0.0:
             loss += spread * (weight_sum * lse - linear)
         losses[i] = loss
@@ -446,7 +449,7 @@ def index_rows(  # type: ignore[no-untyped-def]
             else:
                 for c in range(num_classes):
                     g[c] = ratio * g[c]
-            g[y] -= scale * hard
+            g[y] -= scale * hard_i
 
 
 # ==================================================================================
@@ -475,11 +478,11 @@ FEW_CLASSES = {np.dtype(np.float32): 20, np.dtype(np.float64): 14}
 # LLVM from vectorising fast_log); no divisor here can be 0 (C ≥ 1, s ≥ 1).
 @njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def index_rows_few_classes(  # type: ignore[no-untyped-def]
-    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+    logits, target, counted, hard, weight, keep, spread, scale, want_grad, losses, grad, start,
+    stop,
 ):
     """As :func:`index_rows` (same arguments and results), for rows of few classes."""
     num_classes = logits.shape[1]
-    spread = smoothing / num_classes
     zero = cast_like(0.0, weight[0])  # 0 in the logits' dtype (weight has it, and C ≥ 1)
     weight_sum = 0.0
     for c in range(num_classes):
@@ -545,15 +548,15 @@ def index_rows_few_classes(  # type: ignore[no-untyped-def]
             if not (1.0 <= s[r] < np.inf):
                 continue  # recomputed below
             y = target[i]
-            hard = (1.0 - smoothing) * weight[y]
+            hard_i = hard[i]
             loss = 0.0
-            if hard != 0.0:
-                loss += hard * (lse[r] - (z_t[y * BLOCK_ROWS + r] - m[r]))
+            if hard_i != 0.0:
+                loss += hard_i * (lse[r] - (z_t[y * BLOCK_ROWS + r] - m[r]))
             if spread != 0.0:
                 loss += spread * (weight_sum * lse[r] - linear[r])
             losses[i] = loss
             live[r] = True
-            ratio[r] = cast_like(scale * (hard + spread * weight_sum) / s[r], zero)
+            ratio[r] = cast_like(scale * (hard_i + spread * weight_sum) / s[r], zero)
         if want_grad:  # pass 3 across the block: g = scale·((A/s) e_c - σ w_c), 0 if not live
             for c in range(num_classes):
                 shift = smooth * weight[c]
@@ -567,12 +570,11 @@ def index_rows_few_classes(  # type: ignore[no-untyped-def]
             if live[r]:
                 if want_grad:
                     y = target[i]
-                    flat_grad[base + r * num_classes + y] -= scale * (1.0 - smoothing) * weight[y]
+                    # scale · h = (scale · κ) · w_y, in this association (the kernel's bits)
+                    flat_grad[base + r * num_classes + y] -= scale * keep * weight[y]
             elif counted[i]:
-                y = target[i]
-                hard = (1.0 - smoothing) * weight[y]
-                losses[i] = _index_row_exact(logits[i], y, hard, spread, weight, scale, want_grad,
-                                             grad[i])
+                losses[i] = _index_row_exact(logits[i], target[i], hard[i], spread, weight, scale,
+                                             want_grad, grad[i])
 
 
 # ==================================================================================
@@ -581,10 +583,9 @@ def index_rows_few_classes(  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _probability_row_exact(z, t, weight, smoothing, scale, want_grad, g):  # type: ignore[no-untyped-def]
+def _probability_row_exact(z, t, weight, keep, spread, scale, want_grad, g):  # type: ignore[no-untyped-def]
     """The generic formula on one row, term by term with libm (rows with NaN / ±inf)."""
     num_classes = z.size
-    spread = smoothing / num_classes
     m = z[0]
     for c in range(num_classes):
         if z[c] > m or z[c] != z[c]:
@@ -598,25 +599,26 @@ def _probability_row_exact(z, t, weight, smoothing, scale, want_grad, g):  # typ
     total = 0.0
     loss = 0.0
     for c in range(num_classes):
-        a = weight[c] * (t[c] * (1.0 - smoothing) + spread)
+        a = weight[c] * (t[c] * keep + spread)
         total += a
         log_prob = (z[c] - m) - lse
         if a != 0.0 or log_prob != log_prob:  # 0 · log 0 = 0, but a NaN propagates
             loss -= a * log_prob
     if want_grad:
         for c in range(num_classes):
-            a = weight[c] * (t[c] * (1.0 - smoothing) + spread)
+            a = weight[c] * (t[c] * keep + spread)
             g[c] = scale * (total * math.exp((z[c] - m) - lse) - a)
     return loss
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
 def probability_rows(  # type: ignore[no-untyped-def]
-    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+    logits, target, counted, hard, weight, keep, spread, scale, want_grad, losses, grad, start,
+    stop,
 ):
-    """As :func:`index_rows`, with probability targets ``target`` [N, C] (logits' dtype)."""
+    """As :func:`index_rows`, with probability targets ``target`` [N, C] (logits' dtype);
+    ``hard`` is unused, ``keep`` = κ = 1-ε."""
     num_classes = logits.shape[1]
-    spread = smoothing / num_classes
     scratch = np.empty(0 if want_grad else num_classes, logits.dtype)  # e_c for the loss alone
     for i in range(start, stop):
         z = logits[i]
@@ -632,22 +634,23 @@ def probability_rows(  # type: ignore[no-untyped-def]
         total = 0.0  # A = Σ_c a_c
         linear = 0.0  # Σ_{a_c≠0} a_c (z_c - m)
         if -np.inf < m < np.inf:
-            keep = cast_like(1.0 - smoothing, m)
+            keep_t = cast_like(keep, m)
             spread_t = cast_like(spread, m)
             s = sum_exp(z, m, grad[i] if want_grad else scratch)
             for c in range(num_classes):
-                a = weight[c] * (t[c] * keep + spread_t)
+                a = weight[c] * (t[c] * keep_t + spread_t)
                 total += a
                 linear += _select(a != 0, a * (z[c] - m), zero)
         if not (1.0 <= s < np.inf):
-            losses[i] = _probability_row_exact(z, t, weight, smoothing, scale, want_grad, grad[i])
+            losses[i] = _probability_row_exact(z, t, weight, keep, spread, scale, want_grad,
+                                               grad[i])
             continue
         lse = math.log(np.float64(s))  # float64, as in index_rows
         losses[i] = total * lse - linear
         if want_grad:
             g = grad[i]
             ratio = cast_like(scale * total / s, m)
-            keep = cast_like(scale * (1.0 - smoothing), m)
+            scaled_keep = cast_like(scale * keep, m)
             shift = cast_like(scale * spread, m)
             for c in range(num_classes):
-                g[c] = ratio * g[c] - weight[c] * (t[c] * keep + shift)  # g holds e_c
+                g[c] = ratio * g[c] - weight[c] * (t[c] * scaled_keep + shift)  # g holds e_c

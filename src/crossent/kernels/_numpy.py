@@ -44,56 +44,58 @@ def _gradient_from_exps(
 
 
 def index_rows(  # type: ignore[no-untyped-def]
-    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+    logits, target, counted, hard, weight, keep, spread, scale, want_grad, losses, grad, start,
+    stop,
 ):
     """See :func:`crossent.kernels._numba.index_rows`."""
     num_classes = logits.shape[1]
-    spread = smoothing / num_classes
     weight_sum = float(np.sum(weight, dtype=np.float64))
     nonzero_weight = weight != 0
     for rows in _blocks(start, stop, num_classes):
-        z, y, keep = logits[rows], target[rows], counted[rows]
-        y_safe = np.where(keep, y, 0)  # rows not counted may hold any index
+        z, y, counted_rows = logits[rows], target[rows], counted[rows]
+        y_safe = np.where(counted_rows, y, 0)  # rows not counted may hold any index
         out = grad[rows] if want_grad else None
         shifted, exps, sums = _shifted_and_exp(z, out)
         lse = np.log(sums)
-        hard = np.where(keep, (1.0 - smoothing) * weight[y_safe], 0.0)
+        # the hard term h = κ w_y in the logits' dtype (``hard`` holds it in float64)
+        hard_rows = np.where(counted_rows, keep * weight[y_safe], 0.0)
         picked = np.take_along_axis(shifted, y_safe[:, None], axis=1)[:, 0]
         # ℓ = h (lse - (z_y - m)) + σ (W lse - Σ_{w≠0} w_c (z_c - m)); h = 0 adds 0
-        loss = np.where((hard != 0) | np.isnan(lse), hard * (lse - picked), 0.0)  # NaN propagates
+        # NaN propagates
+        loss = np.where((hard_rows != 0) | np.isnan(lse), hard_rows * (lse - picked), 0.0)
         if spread != 0:
             linear = np.sum(np.where(nonzero_weight, shifted, 0) * weight, axis=1, dtype=np.float64)
             loss = loss + spread * (weight_sum * lse - linear)
-        losses[rows] = np.where(keep, loss, 0.0)
+        losses[rows] = np.where(counted_rows, loss, 0.0)
         if want_grad:
-            total = hard + spread * weight_sum
+            total = hard_rows + spread * weight_sum
             g = _gradient_from_exps(exps, shifted, sums, scale * total)
             if spread != 0:
                 g -= (scale * spread * weight).astype(g.dtype)
-            g[np.arange(len(y_safe)), y_safe] -= (scale * hard).astype(g.dtype)
-            g[~keep] = 0
+            g[np.arange(len(y_safe)), y_safe] -= (scale * hard_rows).astype(g.dtype)
+            g[~counted_rows] = 0
 
 
 def probability_rows(  # type: ignore[no-untyped-def]
-    logits, target, counted, weight, smoothing, scale, want_grad, losses, grad, start, stop
+    logits, target, counted, hard, weight, keep, spread, scale, want_grad, losses, grad, start,
+    stop,
 ):
     """See :func:`crossent.kernels._numba.probability_rows`."""
     num_classes = logits.shape[1]
-    spread = smoothing / num_classes
     for rows in _blocks(start, stop, num_classes):
-        z, keep = logits[rows], counted[rows]
+        z, counted_rows = logits[rows], counted[rows]
         out = grad[rows] if want_grad else None
         shifted, exps, sums = _shifted_and_exp(z, out)
         lse = np.log(sums)
-        coefficients = weight * (target[rows] * (1.0 - smoothing) + spread)
+        coefficients = weight * (target[rows] * keep + spread)
         total = np.sum(coefficients, axis=1, dtype=np.float64)
         # ℓ = A lse - Σ_{a≠0} a_c (z_c - m); 0 · (-inf) = 0 for an impossible class
         linear = np.sum(
             np.where(coefficients != 0, coefficients * shifted, 0), axis=1, dtype=np.float64
         )
         loss = np.where((total != 0) | np.isnan(lse), total * lse - linear, 0.0)  # NaN propagates
-        losses[rows] = np.where(keep, loss, 0.0)
+        losses[rows] = np.where(counted_rows, loss, 0.0)
         if want_grad:
             g = _gradient_from_exps(exps, shifted, sums, scale * total)
             g -= scale * coefficients
-            g[~keep] = 0
+            g[~counted_rows] = 0
