@@ -55,6 +55,13 @@ def is_array(value: object) -> bool:
     return array_api_compat.is_array_api_obj(value) and not isinstance(value, (int, float, bool))
 
 
+def to_numpy(value: object) -> np.ndarray:
+    """A NumPy array of ``value``: a list or an array of any library (torch: detached, on the host)."""
+    if hasattr(value, "detach"):  # torch
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
 def _from_python(value: object, floating: bool) -> np.ndarray:
     array = np.asarray(value)
     if floating and array.dtype.kind in "biu":

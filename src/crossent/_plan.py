@@ -54,6 +54,7 @@ from ._array import (
 
 __all__ = [
     "ClassInputs", "ClassPlan", "SplitPlan", "num_positions", "plan_class", "prepare_class",
+    "smooth_probabilities",
     "split_class",
 ]
 
@@ -184,9 +185,7 @@ def plan_class(
             coefficients = (1.0 - label_smoothing) * hard + (label_smoothing / num_classes) * spread
         coefficients = _poison_out_of_range(xp, inputs, coefficients)
     else:
-        coefficients = inputs.target
-        if not is_zero(label_smoothing):
-            coefficients = coefficients * (1.0 - label_smoothing) + label_smoothing / num_classes
+        coefficients = smooth_probabilities(inputs.target, label_smoothing, num_classes)
         if inputs.weight is not None:
             coefficients = coefficients * inputs.weight
         if counted is not None:
@@ -254,6 +253,13 @@ def split_class(inputs: ClassInputs, label_smoothing: float) -> SplitPlan:
         hard = np.zeros(0)
         divisor = float(np.count_nonzero(counted))  # probability targets: counted rows
     return SplitPlan(target, counted, hard, weight, keep, spread, divisor)
+
+
+def smooth_probabilities(target: Array, label_smoothing: float | Array, num_classes: int) -> Array:
+    """Label smoothing of probability targets: ``t (1 - ε) + ε / C``; ε = 0 returns ``t``."""
+    if is_zero(label_smoothing):
+        return target
+    return target * (1.0 - label_smoothing) + label_smoothing / num_classes
 
 
 def _poison_out_of_range(xp: Any, inputs: ClassInputs, coefficients: Array) -> Array:

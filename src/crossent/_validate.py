@@ -272,12 +272,25 @@ def check_class_indices(
         bad = bad & counted
     if concrete_bool(xp.any(bad)):
         found = concrete_int(first_where(xp, target, bad))
-        kind = "negative class index" if found is not None and found < 0 else "class index"
-        raise ValueError(
-            f"target contains {kind} {found}, but {logits_name} have {num_classes} classes "
-            f"along axis {axis}; expected indices in [0, {num_classes - 1}]"
-            + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+        raise class_index_error(
+            found, num_classes, f"{logits_name} have {num_classes} classes along axis {axis}",
+            ignore_index,
         )
+
+
+def class_index_error(
+    found: int | None, num_classes: int, classes_are: str, ignore_index: int | None
+) -> ValueError:
+    """The one message for a class index outside [0, num_classes) (every engine raises it).
+
+    ``classes_are`` says where the classes come from, e.g. "logits have 5 classes along axis -1"
+    or "weight has 5 rows (classes)".
+    """
+    kind = "negative class index" if found is not None and found < 0 else "class index"
+    return ValueError(
+        f"target contains {kind} {found}, but {classes_are}; expected indices in "
+        f"[0, {num_classes - 1}]" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+    )
 
 
 def check_writable_file(name: str, path: str | os.PathLike[str]) -> Path:

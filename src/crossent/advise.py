@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _registry, activations
+from ._array import to_numpy
 
 __all__ = ["Advice", "advise", "LOSSES", "IMBALANCE_RATIO"]
 
@@ -39,13 +40,6 @@ class Advice:
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message} {self.reason} Fix: {self.fix}"
-
-
-def to_numpy(value: Any) -> Any:
-    """NumPy view of a NumPy/torch/JAX array or a list (torch tensors are detached first)."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def _float(x: Any) -> np.ndarray:

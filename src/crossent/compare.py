@@ -38,6 +38,7 @@ from . import _validate as v
 from . import activations as _activations
 from . import divergences as _divergences
 from . import losses as _losses
+from ._array import to_numpy
 from .compat import keras as K
 from .compat import optax as O
 from .compat import sklearn as S
@@ -97,9 +98,7 @@ class Comparison:
 
 
 def _scalar(value: Any) -> float:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return float(np.asarray(value, dtype=np.float64).mean())
+    return float(np.asarray(to_numpy(value), dtype=np.float64).mean())
 
 
 @contextlib.contextmanager

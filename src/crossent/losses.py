@@ -287,14 +287,30 @@ def focal_power(xp: Any, complement: Array, gamma: float | Array) -> Array:
     instead of γ·0^(γ-1)·0 = inf·0 = NaN for γ < 1 (optax's log-space form gives 0 too).
     ``gamma`` may be an array (a traced or differentiated hyperparameter).
     """
+    return _focal_power(xp, complement, gamma, with_slope=False)[0]
+
+
+def _focal_power(
+    xp: Any, complement: Array, gamma: float | Array, *, with_slope: bool = True
+) -> tuple[Array, Array | None]:
+    r"""``(f, f')``: :func:`focal_power` and its derivative :math:`\gamma (1 - p_t)^{\gamma - 1}`.
+
+    Where ``complement == 0`` (1 - p_t rounds to 0) the slope is written 0: every focal
+    gradient multiplies it by a factor that vanishes there (p log p, or p (1 - p)), and
+    0^(γ-1) = inf for γ < 1 would make the product NaN.
+    """
     if is_zero(gamma):
-        return xp.ones_like(complement)
+        return xp.ones_like(complement), None
     saturated = complement == 0
     safe = xp.where(saturated, xp.ones_like(complement), complement)
     at_zero = xp.zeros_like(complement)  # 0^γ = 0 for γ > 0, and 1 for an array γ = 0
     if not isinstance(gamma, float):
         at_zero = at_zero + xp.astype(gamma == 0, complement.dtype)
-    return xp.where(saturated, at_zero, safe**gamma)
+    power = xp.where(saturated, at_zero, safe**gamma)
+    if not with_slope:
+        return power, None
+    slope = gamma * safe ** (gamma - 1.0)
+    return power, xp.where(saturated, xp.zeros_like(slope), slope)
 
 
 @quiet
@@ -328,7 +344,7 @@ def _softmax_focal_loss(
     # 1 - p_c = -expm1(log p_c): exact as p_c -> 1, where 1 - p_c would round to 0
     complement = -xp.expm1(log_probs)
     # f_c = (1 - p_c)^γ, the focal modulation
-    modulation = focal_power(xp, complement, gamma)
+    modulation, modulation_slope = _focal_power(xp, complement, gamma, with_slope=compute_grad)
     # ℓ = -Σ_c a_c (1 - p_c)^γ log p_c
     losses = plan.only_counted(xp, -xp.sum(mul_zero_safe(xp, coefficients * modulation, log_probs), axis=-1))
     loss = reduce(xp, losses, reduction, divisor)
@@ -337,17 +353,14 @@ def _softmax_focal_loss(
     # ∂[(1-p_c)^γ log p_c]/∂z_k = (δ_ck - p_k) h_c,
     #   h_c = (1-p_c)^γ - γ (1-p_c)^(γ-1) p_c log p_c
     # so ∂ℓ/∂z_k = p_k Σ_c a_c h_c - a_k h_k   (cross-entropy's form with a_c h_c for a_c)
-    if is_zero(gamma):
+    if modulation_slope is None:  # γ = 0
         h = xp.ones_like(probs)
     else:
-        # (1-p)^(γ-1) p log p -> 0 as p -> 1; write 0 where 1 - p rounds to 0
-        saturated = complement == 0
-        safe_complement = xp.where(saturated, xp.ones_like(complement), complement)
+        # (1-p)^(γ-1) p log p -> 0 as p -> 1 (the slope is 0 where 1 - p rounds to 0),
         # and p log p -> 0 as p -> 0 (an impossible class, log p = -inf): 0, not 0 · -inf
-        slope = gamma * safe_complement ** (gamma - 1.0) * probs * xp.where(
-            saturated | (probs == 0), xp.zeros_like(log_probs), log_probs
+        h = modulation - modulation_slope * probs * xp.where(
+            (complement == 0) | (probs == 0), xp.zeros_like(log_probs), log_probs
         )
-        h = modulation - xp.where(saturated, xp.zeros_like(slope), slope)
     weighted = mul_zero_safe(xp, coefficients, h)
     grad = probs * xp.sum(weighted, axis=-1, keepdims=True) - weighted
     scale = gradient_scale(xp, reduction, divisor, grad.dtype)
@@ -576,7 +589,18 @@ def binary_cross_entropy(
 # ==================================================================================
 
 
-def _smooth_binary_target(target: Array, label_smoothing: float | Array) -> Array:
+def _bce_terms(xp: Any, logits: Array, positive_mass: Array, negative_mass: Array) -> Array:
+    """``positive_mass · softplus(-x) + negative_mass · softplus(x)``, 0·inf = 0 for x = ±inf.
+
+    -log σ(x) = softplus(-x) and -log(1 - σ(x)) = softplus(x), both stable for large |x|:
+    with masses t and 1 - t this is seed 002's max(x,0) - x·t + log(1+e^-|x|).
+    """
+    return mul_zero_safe(xp, positive_mass, -_log_sigmoid(xp, logits)) + mul_zero_safe(
+        xp, negative_mass, -_log_sigmoid(xp, -logits)
+    )
+
+
+def smooth_binary_target(target: Array, label_smoothing: float | Array) -> Array:
     """Binary label smoothing: ``t (1 - ε) + ε / 2`` (Keras's binary smoothing); ε = 0 returns t."""
     if not is_zero(label_smoothing):
         return target * (1.0 - label_smoothing) + 0.5 * label_smoothing  # ε/2 per side
@@ -603,16 +627,10 @@ def _binary_cross_entropy_with_logits(
     xp, x, t, (weight, pos_weight) = inputs.xp, inputs.values, inputs.target, inputs.extra
     w = _element_weight(xp, inputs, weight, "weight")
     pw = _element_weight(xp, inputs, pos_weight, "pos_weight")
-    t = _smooth_binary_target(t, label_smoothing)
+    t = smooth_binary_target(t, label_smoothing)
     positive_mass = t if pw is None else pw * t
-    # -log σ(x) = softplus(-x) and -log(1 - σ(x)) = softplus(x), both stable for large |x|:
-    # together with t·softplus(-x) - (1-t)·... this is seed 002's max(x,0) - x·t + log(1+e^-|x|)
-    softplus_neg = -_log_sigmoid(xp, x)
-    softplus_pos = -_log_sigmoid(xp, -x)
-    # ℓ = w [pw·t·softplus(-x) + (1 - t)·softplus(x)], with 0·inf = 0 for x = ±inf
-    losses = mul_zero_safe(xp, positive_mass, softplus_neg) + mul_zero_safe(
-        xp, 1.0 - t, softplus_pos
-    )
+    # ℓ = w [pw·t·softplus(-x) + (1 - t)·softplus(x)]
+    losses = _bce_terms(xp, x, positive_mass, 1.0 - t)
     if w is not None:
         losses = losses * w
     grad = None
@@ -701,14 +719,11 @@ def _sigmoid_focal_loss(
     inputs = _prepare_elements(logits, target, where=where, name="logits")
     xp, x, t = inputs.xp, inputs.values, inputs.target
     p = _sigmoid(xp, x)
-    # the binary cross-entropy, in the stable softplus form
-    bce = mul_zero_safe(xp, t, -_log_sigmoid(xp, x)) + mul_zero_safe(
-        xp, 1.0 - t, -_log_sigmoid(xp, -x)
-    )
+    bce = _bce_terms(xp, x, t, 1.0 - t)  # binary_cross_entropy_with_logits' per-element loss
     # 1 - p_t = (1 - t) σ(x) + t σ(-x), with p_t = p t + (1 - p)(1 - t): a sum of two
     # non-negative terms, exact where 1 - p_t would round to 0 (saturated logits)
     complement = (1.0 - t) * p + t * _sigmoid(xp, -x)
-    modulation = focal_power(xp, complement, gamma)
+    modulation, modulation_slope = _focal_power(xp, complement, gamma, with_slope=compute_grad)
     alpha_t = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
     # ℓ = α_t (1 - p_t)^γ BCE(x, t)   (torchvision.ops.sigmoid_focal_loss)
     losses = alpha_t * modulation * bce
@@ -717,11 +732,8 @@ def _sigmoid_focal_loss(
         # ∂p_t/∂x = (2t - 1) p (1 - p),  ∂BCE/∂x = p - t
         # ∂ℓ/∂x = α_t [(1-p_t)^γ (p - t) - γ (1-p_t)^(γ-1) (2t - 1) p (1 - p) BCE]
         grad = modulation * (p - t)
-        if not is_zero(gamma):
-            saturated = complement == 0  # the second term -> 0 as 1 - p_t -> 0
-            safe = xp.where(saturated, xp.ones_like(complement), complement)
-            slope = gamma * safe ** (gamma - 1.0) * (2.0 * t - 1.0) * p * (1.0 - p) * bce
-            grad = grad - xp.where(saturated, xp.zeros_like(slope), slope)
+        if modulation_slope is not None:  # γ ≠ 0; the second term -> 0 as 1 - p_t -> 0
+            grad = grad - modulation_slope * (2.0 * t - 1.0) * p * (1.0 - p) * bce
         grad = alpha_t * grad
     return _finish_elements(inputs, losses, grad, reduction)
 

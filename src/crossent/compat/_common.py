@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array import Array, as_array, is_array, is_floating, namespace
+from .._array import Array, as_array, is_array, is_floating, namespace, to_numpy
 from .._tensorflow import is_tensorflow_array
 
 
@@ -45,7 +45,7 @@ def like(
     require_given(name, value)
     value = as_array(value)
     if namespace(value) is not xp:
-        value = xp.asarray(np.asarray(value) if not is_array(value) else _to_numpy(value))
+        value = xp.asarray(np.asarray(value) if not is_array(value) else to_numpy(value))
         if hasattr(reference, "device") and hasattr(value, "to"):
             value = value.to(reference.device)
     if dtype is not None and value.dtype != dtype:
@@ -57,12 +57,6 @@ def require_given(name: str, value: object) -> None:
     """A TypeError naming the framework's argument when ``value`` is None."""
     if value is None:
         raise TypeError(f"{name} must be an array (a list, NumPy, PyTorch or JAX array), got None")
-
-
-def _to_numpy(value: Array) -> np.ndarray:
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def cast_to(xp: Any, value: Array, dtype: Any) -> Array:

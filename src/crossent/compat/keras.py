@@ -36,7 +36,8 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 from .. import information
-from .._array import Array, is_floating, is_zero, namespace, num_elements
+from .._array import Array, is_floating, namespace, num_elements
+from .._plan import smooth_probabilities
 from .._validate import check_non_negative, check_unit_interval
 from ..activations import logit, sigmoid, softmax
 from ..losses import (
@@ -46,6 +47,7 @@ from ..losses import (
     focal_power,
     nll_loss,
     sigmoid_focal_loss,
+    smooth_binary_target,  # Keras's binary smoothing: squeeze towards 0.5
 )
 from ._common import (
     cast_to,
@@ -151,16 +153,7 @@ def _sparse_logits_nan(
 
 def _smooth_categorical(y_true: Array, label_smoothing: float | Array) -> Array:
     # keras/src/losses/losses.py categorical_crossentropy: C is y_true.shape[-1], whatever `axis`
-    if is_zero(label_smoothing):
-        return y_true
-    return y_true * (1.0 - label_smoothing) + label_smoothing / int(y_true.shape[-1])
-
-
-def _smooth_binary(y_true: Array, label_smoothing: float | Array) -> Array:
-    # keras/src/losses/losses.py binary_crossentropy: squeeze towards 0.5
-    if is_zero(label_smoothing):
-        return y_true
-    return y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    return smooth_probabilities(y_true, label_smoothing, int(y_true.shape[-1]))
 
 
 # --- functions (per-sample losses) -----------------------------------------------
@@ -367,7 +360,7 @@ def binary_crossentropy(
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
     y_true = like(xp, y_pred, y_true, y_pred.dtype, name="y_true")
     _check_same_shape(y_true, y_pred)
-    y_true = _smooth_binary(y_true, label_smoothing)
+    y_true = smooth_binary_target(y_true, label_smoothing)
     if from_logits and backend != "numpy":
         losses = binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
         losses = nan_where(xp, losses, sigmoid_nan(xp, y_pred, y_true, backend))
@@ -428,7 +421,7 @@ def binary_focal_crossentropy(
     backend = keras_backend(backend)
     xp, y_pred = _prediction(y_pred)
     label_smoothing = check_unit_interval("label_smoothing", label_smoothing)
-    y_true = _smooth_binary(like(xp, y_pred, y_true, y_pred.dtype, name="y_true"), label_smoothing)
+    y_true = smooth_binary_target(like(xp, y_pred, y_true, y_pred.dtype, name="y_true"), label_smoothing)
     alpha_or_none = alpha if apply_class_balancing else None
     if from_logits and backend == "tensorflow":
         # On TensorFlow, ops.sigmoid tags its output with the logits and the backend's

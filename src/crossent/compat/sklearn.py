@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import information
-from .._array import Array, is_array, namespace
+from .._array import Array, is_array, namespace, to_numpy
 from ._common import like
 
 __all__ = ["log_loss"]
@@ -48,18 +48,12 @@ def as_probabilities(y_proba: Any) -> tuple[Any, Array]:
     return xp, y_proba
 
 
-def _to_numpy(values: object) -> np.ndarray:
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
-
-
 def declared_classes(labels: object) -> np.ndarray:
     """The classes ``labels`` declares: sorted and unique (a warning if not given sorted).
 
     scikit-learn assumes the columns of ``y_proba`` follow this sorted order.
     """
-    given = _to_numpy(labels)
+    given = to_numpy(labels)
     classes = np.unique(given)
     if not np.array_equal(classes, given):
         warnings.warn(
@@ -74,7 +68,7 @@ def declared_classes(labels: object) -> np.ndarray:
 
 def _one_hot(y_true: object, labels: object | None) -> np.ndarray:
     """LabelBinarizer's encoding of ``y_true`` (n_samples, n_classes), classes sorted."""
-    y_true = _to_numpy(y_true)
+    y_true = to_numpy(y_true)
     if y_true.ndim == 2 and labels is None:  # a label indicator matrix
         classes = np.arange(y_true.shape[1])
         encoded = y_true.astype(np.float64)
@@ -86,7 +80,7 @@ def _one_hot(y_true: object, labels: object | None) -> np.ndarray:
             if undeclared:
                 raise ValueError(
                     f"y_true contains values {undeclared} not belonging to the passed labels "
-                    f"{_to_numpy(labels)}."
+                    f"{to_numpy(labels)}."
                 )
         else:
             classes = np.unique(y_true)
@@ -115,7 +109,7 @@ def warn_if_not_normalised(xp: Any, y_proba: Array, stacklevel: int = 2) -> None
     """scikit-learn's warning for rows that do not sum to one (``rtol = sqrt(eps)``);
     the rows are not renormalised."""
     eps = float(xp.finfo(y_proba.dtype).eps)
-    row_sums = _to_numpy(xp.sum(y_proba, axis=1)).astype(np.float64)
+    row_sums = to_numpy(xp.sum(y_proba, axis=1)).astype(np.float64)
     if not np.all(np.isclose(row_sums, 1.0, rtol=math.sqrt(eps))):
         warnings.warn(
             "The y_prob values do not sum to one. Make sure to pass probabilities.",
@@ -185,7 +179,7 @@ def log_loss(
     y_proba = probability_columns(xp, y_proba)
     lengths = [int(y_proba.shape[0]), encoded.shape[0]]
     if sample_weight is not None:
-        sample_weight = _to_numpy(sample_weight)
+        sample_weight = to_numpy(sample_weight)
         lengths.append(int(sample_weight.shape[0]) if sample_weight.ndim else 1)
     if len(set(lengths)) > 1:
         raise ValueError(

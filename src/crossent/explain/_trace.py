@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .._array import to_numpy as array_to_numpy
+
 __all__ = ["Step", "Trace", "Check", "to_numpy"]
 
 
@@ -15,9 +17,7 @@ def to_numpy(value: Any) -> Any:
     """A NumPy array (or Python scalar) of ``value``: torch/JAX arrays are copied to the host."""
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
-    if hasattr(value, "detach"):  # torch
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
+    return array_to_numpy(value)
 
 
 @dataclass

@@ -445,7 +445,7 @@ def binary_cross_entropy_with_logits(
     )]
     z = t
     if label_smoothing:
-        z = _np(losses._smooth_binary_target(np.asarray(t, dtype=np.float64), label_smoothing))
+        z = _np(losses.smooth_binary_target(np.asarray(t, dtype=np.float64), label_smoothing))
         steps.append(Step(
             "smoothed target", r"z = t\,(1-\varepsilon) + \frac{\varepsilon}{2}",
             "z = t (1 - eps) + eps / 2", {"z": z},
