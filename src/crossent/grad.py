@@ -26,18 +26,8 @@ from . import divergences as _divergences
 from . import losses as _losses
 from ._array import Array
 
-__all__ = [
-    "nll_loss",
-    "cross_entropy",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "sigmoid_focal_loss",
-    "softmax_focal_loss",
-    "kl_divergence_with_logits",
-    "jensen_shannon_divergence",
-    "total_variation_distance",
-    "value_and_grad",
-]
+# one gradient per loss, named as the loss
+__all__ = [*_losses.__all__, *_divergences.__all__, "value_and_grad"]
 
 def value_and_grad(loss: Callable[..., Array], *args: Any, **options: Any) -> tuple[Array, Array]:
     r"""The loss and its gradient w.r.t. the first argument, from one pass.

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._array import Array, as_array, is_array, is_floating, namespace, to_numpy
 from .._tensorflow import is_tensorflow_array
+from ..activations import log_softmax
 
 
 def float_input(value: object, list_dtype: Any = np.float32, *, name: str = "input") -> Array:
@@ -151,8 +152,6 @@ def tf_softmax_xent_gradient(
     ``softmax - labels`` (TensorFlow's own gradient function returns 0 there: it does not
     differentiate its ``softmax - labels`` output w.r.t. the labels).
     """
-    from ..activations import log_softmax
-
     if size(tuple(logits.shape)) == 0:  # no classes (or no rows): nothing to move
         return losses
     # logsumexp as max(x) - max(log_softmax(x)): finite, and its gradient is softmax(x)

@@ -20,21 +20,7 @@ from .._array import as_array, as_float_array, quiet
 from .._plan import plan_class, prepare_class
 from ._trace import Step, Trace, to_numpy
 
-__all__ = [
-    "cross_entropy",
-    "nll_loss",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "sigmoid_focal_loss",
-    "softmax_focal_loss",
-    "entropy",
-    "kl_divergence",
-    "softmax_inverse",
-    "cross_entropy_grad",
-    "kl_divergence_with_logits",
-    "jensen_shannon_divergence",
-    "total_variation_distance",
-]
+# the trace functions are listed once, in crossent.explain.__all__
 
 
 # --- shared pieces -------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ..explain import examples as _examples
 from . import _compute
 
 __all__ = ["create_app", "LOOPBACK_HOSTS"]
@@ -229,8 +230,6 @@ def create_app(*, allowed_hosts: list[str] | None = None) -> FastAPI:
     def example(name: str, lang: Annotated[str, Query(pattern="^(en|zh)$")] = "en"
                 ) -> JSONResponse:
         """A seed's worked example: `crossent explain --example NAME --format json`."""
-        from ..explain import examples as _examples
-
         if name not in _examples.EXAMPLES:
             return _not_found(f"unknown example {name!r}; expected one of "
                               f"{', '.join(_examples.EXAMPLES)}")

@@ -18,9 +18,11 @@ import numpy as np
 
 from .. import activations, information, losses
 from .. import grad as _grad
-from ..explain import _i18n, _report
+from ..explain import TRACERS, _i18n, _report
+from ..explain import examples as _examples
 from ..explain import resolve as _resolve
 from ..explain._trace import Step, Trace, _jsonable
+from ..explain.render import latex_to_svg
 
 __all__ = [
     "MAX_SIZE",
@@ -205,8 +207,6 @@ def _temperature(loss: str, arrays: list[Any], options: Any) -> tuple[list[Any],
 
 
 def _arrays(loss: str, first: Any, second: Any) -> list[Any]:
-    from ..explain import TRACERS
-
     names = TRACERS[loss][1]
     given = [first, second][: len(names)]
     result = []
@@ -473,8 +473,6 @@ def compare(request: dict[str, Any]) -> dict[str, Any]:
 
 def _loadable(trace: Trace) -> dict[str, Any] | None:
     """The example as the page's editor can hold it (its loss, arrays, options), or None."""
-    from ..explain import TRACERS
-
     name = trace.function.removeprefix("crossent.")
     if name not in LOSSES or name not in TRACERS:
         return None
@@ -490,8 +488,6 @@ def _loadable(trace: Trace) -> dict[str, Any] | None:
 
 def examples(lang: Any = "en") -> list[dict[str, Any]]:
     """The seeds' worked examples: name, seed, title in ``lang``."""
-    from ..explain import examples as _examples
-
     lang = _lang(lang)
     return [{"name": e.name, "seed": f"{e.seed:03d}", "title": _i18n.text(e.title, lang)}
             for e in _examples.EXAMPLES.values()]
@@ -500,8 +496,6 @@ def examples(lang: Any = "en") -> list[dict[str, Any]]:
 def example(name: str, lang: Any = "en") -> dict[str, Any]:
     """The example's trace (``crossent explain --example NAME --format json``) and, where the
     editor can hold it, ``playground``: its loss, arrays and options."""
-    from ..explain import examples as _examples
-
     lang = _lang(lang)
     trace = _examples.get(name)
     answer = _i18n.translate(trace, lang).to_dict()
@@ -552,8 +546,6 @@ def plot(name: str, lang: Any = "en") -> dict[str, Any]:
 
 def formula(latex: Any) -> str:
     """``latex`` (a trace's formula) as an SVG image, rendered offline by matplotlib's mathtext."""
-    from ..explain.render import latex_to_svg
-
     if not isinstance(latex, str) or not latex.strip():
         raise ValueError("latex must be a formula such as '\\frac{1}{2}', got an empty string")
     if len(latex) > 400:
