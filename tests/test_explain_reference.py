@@ -181,6 +181,101 @@ CASES = (
 )
 
 
+# --- probability space and the divergences of distillation --------------------------------
+
+P_TARGET = np.array([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.6, 0.0, 0.4]])  # a zero: 0 log 0 = 0
+Q_MODEL = np.array([[0.3, 0.3, 0.4], [0.25, 0.25, 0.5], [0.5, 0.2, 0.3]])
+TEACHER = np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 2.0], [-2.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def _p_log_q(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """p log q with 0 log 0 = 0 (the convention of information theory)."""
+    return np.where(p == 0, 0.0, p * np.log(np.where(p == 0, 1.0, q)))
+
+
+def reference_entropy(p, _unused=None, *, base=np.e):
+    with np.errstate(divide="ignore"):  # I(0) = inf, as the trace shows
+        information = -np.log(p) / np.log(base)
+    terms = -_p_log_q(p, p) / np.log(base)
+    entropy = terms.sum(axis=-1)
+    return entropy, {("information", "I"): information, ("weighted terms", "-p log p"): terms,
+                     ("entropy", "H"): entropy}
+
+
+def reference_kl_divergence(p, q, *, base=np.e):
+    cross = -_p_log_q(p, q).sum(axis=-1) / np.log(base)
+    entropy = -_p_log_q(p, p).sum(axis=-1) / np.log(base)
+    kl = (_p_log_q(p, p) - _p_log_q(p, q)).sum(axis=-1) / np.log(base)
+    return kl, {("cross-entropy", "H(p,q)"): cross, ("entropy", "H(p)"): entropy,
+                ("KL divergence", "KL"): kl}
+
+
+def reference_softmax_inverse(p, _unused=None):
+    log_p = np.log(p)
+    centre = log_p.mean(axis=-1)
+    logits = log_p - centre[..., None]
+    return logits, {("log p", "log p"): log_p, ("centre", "mean log p"): centre,
+                    ("centre", "z"): logits, ("check", "softmax(z)"): p}
+
+
+def _tempered(student, teacher, temperature):
+    p_s = np.exp(_log_softmax(student / temperature))
+    p_t = np.exp(_log_softmax(teacher / temperature))
+    return p_s, p_t, {("softmax at temperature T", "p_s"): p_s,
+                      ("softmax at temperature T", "p_t"): p_t}
+
+
+def _batchmean(losses: np.ndarray, steps: dict, title: str = "reduction (mean)"):
+    """'batchmean': the sum over distributions divided by their number (no T² factor)."""
+    total, count = losses.sum(), losses.size
+    steps.update({(title, "sum"): total, (title, "D"): float(count), (title, "loss"): total / count})
+    return total / count, steps
+
+
+def reference_kl_with_logits(student, teacher, *, temperature=1.0, reverse=False):
+    p_s, p_t, steps = _tempered(student, teacher, temperature)
+    p, q = (p_s, p_t) if reverse else (p_t, p_s)  # KL(p ‖ q): the teacher is p unless reversed
+    cross = -_p_log_q(p, q).sum(axis=-1)
+    entropy = -_p_log_q(p, p).sum(axis=-1)
+    kl = (_p_log_q(p, p) - _p_log_q(p, q)).sum(axis=-1)
+    steps.update({("cross-entropy", "H(p,q)"): cross, ("entropy", "H(p)"): entropy,
+                  ("KL divergence", "KL"): kl})
+    return _batchmean(kl, steps)
+
+
+def reference_jsd(student, teacher, *, beta=0.5, temperature=1.0):
+    p_s, p_t, steps = _tempered(student, teacher, temperature)
+    mixture = beta * p_t + (1.0 - beta) * p_s
+    kl_t = (_p_log_q(p_t, p_t) - _p_log_q(p_t, mixture)).sum(axis=-1)
+    kl_s = (_p_log_q(p_s, p_s) - _p_log_q(p_s, mixture)).sum(axis=-1)
+    jsd = beta * kl_t + (1.0 - beta) * kl_s
+    steps.update({("mixture", "M"): mixture, ("two KL divergences", "KL(p_t||M)"): kl_t,
+                  ("two KL divergences", "KL(p_s||M)"): kl_s, ("JSD", "JSD"): jsd})
+    return _batchmean(jsd, steps)
+
+
+def reference_tvd(student, teacher, *, temperature=1.0):
+    p_s, p_t, steps = _tempered(student, teacher, temperature)
+    difference = np.abs(p_t - p_s)
+    tvd = 0.5 * difference.sum(axis=-1)
+    steps.update({("difference", "|p_t - p_s|"): difference, ("TVD", "TVD"): tvd})
+    return _batchmean(tvd, steps)
+
+
+CASES += (
+    [(explain.entropy, reference_entropy, P_TARGET, None, o) for o in ({}, {"base": 2.0})]
+    + [(explain.kl_divergence, reference_kl_divergence, P_TARGET, Q_MODEL, o)
+       for o in ({}, {"base": 2.0})]
+    + [(explain.softmax_inverse, reference_softmax_inverse, Q_MODEL, None, {})]
+    + [(explain.kl_divergence_with_logits, reference_kl_with_logits, LOGITS, TEACHER, o)
+       for o in ({}, {"temperature": 2.0}, {"reverse": True, "temperature": 0.5})]
+    + [(explain.jensen_shannon_divergence, reference_jsd, LOGITS, TEACHER, o)
+       for o in ({}, {"beta": 0.3, "temperature": 2.0})]
+    + [(explain.total_variation_distance, reference_tvd, LOGITS, TEACHER, o)
+       for o in ({}, {"temperature": 3.0})]
+)
+
+
 def _ids(case: tuple) -> str:
     return f"{case[0].__name__}-{'-'.join(case[4]) or 'default'}"
 
@@ -188,7 +283,8 @@ def _ids(case: tuple) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
 def test_trace_equals_the_float64_reference(case: tuple) -> None:
     trace_fn, reference, first, second, options = case
-    trace = trace_fn(first, second, **options)
+    arrays = (first,) if second is None else (first, second)
+    trace = trace_fn(*arrays, **options)
     value, steps = reference(first, second, **options)
     np.testing.assert_allclose(trace.value, value, rtol=RTOL, atol=1e-15)
     shown = {(step.name, label): shown for step in trace.steps
