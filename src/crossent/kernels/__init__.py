@@ -33,6 +33,7 @@ import numpy as np
 from .._array import Array, move_class_axis_back
 from .._plan import ClassInputs, split_class
 from .._reduce import gradient_scale, reduce
+from .._validate import Reduction
 
 __all__ = ["applies", "backend", "cross_entropy"]
 
@@ -108,7 +109,7 @@ def applies(inputs: ClassInputs) -> bool:
 
 
 def cross_entropy(
-    inputs: ClassInputs, label_smoothing: float, reduction: str, compute_grad: bool
+    inputs: ClassInputs, label_smoothing: float, reduction: Reduction, compute_grad: bool
 ) -> tuple[Array, Array | None]:
     """``crossent.losses._cross_entropy`` for inputs where :func:`applies` holds.
 
