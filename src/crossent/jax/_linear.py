@@ -92,6 +92,8 @@ class _Options:
     temperature: float
     chunk_rows: int
     stats: bool
+    class_block: int  # float32/float64: classes per in-place ∂W update of the token pass
+    vocab_block: int  # 16-bit: classes per block of the ∂W pass (all tokens at once)
 
 
 # ==================================================================================
@@ -228,6 +230,18 @@ def auto_chunk_rows(num_tokens: int, num_classes: int, hidden_size: int, dtype: 
     return max(1, min(rows, num_tokens))
 
 
+def class_blocks(chunk_rows: int, num_tokens: int, num_classes: int, hidden_size: int,
+                 dtype: Any) -> tuple[int, int]:
+    """Classes per block of the ∂W updates, in the chunk buffers' budget (3 × rows × V):
+    a ``[block, D]`` product (float32/float64 token pass) in a third of it, and 3 ``[N, block]``
+    buffers (16-bit ∂W pass) in all of it; each at least 1 and at most V."""
+    itemsize = jnp.dtype(_compute_dtype(dtype)).itemsize
+    budget = 3 * chunk_rows * num_classes * itemsize
+    class_block = budget // (3 * hidden_size * itemsize)
+    vocab_block = budget // (3 * max(num_tokens, 1) * itemsize)
+    return (max(1, min(num_classes, class_block)), max(1, min(num_classes, vocab_block)))
+
+
 # ==================================================================================
 # The engine
 # ==================================================================================
@@ -290,13 +304,12 @@ def _pad_chunks(array: jax.Array, rows: int, fill: Any) -> jax.Array:
     return array.reshape((-1, rows) + array.shape[1:])
 
 
-def _forward_chunk(opts: _Options, weight, bias, class_weight, chunk):
-    hidden, target, counted = chunk
-    logits, _ = chunk_logits(hidden, weight, bias, opts.softcap, opts.temperature)
+def _chunk_outputs(opts: _Options, logits, target, counted, class_weight, num_classes):
+    """Per token of one chunk: ``ce``, ``lse`` (+ entropy, target_logprob, predicted)."""
     dtype = logits.dtype
     lse = _logsumexp(logits)
     on_target, total, smooth_row = _coefficients(
-        target, counted, class_weight, opts.label_smoothing, weight.shape[0], dtype
+        target, counted, class_weight, opts.label_smoothing, num_classes, dtype
     )
     safe = jnp.where(counted, target, 0)
     target_logit = jnp.take_along_axis(logits, safe[:, None], axis=-1)[:, 0]
@@ -313,94 +326,200 @@ def _forward_chunk(opts: _Options, weight, bias, class_weight, chunk):
     return ce, lse, entropy, target_logprob, predicted
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _engine(opts: _Options, hidden, weight, bias, target, counted, class_weight):
-    """``hidden [N, D]``, ``target``/``counted [N]`` → per token ``ce``, ``lse`` (+ stats)."""
-    return _engine_fwd(opts, hidden, weight, bias, target, counted, class_weight)[0]
-
-
-def _engine_fwd(opts, hidden, weight, bias, target, counted, class_weight):
+def _forward(opts: _Options, hidden, weight, bias, target, counted, class_weight):
+    """The per-token outputs, a ``lax.map`` over token chunks (no gradient work)."""
     rows = opts.chunk_rows
-    num_tokens = hidden.shape[0]
-    chunks = (
-        _pad_chunks(hidden, rows, 0),
-        _pad_chunks(target, rows, 0),
-        _pad_chunks(counted, rows, False),
-    )
-    outputs = jax.lax.map(
-        partial(_forward_chunk, opts, weight, bias, class_weight), chunks
-    )
-    outputs = tuple(out.reshape(-1)[:num_tokens] for out in outputs)
-    lse = outputs[1]
-    return outputs, (hidden, weight, bias, target, counted, class_weight, lse)
+
+    def one_chunk(chunk):
+        h, y, cnt = chunk
+        logits, _ = chunk_logits(h, weight, bias, opts.softcap, opts.temperature)
+        return _chunk_outputs(opts, logits, y, cnt, class_weight, weight.shape[0])
+
+    chunks = (_pad_chunks(hidden, rows, 0), _pad_chunks(target, rows, 0),
+              _pad_chunks(counted, rows, False))
+    outputs = jax.lax.map(one_chunk, chunks)
+    return tuple(out.reshape(-1)[: hidden.shape[0]] for out in outputs)
 
 
-def _engine_bwd(opts, residuals, cotangents):
-    hidden, weight, bias, target, counted, class_weight, lse = residuals
+def _logit_grad(opts: _Options, logits, slope_tanh, lse, scale, hit, local_target, smooth):
+    """``∂L/∂x`` of one block of logits: ``g = p (u A + s) - u a``, then ``÷T`` and the cap's
+    slope; ``scale = u A + s`` and ``hit = u (1-ε) w_y`` per token (0 where ``y`` is outside the
+    block), ``smooth = u (ε/V) w`` of the block's classes (or None)."""
+    grad = jnp.exp(logits - lse[:, None]) * scale[:, None]
+    if smooth is not None:
+        grad = grad - smooth
+    # the target term at [i, y_i], a scatter rather than a [rows, block] one-hot
+    grad = grad.at[jnp.arange(grad.shape[0]), local_target].add(-hit)
+    if opts.temperature != 1.0:
+        grad = grad / opts.temperature
+    if slope_tanh is not None:
+        # d/dx c·tanh(x/c) = 1 - tanh²(x/c)
+        grad = grad * (1.0 - slope_tanh * slope_tanh)
+    return grad
+
+
+def _over_class_blocks(num_classes: int, block: int, update, value):
+    """``value = update(start, size, value)`` for the class blocks ``[start, start + size)``:
+    a ``fori_loop`` over the full blocks, then the remainder (static sizes throughout)."""
+    full = num_classes // block
+    if full:
+        value = jax.lax.fori_loop(0, full, lambda b, val: update(b * block, block, val), value)
+    if num_classes % block:
+        value = update(full * block, num_classes % block, value)
+    return value
+
+
+def _is_16_bit(dtype: Any) -> bool:
+    return jnp.dtype(dtype).itemsize == 2
+
+
+def _gradients(opts: _Options, hidden, weight, bias, target, counted, class_weight, lse, u, s):
+    """The gradients of ``Σ_i u_i ce_i + (terms in lse_i with derivative s_i)``.
+
+    ``lse=None`` is the fused mode: the lse comes from the chunk itself, ``s`` holds the
+    z-loss weights ``r_i`` of ``Σ r_i lse_i²`` (so ``s_i = 2 r_i lse_i``), and the per-token
+    outputs of :func:`_chunk_outputs` come back too. Token pass (``lax.scan`` over chunks):
+    ``∂h = g W`` per chunk, ``∂b``, ``∂w``; float32/float64 add ``∂W[block] += g[:, block]ᵀ h``
+    into the carry block by block (``dynamic_update_slice``, in place, no ``V × D`` temporary).
+    16-bit inputs instead run a second pass over class blocks (:func:`_weight_pass`), so
+    ``∂W`` is one float32-accumulated product per block, rounded once, with no float32
+    ``V × D`` accumulator.
+    """
     dtype = _compute_dtype(hidden.dtype)
     num_classes = weight.shape[0]
     rows = opts.chunk_rows
     num_tokens = hidden.shape[0]
-    # the stats' cotangents are ignored: they carry no gradient
-    d_ce = jnp.asarray(cotangents[0], dtype)
-    d_lse = jnp.asarray(cotangents[1], dtype)
-    chunks = (
-        _pad_chunks(hidden, rows, 0),
-        _pad_chunks(target, rows, 0),
-        _pad_chunks(counted, rows, False),
-        _pad_chunks(lse, rows, 0),
-        _pad_chunks(d_ce, rows, 0),
-        _pad_chunks(d_lse, rows, 0),
-    )
+    fused = lse is None
+    accumulate_weight = not _is_16_bit(hidden.dtype)
 
     def step(carry, chunk):
         d_weight, d_bias, d_class_weight = carry
-        h, y, cnt, chunk_lse, u, s = chunk
+        h, y, cnt, chunk_lse, chunk_u, chunk_s = chunk
         logits, slope_tanh = chunk_logits(h, weight, bias, opts.softcap, opts.temperature)
+        outputs = ()
+        if fused:
+            outputs = _chunk_outputs(opts, logits, y, cnt, class_weight, num_classes)
+            chunk_lse = outputs[1]
+            # ∂(r lse²)/∂lse = 2 r lse
+            chunk_s = 2 * chunk_s * chunk_lse
         on_target, total, smooth_row = _coefficients(
             y, cnt, class_weight, opts.label_smoothing, num_classes, dtype
         )
         safe = jnp.where(cnt, y, 0)
-        probs = jnp.exp(logits - chunk_lse[:, None])
-        # g = p (u A + s) - u a, with a = on_target·onehot(y) + smooth_row
-        grad = probs * (u * total + s)[:, None]
-        if smooth_row is not None:
-            grad = grad - jnp.where(cnt, u, 0)[:, None] * smooth_row[None, :]
-        token_rows = jnp.arange(safe.shape[0])
-        # the target term -u (1-ε) w_y at [i, y_i], a scatter rather than a [chunk, V] one-hot
-        grad = grad.at[token_rows, safe].add(-(u * on_target))
+        counted_u = jnp.where(cnt, chunk_u, 0)
+        smooth = None if smooth_row is None else counted_u[:, None] * smooth_row[None, :]
+        grad = _logit_grad(opts, logits, slope_tanh, chunk_lse, chunk_u * total + chunk_s,
+                           chunk_u * on_target, safe, smooth)
         if d_class_weight is not None:
             # ∂w_c = Σ_i u_i ((1-ε)[c=y_i](lse_i - z_iy) + ε/V (lse_i - z_ic)), counted only
-            counted_u = jnp.where(cnt, u, 0)
-            target_logit = logits[token_rows, safe]
+            target_logit = jnp.take_along_axis(logits, safe[:, None], axis=-1)[:, 0]
             per_target = counted_u * (1.0 - opts.label_smoothing) * (chunk_lse - target_logit)
             d_class_weight = d_class_weight.at[safe].add(per_target)
             if opts.label_smoothing:
                 d_class_weight = d_class_weight + (opts.label_smoothing / num_classes) * (
                     counted_u @ (chunk_lse[:, None] - logits)
                 )
-        if opts.temperature != 1.0:
-            grad = grad / opts.temperature
-        if slope_tanh is not None:
-            # d/dx c·tanh(x/c) = 1 - tanh²(x/c)
-            grad = grad * (1.0 - slope_tanh * slope_tanh)
         grad_in = grad.astype(hidden.dtype)
         d_hidden = jnp.dot(grad_in, weight, preferred_element_type=dtype).astype(hidden.dtype)
-        d_weight = d_weight + jnp.dot(grad_in.T, h, preferred_element_type=dtype)
+        if accumulate_weight:
+            def add_block(start, size, d_w):
+                block_grad = jax.lax.dynamic_slice_in_dim(grad_in, start, size, axis=1)
+                current = jax.lax.dynamic_slice_in_dim(d_w, start, size, axis=0)
+                update = current + jnp.dot(block_grad.T, h, preferred_element_type=dtype)
+                return jax.lax.dynamic_update_slice_in_dim(d_w, update, start, axis=0)
+
+            d_weight = _over_class_blocks(num_classes, opts.class_block, add_block, d_weight)
         if d_bias is not None:
             d_bias = d_bias + jnp.sum(grad, axis=0)
-        return (d_weight, d_bias, d_class_weight), d_hidden
+        return (d_weight, d_bias, d_class_weight), (d_hidden,) + tuple(outputs)
 
+    chunks = (
+        _pad_chunks(hidden, rows, 0),
+        _pad_chunks(target, rows, 0),
+        _pad_chunks(counted, rows, False),
+        None if fused else _pad_chunks(lse, rows, 0),
+        _pad_chunks(u, rows, 0),
+        _pad_chunks(s, rows, 0),
+    )
     init = (
-        jnp.zeros(weight.shape, dtype),
+        jnp.zeros(weight.shape, dtype) if accumulate_weight else None,
         None if bias is None else jnp.zeros(bias.shape, dtype),
         None if class_weight is None else jnp.zeros(class_weight.shape, dtype),
     )
-    (d_weight, d_bias, d_class_weight), d_hidden = jax.lax.scan(step, init, chunks)
-    d_hidden = d_hidden.reshape((-1, hidden.shape[1]))[:num_tokens]
+    (d_weight, d_bias, d_class_weight), stacked = jax.lax.scan(step, init, chunks)
+    d_hidden, *outputs = (out.reshape((-1,) + out.shape[2:])[:num_tokens] for out in stacked)
+    if fused:
+        lse, s = outputs[1], 2 * s * outputs[1]
+    if not accumulate_weight:
+        d_weight = _weight_pass(opts, hidden, weight, bias, target, counted, class_weight, lse,
+                                u, s)
+    return (d_hidden, d_weight.astype(weight.dtype), d_bias, d_class_weight), tuple(outputs)
+
+
+def _weight_pass(opts: _Options, hidden, weight, bias, target, counted, class_weight, lse, u, s):
+    """16-bit ``∂W``: per block of classes, all tokens' logits are recomputed, turned into ``g``
+    with the lse, and ``∂W[block] = g[:, block]ᵀ H`` is one product (float32 accumulation inside
+    it, rounded once), written into ``∂W`` in place."""
+    dtype = _compute_dtype(hidden.dtype)
+    num_classes = weight.shape[0]
+    on_target, total, smooth_row = _coefficients(
+        target, counted, class_weight, opts.label_smoothing, num_classes, dtype
+    )
+    scale, hit = u * total + s, u * on_target
+    counted_u = jnp.where(counted, u, 0)
+
+    def block_grad(start, size, d_weight):
+        block_weight = jax.lax.dynamic_slice_in_dim(weight, start, size, axis=0)
+        block_bias = None if bias is None else jax.lax.dynamic_slice_in_dim(bias, start, size)
+        logits, slope_tanh = chunk_logits(hidden, block_weight, block_bias, opts.softcap,
+                                          opts.temperature)
+        local = target - start
+        in_block = counted & (local >= 0) & (local < size)
+        smooth = None if smooth_row is None else counted_u[:, None] * (
+            jax.lax.dynamic_slice_in_dim(smooth_row, start, size)[None, :]
+        )
+        grad = _logit_grad(opts, logits, slope_tanh, lse, scale, jnp.where(in_block, hit, 0),
+                           jnp.where(in_block, local, 0), smooth)
+        block = jnp.dot(grad.astype(hidden.dtype).T, hidden, preferred_element_type=dtype)
+        return jax.lax.dynamic_update_slice_in_dim(d_weight, block.astype(weight.dtype), start,
+                                                   axis=0)
+
+    return _over_class_blocks(num_classes, opts.vocab_block, block_grad,
+                              jnp.zeros(weight.shape, weight.dtype))
+
+
+def _as_bits(array: jax.Array) -> jax.Array:
+    """A 16-bit residual as its bits, so XLA's excess precision cannot keep it in float32."""
+    return jax.lax.bitcast_convert_type(array, jnp.uint16) if _is_16_bit(array.dtype) else array
+
+
+def _from_bits(array: jax.Array, dtype: Any) -> jax.Array:
+    return jax.lax.bitcast_convert_type(array, dtype) if array.dtype == jnp.uint16 else array
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _engine(opts: _Options, hidden, weight, bias, target, counted, class_weight):
+    """``hidden [N, D]``, ``target``/``counted [N]`` → per token ``ce``, ``lse`` (+ stats)."""
+    return _forward(opts, hidden, weight, bias, target, counted, class_weight)
+
+
+def _engine_fwd(opts, hidden, weight, bias, target, counted, class_weight):
+    outputs = _forward(opts, hidden, weight, bias, target, counted, class_weight)
+    return outputs, (hidden, weight, bias, target, counted, class_weight, outputs[1])
+
+
+def _engine_bwd(opts, residuals, cotangents):
+    hidden, weight, bias, target, counted, class_weight, lse = residuals
+    dtype = _compute_dtype(hidden.dtype)
+    # the stats' cotangents are ignored: they carry no gradient
+    d_ce = jnp.asarray(cotangents[0], dtype)
+    d_lse = jnp.asarray(cotangents[1], dtype)
+    (d_hidden, d_weight, d_bias, d_class_weight), _ = _gradients(
+        opts, hidden, weight, bias, target, counted, class_weight, lse, d_ce, d_lse
+    )
     return (
         d_hidden,
-        d_weight.astype(weight.dtype),
+        d_weight,
         None if bias is None else d_bias.astype(bias.dtype),
         None,
         None,
@@ -409,6 +528,60 @@ def _engine_bwd(opts, residuals, cotangents):
 
 
 _engine.defvjp(_engine_fwd, _engine_bwd)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _fused(opts: _Options, hidden, weight, bias, target, counted, class_weight, ce_weight,
+           lse_weight):
+    """``S = Σ_i u_i ce_i + r_i lse_i²`` (``u``, ``r`` = ``ce_weight``, ``lse_weight``) and the
+    per-token outputs of :func:`_engine` (no gradient); with a gradient, the forward computes
+    the gradients of ``S`` in the same pass as the loss (one logits product per chunk) and the
+    backward only scales them by ``S``'s cotangent."""
+    outputs = _forward(opts, hidden, weight, bias, target, counted, class_weight)
+    return _weighted_sum(outputs, ce_weight, lse_weight), outputs
+
+
+def _weighted_sum(outputs, ce_weight, lse_weight):
+    return jnp.sum(ce_weight * outputs[0] + lse_weight * outputs[1] * outputs[1])
+
+
+def _fused_fwd(opts, hidden, weight, bias, target, counted, class_weight, ce_weight,
+               lse_weight):
+    (d_hidden, d_weight, d_bias, d_class_weight), outputs = _gradients(
+        opts, hidden, weight, bias, target, counted, class_weight, None, ce_weight, lse_weight
+    )
+    # empty arrays carry the gradients' dtypes (residuals must be arrays)
+    dtypes = tuple(None if a is None else jnp.zeros((0,), a.dtype)
+                   for a in (hidden, bias, class_weight))
+    residuals = (_as_bits(d_hidden), _as_bits(d_weight), d_bias, d_class_weight, outputs[0],
+                 outputs[1], *dtypes)
+    return (_weighted_sum(outputs, ce_weight, lse_weight), outputs), residuals
+
+
+def _fused_bwd(opts, residuals, cotangents):
+    (d_hidden, d_weight, d_bias, d_class_weight, ce, lse, dtype, bias_dtype,
+     class_weight_dtype) = residuals
+    # the per-token outputs' cotangents are ignored: they carry no gradient
+    upstream = cotangents[0]
+
+    def scaled(grad, like):
+        grad_dtype = like.dtype
+        grad = _from_bits(grad, grad_dtype)
+        return (upstream.astype(grad.dtype) * grad).astype(grad_dtype)
+
+    return (
+        scaled(d_hidden, dtype),
+        scaled(d_weight, dtype),
+        None if d_bias is None else scaled(d_bias, bias_dtype),
+        None,
+        None,
+        None if d_class_weight is None else scaled(d_class_weight, class_weight_dtype),
+        upstream * ce,
+        upstream * lse * lse,
+    )
+
+
+_fused.defvjp(_fused_fwd, _fused_bwd)
 
 
 # ==================================================================================
@@ -560,35 +733,41 @@ def linear_cross_entropy(
     counted = flat_target != ignore_index
     if chunk_rows is None:
         chunk_rows = auto_chunk_rows(max(num_tokens, 1), num_classes, hidden_size, hidden.dtype)
-    opts = _Options(smoothing, cap, temp, max(1, min(chunk_rows, max(num_tokens, 1))),
-                    return_stats)
-    if num_tokens == 0:
-        empty = jnp.zeros((0,), dtype)
-        outputs: tuple = (empty, empty, empty, empty, jnp.zeros((0,), int))
-    else:
-        outputs = _engine(opts, flat_hidden, weight, bias, flat_target, counted, class_weight)
-    ce, lse = outputs[0], outputs[1]
-    z_term = jnp.where(counted, z_weight * lse * lse, 0) if z_weight else None
+    chunk_rows = max(1, min(chunk_rows, max(num_tokens, 1)))
+    opts = _Options(smoothing, cap, temp, chunk_rows, return_stats,
+                    *class_blocks(chunk_rows, num_tokens, num_classes, hidden_size, hidden.dtype))
     tokens = jnp.ones((num_tokens,), dtype) if token_weight is None else (
         token_weight.reshape(-1).astype(dtype)
     )
-    per_token = ce if z_term is None else ce + z_term
-    per_token = tokens * per_token
-    if reduction == "none":
-        loss = per_token.reshape(token_shape)
-    elif reduction == "sum":
-        loss = jnp.sum(per_token)
-    elif normalizer is not None:
-        loss = jnp.sum(per_token) / jnp.asarray(normalizer, dtype)
+    engine_args = (flat_hidden, weight, bias, flat_target, counted, class_weight)
+    if num_tokens == 0:
+        empty = jnp.zeros((0,), dtype)
+        outputs: tuple = (empty, empty, empty, empty, jnp.zeros((0,), int))
+        loss = jnp.zeros(token_shape if reduction == "none" else (), dtype)
+    elif reduction == "none":
+        outputs = _engine(opts, *engine_args)
+        ce, lse = outputs[0], outputs[1]
+        per_token = ce if not z_weight else ce + jnp.where(counted, z_weight * lse * lse, 0)
+        loss = (tokens * per_token).reshape(token_shape)
     else:
+        # the loss is Σ u_i ce_i + r_i lse_i²: the fused engine computes its gradients with
+        # the loss, and autodiff carries u and r back to the token and class weights
         counted_tokens = jnp.where(counted, tokens, 0)
-        target_weight = (
-            jnp.ones((num_tokens,), dtype) if class_weight is None
-            else class_weight.astype(dtype)[jnp.where(counted, flat_target, 0)]
-        )
-        loss = safe_divide(jnp.sum(tokens * ce), jnp.sum(counted_tokens * target_weight))
-        if z_term is not None:
-            loss = loss + safe_divide(jnp.sum(tokens * z_term), jnp.sum(counted_tokens))
+        if reduction == "sum":
+            ce_divisor = lse_divisor = jnp.asarray(1, dtype)
+        elif normalizer is not None:
+            ce_divisor = lse_divisor = jnp.asarray(normalizer, dtype)
+        else:
+            target_weight = (
+                jnp.ones((num_tokens,), dtype) if class_weight is None
+                else class_weight.astype(dtype)[jnp.where(counted, flat_target, 0)]
+            )
+            ce_divisor = jnp.sum(counted_tokens * target_weight)
+            lse_divisor = jnp.sum(counted_tokens)
+        ce_weight = safe_divide(tokens, ce_divisor)
+        lse_weight = z_weight * safe_divide(counted_tokens, lse_divisor)
+        loss, outputs = _fused(opts, *engine_args, ce_weight, lse_weight)
+    lse = outputs[1]
     if not (return_lse or return_stats):
         return loss
     lse_out = jax.lax.stop_gradient(lse).reshape(token_shape)
