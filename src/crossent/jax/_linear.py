@@ -214,6 +214,10 @@ def _check_class_indices(target: Any, num_classes: int, ignore_index: int) -> No
         )
 
 
+def _is_16_bit(dtype: Any) -> bool:
+    return jnp.dtype(dtype).itemsize == 2
+
+
 def _compute_dtype(dtype: Any) -> Any:
     """float32 for 16-bit inputs, else the input dtype."""
     return jnp.promote_types(dtype, jnp.float32)
@@ -327,18 +331,37 @@ def _chunk_outputs(opts: _Options, logits, target, counted, class_weight, num_cl
 
 
 def _forward(opts: _Options, hidden, weight, bias, target, counted, class_weight):
-    """The per-token outputs, a ``lax.map`` over token chunks (no gradient work)."""
-    rows = opts.chunk_rows
+    """The per-token outputs, chunk by chunk (no gradient work)."""
 
-    def one_chunk(chunk):
+    def one_chunk(carry, chunk):
         h, y, cnt = chunk
         logits, _ = chunk_logits(h, weight, bias, opts.softcap, opts.temperature)
-        return _chunk_outputs(opts, logits, y, cnt, class_weight, weight.shape[0])
+        return carry, _chunk_outputs(opts, logits, y, cnt, class_weight, weight.shape[0])
 
-    chunks = (_pad_chunks(hidden, rows, 0), _pad_chunks(target, rows, 0),
-              _pad_chunks(counted, rows, False))
-    outputs = jax.lax.map(one_chunk, chunks)
-    return tuple(out.reshape(-1)[: hidden.shape[0]] for out in outputs)
+    return _over_token_chunks(opts.chunk_rows, one_chunk, (hidden, target, counted), ())[1]
+
+
+def _over_token_chunks(rows: int, chunk_fn, inputs: tuple, carry):
+    """``carry, outputs = chunk_fn(carry, chunk)`` over chunks of ``rows`` tokens of the
+    ``[N, ...]`` ``inputs`` (``None`` passes through); each chunk's per-token outputs are
+    written into ``[N, ...]`` arrays in place, so nothing is padded or stacked."""
+    num_tokens = inputs[0].shape[0]
+
+    def take(start, size):
+        return tuple(None if a is None else jax.lax.dynamic_slice_in_dim(a, start, size)
+                     for a in inputs)
+
+    shapes = jax.eval_shape(lambda c: chunk_fn(c, take(0, rows))[1], carry)
+    outputs = tuple(jnp.zeros((num_tokens,) + shape.shape[1:], shape.dtype) for shape in shapes)
+
+    def update(start, size, state):
+        carry, outputs = state
+        carry, new = chunk_fn(carry, take(start, size))
+        outputs = tuple(jax.lax.dynamic_update_slice_in_dim(out, value, start, axis=0)
+                        for out, value in zip(outputs, new, strict=True))
+        return carry, outputs
+
+    return _over_blocks(num_tokens, rows, update, (carry, outputs))
 
 
 def _logit_grad(opts: _Options, logits, slope_tanh, lse, scale, hit, local_target, smooth):
@@ -358,19 +381,15 @@ def _logit_grad(opts: _Options, logits, slope_tanh, lse, scale, hit, local_targe
     return grad
 
 
-def _over_class_blocks(num_classes: int, block: int, update, value):
-    """``value = update(start, size, value)`` for the class blocks ``[start, start + size)``:
-    a ``fori_loop`` over the full blocks, then the remainder (static sizes throughout)."""
-    full = num_classes // block
+def _over_blocks(length: int, block: int, update, value):
+    """``value = update(start, size, value)`` for the blocks ``[start, start + size)`` of
+    ``range(length)``: a ``fori_loop`` over the full blocks, then the remainder (static sizes)."""
+    full = length // block
     if full:
         value = jax.lax.fori_loop(0, full, lambda b, val: update(b * block, block, val), value)
-    if num_classes % block:
-        value = update(full * block, num_classes % block, value)
+    if length % block:
+        value = update(full * block, length % block, value)
     return value
-
-
-def _is_16_bit(dtype: Any) -> bool:
-    return jnp.dtype(dtype).itemsize == 2
 
 
 def _gradients(opts: _Options, hidden, weight, bias, target, counted, class_weight, lse, u, s):
@@ -387,8 +406,6 @@ def _gradients(opts: _Options, hidden, weight, bias, target, counted, class_weig
     """
     dtype = _compute_dtype(hidden.dtype)
     num_classes = weight.shape[0]
-    rows = opts.chunk_rows
-    num_tokens = hidden.shape[0]
     fused = lse is None
     accumulate_weight = not _is_16_bit(hidden.dtype)
 
@@ -428,26 +445,19 @@ def _gradients(opts: _Options, hidden, weight, bias, target, counted, class_weig
                 update = current + jnp.dot(block_grad.T, h, preferred_element_type=dtype)
                 return jax.lax.dynamic_update_slice_in_dim(d_w, update, start, axis=0)
 
-            d_weight = _over_class_blocks(num_classes, opts.class_block, add_block, d_weight)
+            d_weight = _over_blocks(num_classes, opts.class_block, add_block, d_weight)
         if d_bias is not None:
             d_bias = d_bias + jnp.sum(grad, axis=0)
         return (d_weight, d_bias, d_class_weight), (d_hidden,) + tuple(outputs)
 
-    chunks = (
-        _pad_chunks(hidden, rows, 0),
-        _pad_chunks(target, rows, 0),
-        _pad_chunks(counted, rows, False),
-        None if fused else _pad_chunks(lse, rows, 0),
-        _pad_chunks(u, rows, 0),
-        _pad_chunks(s, rows, 0),
-    )
     init = (
         jnp.zeros(weight.shape, dtype) if accumulate_weight else None,
         None if bias is None else jnp.zeros(bias.shape, dtype),
         None if class_weight is None else jnp.zeros(class_weight.shape, dtype),
     )
-    (d_weight, d_bias, d_class_weight), stacked = jax.lax.scan(step, init, chunks)
-    d_hidden, *outputs = (out.reshape((-1,) + out.shape[2:])[:num_tokens] for out in stacked)
+    (d_weight, d_bias, d_class_weight), (d_hidden, *outputs) = _over_token_chunks(
+        opts.chunk_rows, step, (hidden, target, counted, lse, u, s), init
+    )
     if fused:
         lse, s = outputs[1], 2 * s * outputs[1]
     if not accumulate_weight:
@@ -484,7 +494,7 @@ def _weight_pass(opts: _Options, hidden, weight, bias, target, counted, class_we
         return jax.lax.dynamic_update_slice_in_dim(d_weight, block.astype(weight.dtype), start,
                                                    axis=0)
 
-    return _over_class_blocks(num_classes, opts.vocab_block, block_grad,
+    return _over_blocks(num_classes, opts.vocab_block, block_grad,
                               jnp.zeros(weight.shape, weight.dtype))
 
 
