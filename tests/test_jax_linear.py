@@ -456,3 +456,27 @@ def test_vocab_axis_must_be_a_name():
     hidden, weight, _, target = _inputs(np.float32)
     with pytest.raises(TypeError, match="vocab_axis must be a mesh axis name"):
         cj.linear_cross_entropy(hidden, weight, target, vocab_axis=0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_fully_ignored_chunk_is_skipped_and_exact(reduction):
+    # tokens 4..7 (the second chunk of 4) are all ignored: their products are skipped
+    hidden, weight, bias, target = _inputs(np.float32, seed=14, ignored=(4, 5, 6, 7))
+    upstream = np.random.default_rng(15).normal(size=N).astype(np.float32)
+
+    def scalar(loss):
+        return jnp.sum(loss * upstream) if reduction == "none" else loss
+
+    def ours(h, w, b):
+        out = cj.linear_cross_entropy(h, w, target, bias=b, chunk_size=4, reduction=reduction)
+        return scalar(out)
+
+    def reference(h, w, b):
+        return scalar(dense_reference(h, w, jnp.asarray(target), bias=b, reduction=reduction))
+
+    value, grads = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(hidden, weight, bias)
+    ref_value, ref_grads = jax.value_and_grad(reference, argnums=(0, 1, 2))(hidden, weight, bias)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+    for got, want in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert float(jnp.max(jnp.abs(grads[0][4:8]))) == 0.0

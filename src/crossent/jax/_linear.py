@@ -479,53 +479,67 @@ def _gradients(opts: _Options, hidden, weight, bias, target, counted, class_weig
     accumulate_weight = not _is_16_bit(hidden.dtype)
 
     def step(carry, chunk):
-        d_weight, d_bias, d_class_weight = carry
         h, y, cnt, chunk_lse, chunk_u, chunk_s = chunk
-        logits, slope_tanh = chunk_logits(h, weight, bias, opts.softcap, opts.temperature)
-        outputs = ()
+        outputs, logits = (), None
         if fused:
+            logits, slope_tanh = chunk_logits(h, weight, bias, opts.softcap, opts.temperature)
             outputs = _chunk_outputs(opts, logits, y, cnt, class_weight, num_classes)
             chunk_lse = outputs[1]
             # ∂(r lse²)/∂lse = 2 r lse
             chunk_s = 2 * chunk_s * chunk_lse
-        coef = _coefficients(opts, y, cnt, class_weight, num_classes, dtype)
-        counted_u = jnp.where(cnt, chunk_u, 0)
-        smooth = None if coef.smooth_row is None else counted_u[:, None] * coef.smooth_row[None, :]
-        grad = _logit_grad(
-            opts,
-            logits,
-            slope_tanh,
-            chunk_lse,
-            chunk_u * coef.total + chunk_s,
-            jnp.where(coef.owned, chunk_u * coef.on_target, 0),
-            coef.local,
-            smooth,
-        )
-        if d_class_weight is not None:
-            # ∂w_c = Σ_i u_i ((1-ε)[c=y_i](lse_i - z_iy) + ε/V (lse_i - z_ic)), counted only
-            target_logit = _target_value(axis, logits, coef.local, coef.owned)
-            per_target = counted_u * (1.0 - opts.label_smoothing) * (chunk_lse - target_logit)
-            d_class_weight = d_class_weight.at[coef.local].add(jnp.where(coef.owned, per_target, 0))
-            if opts.label_smoothing:
-                d_class_weight = d_class_weight + (
-                    opts.label_smoothing / _global_classes(axis, num_classes)
-                ) * (counted_u @ (chunk_lse[:, None] - logits))
-        grad_in = grad.astype(hidden.dtype)
-        # each shard's classes add their part of ∂h = g W
-        d_hidden = _shard_sum(axis, jnp.dot(grad_in, weight, preferred_element_type=dtype))
-        d_hidden = d_hidden.astype(hidden.dtype)
-        if accumulate_weight:
 
-            def add_block(start, size, d_w):
-                block_grad = jax.lax.dynamic_slice_in_dim(grad_in, start, size, axis=1)
-                current = jax.lax.dynamic_slice_in_dim(d_w, start, size, axis=0)
-                update = current + jnp.dot(block_grad.T, h, preferred_element_type=dtype)
-                return jax.lax.dynamic_update_slice_in_dim(d_w, update, start, axis=0)
+        def contribute(carry):
+            d_weight, d_bias, d_class_weight = carry
+            chunk_logits_, slope = (
+                (logits, slope_tanh)
+                if fused
+                else chunk_logits(h, weight, bias, opts.softcap, opts.temperature)
+            )
+            coef = _coefficients(opts, y, cnt, class_weight, num_classes, dtype)
+            counted_u = jnp.where(cnt, chunk_u, 0)
+            smooth = None if coef.smooth_row is None else counted_u[:, None] * coef.smooth_row[None, :]
+            grad = _logit_grad(
+                opts,
+                chunk_logits_,
+                slope,
+                chunk_lse,
+                chunk_u * coef.total + chunk_s,
+                jnp.where(coef.owned, chunk_u * coef.on_target, 0),
+                coef.local,
+                smooth,
+            )
+            if d_class_weight is not None:
+                # ∂w_c = Σ_i u_i ((1-ε)[c=y_i](lse_i - z_iy) + ε/V (lse_i - z_ic)), counted only
+                target_logit = _target_value(axis, chunk_logits_, coef.local, coef.owned)
+                per_target = counted_u * (1.0 - opts.label_smoothing) * (chunk_lse - target_logit)
+                d_class_weight = d_class_weight.at[coef.local].add(jnp.where(coef.owned, per_target, 0))
+                if opts.label_smoothing:
+                    d_class_weight = d_class_weight + (
+                        opts.label_smoothing / _global_classes(axis, num_classes)
+                    ) * (counted_u @ (chunk_lse[:, None] - chunk_logits_))
+            grad_in = grad.astype(hidden.dtype)
+            # each shard's classes add their part of ∂h = g W
+            d_hidden = _shard_sum(axis, jnp.dot(grad_in, weight, preferred_element_type=dtype))
+            if accumulate_weight:
 
-            d_weight = _over_blocks(num_classes, opts.class_block, add_block, d_weight)
-        if d_bias is not None:
-            d_bias = d_bias + jnp.sum(grad, axis=0)
-        return (d_weight, d_bias, d_class_weight), (d_hidden,) + tuple(outputs)
+                def add_block(start, size, d_w):
+                    block_grad = jax.lax.dynamic_slice_in_dim(grad_in, start, size, axis=1)
+                    current = jax.lax.dynamic_slice_in_dim(d_w, start, size, axis=0)
+                    update = current + jnp.dot(block_grad.T, h, preferred_element_type=dtype)
+                    return jax.lax.dynamic_update_slice_in_dim(d_w, update, start, axis=0)
+
+                d_weight = _over_blocks(num_classes, opts.class_block, add_block, d_weight)
+            if d_bias is not None:
+                d_bias = d_bias + jnp.sum(grad, axis=0)
+            return (d_weight, d_bias, d_class_weight), d_hidden.astype(hidden.dtype)
+
+        def skip(carry):
+            return carry, jnp.zeros(h.shape, hidden.dtype)
+
+        # a chunk with no counted token adds nothing (u = s = 0): its gradient products are
+        # skipped (under vmap both branches run)
+        carry, d_hidden = jax.lax.cond(jnp.any(cnt), contribute, skip, carry)
+        return carry, (d_hidden,) + tuple(outputs)
 
     init = (
         _shard_zeros(axis, weight.shape, dtype) if accumulate_weight else None,
