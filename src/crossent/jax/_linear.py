@@ -24,11 +24,27 @@ plain JAX on those vectors, so JAX's own autodiff hands the engine the cotangent
 :math:`\partial w_c = \sum_i u_i \big((1-\varepsilon)[c = y_i](\mathrm{lse}_i - z_{iy_i})
 + \tfrac{\varepsilon}{V} (\mathrm{lse}_i - z_{ic})\big)`.
 
-Forward is a ``lax.map`` and backward a ``lax.scan`` over chunks of ``chunk_size`` tokens;
-the residuals are the inputs and the per-token lse, so the ``N × V`` logits never exist.
+The loops run over chunks of ``chunk_size`` tokens (``fori_loop``, each chunk's per-token
+outputs and ``∂h`` written in place), so the ``N × V`` logits never exist. With reduction
+'mean' or 'sum' the loss is :math:`S = \sum_i u_i \mathrm{ce}_i + r_i \mathrm{lse}_i^2`
+with per-token weights known before the loop, so a second ``custom_vjp`` computes ``S`` and
+its gradients in one pass (one logits product per chunk: the forward's lse is the chunk's
+own) and its backward only scales them by ``S``'s cotangent; ``u`` and ``r`` are inputs, so
+autodiff carries their cotangents ``ce`` and ``lse²`` on to the token and class weights.
+'none' keeps the two-pass form (forward: lse; backward: recompute). A chunk with no counted
+token skips its gradient products (``lax.cond``).
+
+``∂W``: float32/float64 add ``g[:, block]ᵀ h`` into the ``∂W`` carry block of classes by block
+(``dynamic_update_slice``, in place), so no ``V × D`` temporary exists besides ``∂W`` itself.
 16-bit inputs: the products run in the input dtype with float32 accumulation
-(``preferred_element_type``), softmax statistics and the ``∂W``/``∂b`` accumulators are
-float32, and the gradients are rounded once to the input dtype at the end.
+(``preferred_element_type``), softmax statistics are float32, and ``∂W`` comes from a second
+pass over blocks of classes (all tokens' logits of the block recomputed, ``∂W[block] =
+g[:, block]ᵀ H`` one float32-accumulated product rounded once), so there is no float32
+``V × D`` accumulator; ``∂h`` is one product per chunk, rounded once.
+
+With ``vocab_axis`` (inside ``shard_map``) each device holds a block of classes; the row max
+and sum of exponentials, the target's logit and weight, the smoothing sum and the entropy are
+combined with ``pmax``/``psum``, and ``∂h`` is summed over the axis.
 """
 
 from __future__ import annotations
@@ -465,7 +481,7 @@ def _gradients(opts: _Options, hidden, weight, bias, target, counted, class_weig
 
     ``lse=None`` is the fused mode: the lse comes from the chunk itself, ``s`` holds the
     z-loss weights ``r_i`` of ``Σ r_i lse_i²`` (so ``s_i = 2 r_i lse_i``), and the per-token
-    outputs of :func:`_chunk_outputs` come back too. Token pass (``lax.scan`` over chunks):
+    outputs of :func:`_chunk_outputs` come back too. Token pass (a loop over chunks):
     ``∂h = g W`` per chunk, ``∂b``, ``∂w``; float32/float64 add ``∂W[block] += g[:, block]ᵀ h``
     into the carry block by block (``dynamic_update_slice``, in place, no ``V × D`` temporary).
     16-bit inputs instead run a second pass over class blocks (:func:`_weight_pass`), so
@@ -781,9 +797,10 @@ def linear_cross_entropy(
     token weights :math:`t_i` and the PaLM z-loss weight :math:`\lambda`; ignored tokens
     have :math:`\ell_i = 0`. 'mean' is :math:`\sum t_i \mathrm{ce}_i / \sum t_i w_{y_i}
     + \sum t_i \mathrm{zl}_i / \sum t_i` over counted tokens (0 when nothing is counted);
-    ``normalizer=N`` replaces both divisors by ``N``. A ``jax.custom_vjp`` whose forward
-    (``lax.map``) and backward (``lax.scan``) loop over chunks of tokens; works under
-    ``jit``, ``grad``, ``vmap``, ``checkpoint`` and with ``weight`` sharded over a mesh.
+    ``normalizer=N`` replaces both divisors by ``N``. The loops run over chunks of tokens
+    (for 'mean'/'sum' the gradients are computed with the loss, in the same pass); works under
+    ``jit``, ``grad``, ``vmap``, ``checkpoint``, with ``weight`` sharded over a mesh
+    (``NamedSharding``) and inside ``shard_map`` with ``vocab_axis``.
 
     Args:
       hidden: ``[..., D]`` float32, float64, bfloat16 or float16.
