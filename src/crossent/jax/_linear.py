@@ -385,15 +385,6 @@ def _coefficients(
     return _Coefficients(on_target, total, local, owned, smooth_row)
 
 
-def _pad_chunks(array: jax.Array, rows: int, fill: Any) -> jax.Array:
-    """``[N, ...]`` → ``[N/rows, rows, ...]``, padded at the end with ``fill``."""
-    pad = (-array.shape[0]) % rows
-    if pad:
-        widths = [(0, pad)] + [(0, 0)] * (array.ndim - 1)
-        array = jnp.pad(array, widths, constant_values=fill)
-    return array.reshape((-1, rows) + array.shape[1:])
-
-
 def _chunk_outputs(opts: _Options, logits, target, counted, class_weight, local_classes):
     """Per token of one chunk: ``ce``, ``lse`` (+ entropy, target_logprob, predicted)."""
     axis = opts.vocab_axis
