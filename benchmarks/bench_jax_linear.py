@@ -49,17 +49,21 @@ def _inputs(tokens, hidden_size, vocab, dtype):
 
 def memory_row(shape, dtype):
     tokens, hidden_size, vocab = shape
-    specs = (jax.ShapeDtypeStruct((tokens, hidden_size), dtype),
-             jax.ShapeDtypeStruct((vocab, hidden_size), dtype),
-             jax.ShapeDtypeStruct((tokens,), jnp.int32))
+    specs = (
+        jax.ShapeDtypeStruct((tokens, hidden_size), dtype),
+        jax.ShapeDtypeStruct((vocab, hidden_size), dtype),
+        jax.ShapeDtypeStruct((tokens,), jnp.int32),
+    )
     gradient_bytes = (tokens + vocab) * hidden_size * jnp.dtype(dtype).itemsize
     row = {}
     for name, loss in (("plain", plain_loss), ("ours", ours_loss)):
         stats = _step(loss).lower(*specs).compile().memory_analysis()
         row[name] = (stats.temp_size_in_bytes, stats.temp_size_in_bytes + stats.output_size_in_bytes)
     return {
-        "shape": shape, "dtype": jnp.dtype(dtype).name,
-        "temp_plain_MiB": row["plain"][0] / 2**20, "temp_ours_MiB": row["ours"][0] / 2**20,
+        "shape": shape,
+        "dtype": jnp.dtype(dtype).name,
+        "temp_plain_MiB": row["plain"][0] / 2**20,
+        "temp_ours_MiB": row["ours"][0] / 2**20,
         "temp_ratio": row["ours"][0] / row["plain"][0],
         "resident_over_gradients_ours": row["ours"][1] / gradient_bytes,
         "resident_over_gradients_plain": row["plain"][1] / gradient_bytes,

@@ -34,9 +34,21 @@ def _inputs(dtype, seed=0, ignored=(2, 7)):
     return hidden, weight, bias, target
 
 
-def dense_reference(hidden, weight, target, *, bias=None, label_smoothing=0.0, class_weight=None,
-                    token_weight=None, z_loss=0.0, softcap=None, temperature=1.0,
-                    reduction="mean", normalizer=None):
+def dense_reference(
+    hidden,
+    weight,
+    target,
+    *,
+    bias=None,
+    label_smoothing=0.0,
+    class_weight=None,
+    token_weight=None,
+    z_loss=0.0,
+    softcap=None,
+    temperature=1.0,
+    reduction="mean",
+    normalizer=None,
+):
     """The spec's formula on the whole logits (float64 with x64), written independently."""
     logits = hidden @ weight.T
     if bias is not None:
@@ -49,9 +61,9 @@ def dense_reference(hidden, weight, target, *, bias=None, label_smoothing=0.0, c
     counted = target != IGNORE
     safe = jnp.where(counted, target, 0)
     w = jnp.ones(V, logits.dtype) if class_weight is None else class_weight
-    coeff = (1 - label_smoothing) * w[safe][:, None] * jax.nn.one_hot(safe, V) + (
-        label_smoothing / V
-    ) * w[None, :]
+    coeff = (1 - label_smoothing) * w[safe][:, None] * jax.nn.one_hot(safe, V) + (label_smoothing / V) * w[
+        None, :
+    ]
     ce = jnp.where(counted, -jnp.sum(coeff * log_probs, axis=-1), 0)
     zl = jnp.where(counted, z_loss * lse**2, 0)
     t = jnp.ones(target.shape, logits.dtype) if token_weight is None else token_weight
@@ -83,9 +95,7 @@ def test_equals_optax_float32(chunk_size):
         return cj.linear_cross_entropy(h, w, target, bias=b, chunk_size=chunk_size)
 
     value, grads = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(hidden, weight, bias)
-    ref_value, ref_grads = jax.value_and_grad(_optax_mean, argnums=(0, 1, 2))(
-        hidden, weight, bias, target
-    )
+    ref_value, ref_grads = jax.value_and_grad(_optax_mean, argnums=(0, 1, 2))(hidden, weight, bias, target)
     np.testing.assert_allclose(value, ref_value, rtol=1e-6)
     for got, want in zip(grads, ref_grads, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -118,14 +128,14 @@ def test_equals_optax_float64(x64):
     temperature=st.sampled_from([1.0, 0.7]),
     reduction=st.sampled_from(["mean", "sum", "none", "normalizer"]),
 )
-def test_option_matrix_float64(x64, smoothing, use_class_weight, use_token_weight, z_loss,
-                               softcap, temperature, reduction):
+def test_option_matrix_float64(
+    x64, smoothing, use_class_weight, use_token_weight, z_loss, softcap, temperature, reduction
+):
     hidden, weight, bias, target = _inputs(np.float64, seed=3)
     rng = np.random.default_rng(4)
     class_weight = rng.uniform(0.5, 2.0, size=V) if use_class_weight else None
     token_weight = rng.uniform(0.0, 2.0, size=N) if use_token_weight else None
-    options = dict(label_smoothing=smoothing, z_loss=z_loss, softcap=softcap,
-                   temperature=temperature)
+    options = dict(label_smoothing=smoothing, z_loss=z_loss, softcap=softcap, temperature=temperature)
     if reduction == "normalizer":
         options.update(reduction="mean", normalizer=7.5)
     else:
@@ -134,15 +144,16 @@ def test_option_matrix_float64(x64, smoothing, use_class_weight, use_token_weigh
 
     def scalar(fn):
         def run(h, w, b, cw, tw):
-            loss = fn(h, w, jnp.asarray(target), bias=b, class_weight=cw, token_weight=tw,
-                      **options)
+            loss = fn(h, w, jnp.asarray(target), bias=b, class_weight=cw, token_weight=tw, **options)
             return jnp.sum(loss * upstream) if reduction == "none" else loss
+
         return run
 
     args = (hidden, weight, bias, class_weight, token_weight)
     argnums = tuple(i for i, a in enumerate(args) if a is not None)
-    ours = jax.value_and_grad(scalar(lambda *a, **k: cj.linear_cross_entropy(*a, chunk_size=4, **k)),
-                              argnums=argnums)(*args)
+    ours = jax.value_and_grad(
+        scalar(lambda *a, **k: cj.linear_cross_entropy(*a, chunk_size=4, **k)), argnums=argnums
+    )(*args)
     ref = jax.value_and_grad(scalar(dense_reference), argnums=argnums)(*args)
     np.testing.assert_allclose(ours[0], ref[0], rtol=1e-11, atol=1e-13)
     for got, want in zip(ours[1], ref[1], strict=True):
@@ -159,20 +170,34 @@ def test_equals_crossent_torch(reduction):
     options = dict(label_smoothing=0.1, z_loss=1e-2, softcap=3.0, reduction=reduction)
     upstream = np.random.default_rng(7).normal(size=N)
     tensors = [torch.tensor(a, requires_grad=True) for a in (hidden, weight, bias)]
-    loss_t = ct.linear_cross_entropy(*tensors[:2], torch.tensor(target), bias=tensors[2],
-                                     class_weight=torch.tensor(class_weight), **options)
+    loss_t = ct.linear_cross_entropy(
+        *tensors[:2],
+        torch.tensor(target),
+        bias=tensors[2],
+        class_weight=torch.tensor(class_weight),
+        **options,
+    )
     (loss_t * torch.tensor(upstream)).sum().backward() if reduction == "none" else loss_t.backward()
     previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     try:
+
         def ours(h, w, b):
-            loss = cj.linear_cross_entropy(h, w, jnp.asarray(target), bias=b,
-                                           class_weight=jnp.asarray(class_weight), chunk_size=4,
-                                           **options)
+            loss = cj.linear_cross_entropy(
+                h,
+                w,
+                jnp.asarray(target),
+                bias=b,
+                class_weight=jnp.asarray(class_weight),
+                chunk_size=4,
+                **options,
+            )
             return jnp.sum(loss * upstream) if reduction == "none" else loss
+
         value, grads = jax.value_and_grad(ours, argnums=(0, 1, 2))(hidden, weight, bias)
-        loss_j = cj.linear_cross_entropy(hidden, weight, jnp.asarray(target), bias=bias,
-                                         class_weight=jnp.asarray(class_weight), **options)
+        loss_j = cj.linear_cross_entropy(
+            hidden, weight, jnp.asarray(target), bias=bias, class_weight=jnp.asarray(class_weight), **options
+        )
     finally:
         jax.config.update("jax_enable_x64", previous)
     np.testing.assert_allclose(np.asarray(loss_j), loss_t.detach().numpy(), rtol=1e-11)
@@ -211,13 +236,13 @@ def test_vmap_checkpoint_jit_and_none_upstream():
 
     batched = jax.jit(jax.vmap(jax.checkpoint(one), in_axes=(0, 0, None)))
     got = batched(batch_hidden, batch_target, weight)
-    want = [_optax_mean(batch_hidden[i], weight, np.zeros(V, np.float32), batch_target[i])
-            for i in range(2)]
+    want = [_optax_mean(batch_hidden[i], weight, np.zeros(V, np.float32), batch_target[i]) for i in range(2)]
     np.testing.assert_allclose(got, want, rtol=1e-6)
     grad = jax.grad(lambda w: jnp.sum(batched(batch_hidden, batch_target, w)))(weight)
-    want_grad = sum(jax.grad(_optax_mean, argnums=1)(batch_hidden[i], weight,
-                                                     np.zeros(V, np.float32), batch_target[i])
-                    for i in range(2))
+    want_grad = sum(
+        jax.grad(_optax_mean, argnums=1)(batch_hidden[i], weight, np.zeros(V, np.float32), batch_target[i])
+        for i in range(2)
+    )
     np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-6)
     # leading batch axes in hidden itself, 'none' keeps them
     per_token = cj.linear_cross_entropy(batch_hidden, weight, batch_target, reduction="none")
@@ -227,17 +252,18 @@ def test_vmap_checkpoint_jit_and_none_upstream():
 
 def test_stats_and_lse():
     hidden, weight, bias, target = _inputs(np.float32, seed=10)
-    out = cj.linear_cross_entropy(hidden, weight, target, bias=bias, return_stats=True,
-                                  chunk_size=4)
+    out = cj.linear_cross_entropy(hidden, weight, target, bias=bias, return_stats=True, chunk_size=4)
     logits = hidden @ weight.T + bias
     log_probs = jax.nn.log_softmax(logits)
     np.testing.assert_allclose(out.lse, jax.scipy.special.logsumexp(logits, axis=-1), rtol=1e-6)
     counted = target != IGNORE
-    want_lp = np.where(counted, np.take_along_axis(
-        np.asarray(log_probs), np.where(counted, target, 0)[:, None], 1)[:, 0], np.nan)
+    want_lp = np.where(
+        counted,
+        np.take_along_axis(np.asarray(log_probs), np.where(counted, target, 0)[:, None], 1)[:, 0],
+        np.nan,
+    )
     np.testing.assert_allclose(out.target_logprob, want_lp, rtol=1e-5)
-    np.testing.assert_allclose(out.entropy, -np.sum(np.exp(log_probs) * log_probs, -1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(out.entropy, -np.sum(np.exp(log_probs) * log_probs, -1), rtol=1e-5)
     np.testing.assert_array_equal(out.predicted, np.argmax(logits, -1))
     np.testing.assert_array_equal(out.correct, np.argmax(logits, -1) == target)
     only_lse = cj.linear_cross_entropy(hidden, weight, target, bias=bias, return_lse=True)
@@ -260,8 +286,10 @@ def test_normalizer_micro_batches_sum_to_whole_batch():
     total = cj.count_targets(target)
     assert float(total) == N - 2
     whole = cj.linear_cross_entropy(hidden, weight, target, normalizer=total)
-    parts = sum(cj.linear_cross_entropy(hidden[s], weight, target[s], normalizer=total)
-                for s in (slice(0, 6), slice(6, N)))
+    parts = sum(
+        cj.linear_cross_entropy(hidden[s], weight, target[s], normalizer=total)
+        for s in (slice(0, 6), slice(6, N))
+    )
     np.testing.assert_allclose(parts, whole, rtol=1e-6)
     np.testing.assert_allclose(whole, cj.linear_cross_entropy(hidden, weight, target), rtol=1e-6)
 
@@ -288,8 +316,9 @@ def test_errors():
 
 def test_import_crossent_does_not_import_crossent_jax():
     code = "import sys, crossent; print('crossent.jax' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=dict(os.environ), check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), check=True
+    )
     assert result.stdout.strip() == "False"
 
 
@@ -322,9 +351,132 @@ _SHARDED = textwrap.dedent(
 
 
 def test_vocabulary_sharded_over_a_mesh_equals_unsharded():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", _SHARDED], capture_output=True, text=True,
-                            env=env, timeout=300)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", _SHARDED], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_bfloat16_weight_pass_elementwise_bound_against_float64(x64):
+    # 16-bit ∂W comes from the pass over class blocks (here blocks of 3 of V = 11 classes, so
+    # a remainder block too): g rounded to bf16 once, the product accumulated in float32 and
+    # rounded once, so each entry is within 2·2⁻⁸ of Σ_i |g_ic h_id| (docs/jax.md)
+    hidden, weight, bias, target = _inputs(np.float32, seed=12)
+    class_weight = np.random.default_rng(13).uniform(0.5, 2.0, size=V)
+    options = dict(label_smoothing=0.1, z_loss=1e-2, softcap=3.0, temperature=0.8)
+    h16, w16, b16 = (jnp.asarray(a, jnp.bfloat16) for a in (hidden, weight, bias))
+
+    def ours(h, w, b):
+        return cj.linear_cross_entropy(
+            h, w, target, bias=b, class_weight=class_weight, chunk_size=4, **options
+        )
+
+    from crossent.jax._linear import class_blocks
+
+    assert class_blocks(4, N, V, D, jnp.bfloat16)[1] == 3
+    grads = jax.grad(ours, argnums=(0, 1, 2))(h16, w16, b16)
+    up = [np.asarray(a.astype(jnp.float64)) for a in (h16, w16, b16)]
+
+    def reference(h, w, b):
+        return dense_reference(h, w, jnp.asarray(target), bias=b, class_weight=class_weight, **options)
+
+    ref_grads = jax.grad(reference, argnums=(0, 1, 2))(*up)
+    # ∂L/∂x per logit: the reference with hidden = I and weight = the logits' transpose
+    logits = up[0] @ up[1].T
+    logit_grad = jax.grad(lambda x: reference(np.eye(N), x.T, up[2]))(logits)
+    magnitudes = (
+        np.abs(logit_grad) @ np.abs(up[1]),
+        np.abs(logit_grad).T @ np.abs(up[0]),
+        np.sum(np.abs(logit_grad), axis=0),
+    )
+    for got, want, magnitude in zip(grads, ref_grads, magnitudes, strict=True):
+        got = np.asarray(got.astype(jnp.float64))
+        assert np.all(np.abs(got - want) <= 2 * 2.0**-8 * magnitude + 1e-7)
+
+
+_SHARD_MAP = textwrap.dedent(
+    """
+    import numpy as np, jax, jax.numpy as jnp
+    from functools import partial
+    from jax.sharding import Mesh, PartitionSpec as P
+    import crossent.jax as cj
+    assert jax.device_count() == 4, jax.devices()
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(10, 8)).astype(np.float32)
+    w = rng.normal(size=(16, 8)).astype(np.float32)
+    b = rng.normal(size=(16,)).astype(np.float32)
+    cw = rng.uniform(0.5, 2.0, size=16).astype(np.float32)
+    tw = rng.uniform(0.5, 2.0, size=10).astype(np.float32)
+    y = rng.integers(0, 16, size=(10,)); y[3] = -100
+    up = rng.normal(size=10).astype(np.float32)
+    mesh = Mesh(np.array(jax.devices()), ("vocab",))
+    specs = (P(), P("vocab", None), P("vocab"), P("vocab"), P(), P())
+    for dtype, reduction, tol in (("float32", "mean", 1e-5), ("float32", "none", 1e-5),
+                                  ("bfloat16", "sum", 2e-2)):
+        def loss(h, w, b, cw, tw, y, axis=None):
+            return cj.linear_cross_entropy(h, w, y, bias=b, class_weight=cw, token_weight=tw,
+                                           label_smoothing=0.1, z_loss=1e-2, softcap=4.0,
+                                           chunk_size=4, reduction=reduction, vocab_axis=axis,
+                                           return_stats=True)
+        sharded = jax.shard_map(partial(loss, axis="vocab"), mesh=mesh, in_specs=specs,
+                                out_specs=P())
+        def scalar(fn):
+            def run(*args):
+                out = fn(*args).loss
+                return jnp.sum(out * up) if reduction == "none" else out
+            return run
+        args = tuple(a.astype(dtype) if a.dtype == np.float32 else a for a in (h, w, b)) + (
+            cw, tw, y)
+        plain_out, shard_out = jax.jit(loss)(*args), jax.jit(sharded)(*args)
+        for a, c in zip(plain_out, shard_out, strict=True):
+            np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(c, np.float64),
+                                       rtol=1e-5, atol=1e-6)
+        grads = [jax.jit(jax.grad(scalar(fn), argnums=(0, 1, 2, 3, 4)))(*args)
+                 for fn in (loss, sharded)]
+        for a, c in zip(*grads, strict=True):
+            a, c = (np.asarray(x.astype(jnp.float32)) for x in (a, c))
+            np.testing.assert_allclose(a, c, rtol=tol, atol=tol * np.max(np.abs(a)))
+    print("ok")
+    """
+)
+
+
+def test_vocabulary_sharded_with_shard_map_equals_unsharded():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", _SHARD_MAP], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_vocab_axis_must_be_a_name():
+    hidden, weight, _, target = _inputs(np.float32)
+    with pytest.raises(TypeError, match="vocab_axis must be a mesh axis name"):
+        cj.linear_cross_entropy(hidden, weight, target, vocab_axis=0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_fully_ignored_chunk_is_skipped_and_exact(reduction):
+    # tokens 4..7 (the second chunk of 4) are all ignored: their products are skipped
+    hidden, weight, bias, target = _inputs(np.float32, seed=14, ignored=(4, 5, 6, 7))
+    upstream = np.random.default_rng(15).normal(size=N).astype(np.float32)
+
+    def scalar(loss):
+        return jnp.sum(loss * upstream) if reduction == "none" else loss
+
+    def ours(h, w, b):
+        out = cj.linear_cross_entropy(h, w, target, bias=b, chunk_size=4, reduction=reduction)
+        return scalar(out)
+
+    def reference(h, w, b):
+        return scalar(dense_reference(h, w, jnp.asarray(target), bias=b, reduction=reduction))
+
+    value, grads = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(hidden, weight, bias)
+    ref_value, ref_grads = jax.value_and_grad(reference, argnums=(0, 1, 2))(hidden, weight, bias)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+    for got, want in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert float(jnp.max(jnp.abs(grads[0][4:8]))) == 0.0

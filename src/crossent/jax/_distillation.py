@@ -1,9 +1,10 @@
 r"""Distillation of a linear layer's logits in JAX, over token chunks.
 
 The student's chunk of logits ``h Wᵀ + b`` is made, compared with the teacher's chunk, and
-dropped; the chunk body is a ``jax.checkpoint`` inside ``lax.scan``, so reverse mode stores
-only the chunk's inputs and recomputes its logits (the ``N × V`` logits never exist), and
-the scan's transpose accumulates ``∂W``. The divergences (``s``, ``q`` the student's and
+dropped; the chunk body, cutting its chunk out of the inputs, is a ``jax.checkpoint`` inside
+a loop over token chunks, so reverse mode stores only the chunk's start (no padded or stacked
+copy of the inputs or of teacher logits) and recomputes its logits (the ``N × V`` logits
+never exist), and the loop's transpose accumulates ``∂W``. The divergences (``s``, ``q`` the student's and
 teacher's log-probabilities at temperature T):
 
 - 'kl': :math:`\sum p_t (q - s)`; 'reverse_kl': :math:`\sum p_s (s - q)`;
@@ -27,7 +28,7 @@ from .. import _validate as v
 from ._linear import (
     _FLOAT_DTYPES,
     _compute_dtype,
-    _pad_chunks,
+    _over_blocks,
     auto_chunk_rows,
     check_chunk_size,
     check_normalizer,
@@ -41,8 +42,9 @@ __all__ = ["linear_distillation_loss"]
 _LOSSES = ("kl", "reverse_kl", "jsd", "tvd")
 
 
-def divergence(student_log_probs: jax.Array, teacher_log_probs: jax.Array, loss: str,
-               beta: float) -> jax.Array:
+def divergence(
+    student_log_probs: jax.Array, teacher_log_probs: jax.Array, loss: str, beta: float
+) -> jax.Array:
     """Per row divergence along the last axis; the teacher may hold -inf (sparse support)."""
     teacher_probs = jnp.exp(teacher_log_probs)
     on_support = teacher_probs > 0
@@ -151,8 +153,7 @@ def linear_distillation_loss(
         )
     if weight.ndim != 2 or weight.shape[1] != hidden.shape[-1]:
         raise ValueError(
-            f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]}, "
-            f"got {weight.shape}"
+            f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]}, got {weight.shape}"
         )
     num_classes, hidden_size = weight.shape
     token_shape = hidden.shape[:-1]
@@ -165,8 +166,8 @@ def linear_distillation_loss(
         )
     if hard_weight > 0 and target is None:
         raise ValueError(f"hard_weight={hard_weight} needs target= (the hard labels)")
-    teacher_arrays = tuple(map(jnp.asarray, teacher)) if isinstance(teacher, tuple) else (
-        jnp.asarray(teacher),
+    teacher_arrays = (
+        tuple(map(jnp.asarray, teacher)) if isinstance(teacher, tuple) else (jnp.asarray(teacher),)
     )
     teacher_arrays = jax.tree_util.tree_map(jax.lax.stop_gradient, teacher_arrays)
     if kind == "logits" and teacher_arrays[0].shape != token_shape + (num_classes,):
@@ -174,14 +175,16 @@ def linear_distillation_loss(
             f"teacher logits have shape {teacher_arrays[0].shape}, expected "
             f"{token_shape + (num_classes,)} (hidden.shape[:-1] + (V,))"
         )
-    if kind == "linear" and (teacher_arrays[0].shape[:-1] != token_shape
-                             or teacher_arrays[1].shape[0] != num_classes):
+    if kind == "linear" and (
+        teacher_arrays[0].shape[:-1] != token_shape or teacher_arrays[1].shape[0] != num_classes
+    ):
         raise ValueError(
             f"teacher_hidden {teacher_arrays[0].shape} and teacher_weight "
             f"{teacher_arrays[1].shape} must be [..., D_t] with hidden's tokens and [V, D_t]"
         )
-    if kind == "sparse" and (teacher_arrays[0].shape != teacher_arrays[1].shape
-                             or teacher_arrays[0].shape[:-1] != token_shape):
+    if kind == "sparse" and (
+        teacher_arrays[0].shape != teacher_arrays[1].shape or teacher_arrays[0].shape[:-1] != token_shape
+    ):
         raise ValueError(
             f"sparse teacher indices {teacher_arrays[0].shape} and logprobs "
             f"{teacher_arrays[1].shape} must both be hidden.shape[:-1] + (k,)"
@@ -196,8 +199,10 @@ def linear_distillation_loss(
             raise ValueError(f"target has shape {target.shape}, expected {token_shape}")
         flat_target = target.reshape(-1)
         counted = flat_target != ignore_index
-    tokens = jnp.ones((num_tokens,), dtype) if token_weight is None else (
-        jnp.asarray(token_weight).reshape(-1).astype(dtype)
+    tokens = (
+        jnp.ones((num_tokens,), dtype)
+        if token_weight is None
+        else (jnp.asarray(token_weight).reshape(-1).astype(dtype))
     )
     if num_tokens == 0:
         per_token = jnp.zeros((0,), dtype)
@@ -209,26 +214,23 @@ def linear_distillation_loss(
             a if (kind == "linear" and i > 0) else a.reshape((num_tokens, -1))
             for i, a in enumerate(teacher_arrays)
         )
-        chunked_teacher = tuple(
-            a if (kind == "linear" and i > 0) else _pad_chunks(a, rows, 0)
-            for i, a in enumerate(flat_teacher)
-        )
-        per_chunk = [c for i, c in enumerate(chunked_teacher) if not (kind == "linear" and i > 0)]
-        fixed = [c for i, c in enumerate(chunked_teacher) if kind == "linear" and i > 0]
+        per_chunk = tuple(a for i, a in enumerate(flat_teacher) if not (kind == "linear" and i > 0))
+        fixed = tuple(a for i, a in enumerate(flat_teacher) if kind == "linear" and i > 0)
         scale = temp * temp if temperature_scale else 1.0
         body = partial(_chunk_loss, kind, loss, beta, temp, scale, hard_weight, bias)
 
-        def step(_, chunk):
-            return None, jax.checkpoint(body)(weight, tuple(fixed), *chunk)
+        inputs = (hidden.reshape((num_tokens, hidden_size)), flat_target, counted, *per_chunk)
 
-        xs = (
-            _pad_chunks(hidden.reshape((num_tokens, hidden_size)), rows, 0),
-            _pad_chunks(flat_target, rows, 0),
-            _pad_chunks(counted, rows, False),
-            tuple(per_chunk),
-        )
-        _, per_token = jax.lax.scan(step, None, xs)
-        per_token = per_token.reshape(-1)[:num_tokens]
+        def update(start, size, per_token):
+            def chunk_loss(weight, fixed, inputs):
+                # the chunk is cut inside the checkpoint, so reverse mode keeps only `start`
+                h, y, cnt, *teacher_chunk = (jax.lax.dynamic_slice_in_dim(a, start, size) for a in inputs)
+                return body(weight, fixed, h, y, cnt, tuple(teacher_chunk))
+
+            value = jax.checkpoint(chunk_loss)(weight, fixed, inputs)
+            return jax.lax.dynamic_update_slice_in_dim(per_token, value, start, axis=0)
+
+        per_token = _over_blocks(num_tokens, rows, update, jnp.zeros((num_tokens,), dtype))
     per_token = tokens * jnp.where(counted, per_token, 0)
     if reduction == "none":
         return per_token.reshape(token_shape)
@@ -239,8 +241,21 @@ def linear_distillation_loss(
     return safe_divide(jnp.sum(per_token), jnp.sum(jnp.where(counted, tokens, 0)))
 
 
-def _chunk_loss(kind, loss, beta, temperature, scale, hard_weight, bias, weight, fixed,
-                hidden, target, counted, teacher_chunk):
+def _chunk_loss(
+    kind,
+    loss,
+    beta,
+    temperature,
+    scale,
+    hard_weight,
+    bias,
+    weight,
+    fixed,
+    hidden,
+    target,
+    counted,
+    teacher_chunk,
+):
     logits, _ = chunk_logits(hidden, weight, bias, None, 1.0)
     dtype = logits.dtype
     student = jax.nn.log_softmax(logits / temperature, axis=-1)
