@@ -37,6 +37,8 @@ Passes
   inside the product, rounded once). Matrix work: 4·N·D·V.
 - 'none': the upstream gradient is per token, so the forward pass computes losses only and
   backward recomputes the chunks (one more N·D·V).
+- Higher order, ``torch.func``, ``torch.compile``: :func:`_differentiable`, the same loss from
+  differentiable torch ops chunk by chunk (autograd keeps the N × V logits).
 
 Memory above the inputs: the gradients themselves (``N·D + V·D`` elements of the input dtype,
 plus ``V`` for the bias), the chunk buffers (``chunk_size × V`` float32 values, twice that with
@@ -976,10 +978,14 @@ def linear_cross_entropy(
     True
 
     NOTE: unlike ``torch.nn.functional.cross_entropy`` and ``linear_cross_entropy``, a 'mean'
-    over nothing counted is 0 (not NaN), 16-bit inputs give a float32 loss, and
-    ``retain_graph=True`` is not supported for 'mean'/'sum' (the gradients are computed in the
-    forward pass and handed over once). Otherwise the numbers are PyTorch's, including the
-    weighted mean and label smoothing with class weights and ``ignore_index``.
+    over nothing counted is 0 (not NaN) and 16-bit inputs give a float32 loss. Otherwise the
+    numbers are PyTorch's, including the weighted mean and label smoothing with class weights
+    and ``ignore_index``. Double backward (``create_graph=True``), ``torch.func`` transforms,
+    ``torch.compile(fullgraph=True)`` and a ``class_weight`` that requires grad (which
+    PyTorch refuses) compute the same loss from differentiable torch ops, chunk by chunk, so
+    their derivatives are the dense composition's; they keep all ``N × V`` logits for autograd
+    (the memory saving is that of eager first-order training), and with ``group=`` they raise
+    ``NotImplementedError``.
     """
     def check() -> _Options:
         options = _check_options(
