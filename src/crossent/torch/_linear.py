@@ -739,9 +739,10 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
     Used where the fused engine cannot be (``create_graph=True``, ``torch.func`` transforms,
     ``torch.compile``, class weights that require grad): autograd then differentiates it to any
     order, w.r.t. ``hidden``, ``weight``, ``bias`` and ``class_weight``. The logits are formed
-    chunk by chunk with the engine's rounding (16-bit product, then the compute dtype), but
-    autograd keeps every chunk for backward, so it holds ``N × V`` values as the plain
-    composition does.
+    chunk by chunk with the engine's rounding (16-bit product, then the compute dtype).
+    Eagerly autograd keeps every chunk for backward (``N × V`` values, as the plain
+    composition); under ``torch.compile`` each chunk is checkpointed, so the compiled graph
+    recomputes its logits in backward instead of saving them.
     """
     if problem.combine.group is not None:
         raise NotImplementedError(
@@ -754,9 +755,11 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
     dtype = problem.compute_dtype
     losses, lses = [], []
     chunk = problem.chunk_rows()
-    for start in range(0, problem.num_tokens, chunk):
-        stop = min(start + chunk, problem.num_tokens)
-        logits = (hidden[start:stop] @ weight.T).to(dtype)
+
+    def chunk_terms(
+        hidden_chunk: torch.Tensor, start: int, stop: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = (hidden_chunk @ weight.T).to(dtype)
         if problem.bias is not None:
             logits = logits + problem.bias.to(dtype)
         if options.softcap is not None:
@@ -765,7 +768,18 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
         picked = rows.hit[start:stop] * logits.gather(1, rows.target[start:stop, None])[:, 0]
         if options.label_smoothing > 0:
             picked = picked + rows.smooth[start:stop] * _spread_dot(logits, rows.class_weight)
-        losses.append(rows.total_mass[start:stop] * lse - picked)
+        return rows.total_mass[start:stop] * lse - picked, lse
+
+    for start in range(0, problem.num_tokens, chunk):
+        stop = min(start + chunk, problem.num_tokens)
+        if torch.compiler.is_compiling():
+            # the compiled graph recomputes each chunk's logits in backward instead of saving them
+            terms, lse = torch.utils.checkpoint.checkpoint(
+                chunk_terms, hidden[start:stop], start, stop, use_reentrant=False
+            )
+        else:
+            terms, lse = chunk_terms(hidden[start:stop], start, stop)
+        losses.append(terms)
         lses.append(lse)
     if not losses:  # no tokens
         losses = lses = [hidden.new_zeros(0, dtype=dtype)]
@@ -984,7 +998,7 @@ def linear_cross_entropy(
     ``torch.compile(fullgraph=True)`` and a ``class_weight`` that requires grad (which
     PyTorch refuses) compute the same loss from differentiable torch ops, chunk by chunk, so
     their derivatives are the dense composition's; they keep all ``N × V`` logits for autograd
-    (the memory saving is that of eager first-order training), and with ``group=`` they raise
+    (under torch.compile each chunk is checkpointed instead), and with ``group=`` they raise
     ``NotImplementedError``.
     """
     def check() -> _Options:
