@@ -308,12 +308,19 @@ def test_16_bit_with_fewer_chunk_logits_than_tokens(dtype):
         torch.testing.assert_close(got.grad.double(), leaf.grad, rtol=3e-2, atol=3e-2)
 
 
-def test_second_backward_is_refused():
-    inputs, target = _make((5,), 3, 4, torch.float32)
-    loss = linear_cross_entropy(inputs[0], inputs[1], target)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_second_backward_recomputes(reduction):
+    # the first backward hands over the forward pass's gradients; a second one (retain_graph)
+    # recomputes them from the saved inputs, so the leaves accumulate twice the gradient
+    inputs, target = _make((5,), 3, 4, torch.float64)
+    loss = linear_cross_entropy(inputs[0], inputs[1], target, reduction=reduction)
     loss.backward(retain_graph=True)
-    with pytest.raises(RuntimeError, match="backward was called twice on the same graph"):
-        loss.backward()
+    (0.5 * loss).backward()
+    expected = torch.autograd.grad(
+        1.5 * F.cross_entropy(F.linear(inputs[0], inputs[1]), target, reduction=reduction), inputs
+    )
+    for leaf, want in zip(inputs, expected, strict=True):
+        torch.testing.assert_close(leaf.grad, want)
 
 
 def test_leaf_grad_accumulates_like_autograd():

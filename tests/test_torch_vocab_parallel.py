@@ -281,13 +281,22 @@ def _error_calls(world_size: int, rank: int) -> dict:
             hidden[:, :3] if rank == last else hidden, weight[:, :3] if rank == last else weight,
             target, vocab_start=start),
     }
-    def backward_twice():
+    def backward_twice():  # the second backward recomputes (collectives in step): twice the grad
         leaf = hidden.clone().requires_grad_(True)
         loss = vocab_parallel_linear_cross_entropy(leaf, weight, target, vocab_start=start)
         loss.backward(retain_graph=True)
+        once = leaf.grad.clone()
         loss.backward()
+        if not torch.allclose(leaf.grad, 2 * once):
+            raise AssertionError(f"second backward: {leaf.grad} != 2 × {once}")
+
+    def create_graph():
+        leaf = hidden.clone().requires_grad_(True)
+        loss = vocab_parallel_linear_cross_entropy(leaf, weight, target, vocab_start=start)
+        torch.autograd.grad(loss, leaf, create_graph=True)
 
     calls["linear_backward_twice"] = backward_twice
+    calls["linear_create_graph"] = create_graph
     results = {}
     for name, function in calls.items():
         try:
@@ -521,8 +530,8 @@ EVERY_RANK = {
     "bad_reduction_everywhere": (r"reduction must be one of 'none', 'mean', 'sum', got 'avg'",
                                  "ValueError"),
     "linear_hidden_size_differs": (r"the ranks disagree on the hidden size: \[4, (4, )?3\]", "ValueError"),
-    "linear_backward_twice": (r"backpropagating through it a second time \(retain_graph=True\) is not "
-                              r"supported", "RuntimeError"),
+    "linear_create_graph": (r"with a vocabulary-parallel group= has no differentiable path: "
+                            r"create_graph=True \(double backward\)", "NotImplementedError"),
 }
 ONE_RANK = {  # the bad rank (the last) raises its own message, the others name it
     "integer_logits_on_one_rank": (r"logits_shard must be a floating-point torch.Tensor, got torch.int64",
@@ -557,6 +566,12 @@ def test_bad_input_on_one_rank_is_reported_by_every_rank(worlds, world_size, err
         else:
             assert raised == "ValueError", message
             assert f"rank(s) [{world_size - 1}] of the group rejected their inputs" in message
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_second_backward_on_a_group_recomputes(worlds, world_size):
+    for result in _world(worlds, world_size):
+        assert result["errors"]["linear_backward_twice"] == ("no error", "")
 
 
 @pytest.mark.parametrize("world_size", [2, 3])

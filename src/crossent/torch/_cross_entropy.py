@@ -40,6 +40,17 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 _REDUCTIONS = ("none", "mean", "sum")
 
 
+def _in_transform(*tensors: torch.Tensor | None) -> bool:
+    """Whether a ``torch.func`` transform (grad, vmap, jacrev, ...) wraps any of the tensors.
+
+    Such tensors cannot enter a fused kernel (it reads their storage); the callers route them
+    to differentiable torch ops. Under ``torch.compile`` the trace sees plain tensors.
+    """
+    return not torch.compiler.is_compiling() and any(
+        t is not None and _functorch.is_functorch_wrapped_tensor(t) for t in tensors
+    )
+
+
 def _uses_kernel(
     input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
 ) -> bool:
@@ -52,9 +63,7 @@ def _uses_kernel(
     tensors = [input, target] + ([] if weight is None else [weight])
     if any(t.device.type != "cpu" or t.is_sparse or t.is_quantized for t in tensors):
         return False
-    if not torch.compiler.is_compiling() and any(
-        _functorch.is_functorch_wrapped_tensor(t) for t in tensors
-    ):
+    if _in_transform(*tensors):
         return False  # torch.func transforms (vmap, jacfwd, ...): PyTorch's own differentiable ops
     if input.dtype not in _KERNEL_DTYPES or input.dim() == 0:
         return False

@@ -37,6 +37,8 @@ Passes
   inside the product, rounded once). Matrix work: 4·N·D·V.
 - 'none': the upstream gradient is per token, so the forward pass computes losses only and
   backward recomputes the chunks (one more N·D·V).
+- Higher order, ``torch.func``, ``torch.compile``: :func:`_differentiable`, the same loss from
+  differentiable torch ops chunk by chunk (autograd keeps the N × V logits).
 
 Memory above the inputs: the gradients themselves (``N·D + V·D`` elements of the input dtype,
 plus ``V`` for the bias), the chunk buffers (``chunk_size × V`` float32 values, twice that with
@@ -54,6 +56,7 @@ from typing import Any, Literal
 import torch
 
 from .. import _validate as v
+from ._cross_entropy import _in_transform
 from ._group import _LOCAL, Combine, agree_on_shards
 
 __all__ = ["linear_cross_entropy", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput"]
@@ -218,6 +221,8 @@ def _check_tensors(
         raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
     if not check_range:  # a shard of the vocabulary: the group checks the whole range
         return
+    if torch.compiler.is_compiling() or _in_transform(target):
+        return  # no data-dependent check inside a trace or vmap: the gather fails on a bad index
     bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
     if bool(bad.any()):
         found = int(target[bad].reshape(-1)[0])
@@ -274,7 +279,8 @@ def _rows(
     counted = counted_mask.to(dtype)
     owned = owned_mask.to(dtype)
     total_classes = combine.num_classes or num_classes
-    weight = None if class_weight is None else class_weight.detach().to(dtype)
+    # (not detached: the differentiable path differentiates w.r.t. the class weights)
+    weight = None if class_weight is None else class_weight.to(dtype)
     if weight is None:
         target_weight, weight_sum = counted, float(total_classes)
     else:  # w_y from the shard that holds y; Σ w over every shard
@@ -702,6 +708,100 @@ def _second_pass(
 
 
 # ==================================================================================
+# The loss from per-token terms, and the differentiable path
+# ==================================================================================
+
+
+def _scales(rows: _Rows, options: _Options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The factors of the summed cross-entropy and z-loss terms: 1/divisor and 1/count for
+    'mean' (0 when nothing is counted), 1 otherwise."""
+    if options.reduction != "mean":
+        one = torch.ones((), dtype=rows.counted.dtype, device=rows.counted.device)
+        return one, one
+    return _safe_inverse(rows.divisor), _safe_inverse(rows.count)
+
+
+def _loss(losses: torch.Tensor, lse: torch.Tensor, rows: _Rows, options: _Options) -> torch.Tensor:
+    """The call's loss from the per-token cross-entropy terms and lse: z-loss, then reduction."""
+    z_term = None
+    if options.z_loss > 0:
+        z_term = options.z_loss * torch.square(lse) * rows.counted  # PaLM: λ lse², counted tokens
+    if options.reduction == "none":
+        return losses if z_term is None else losses + z_term
+    ce_scale, z_scale = _scales(rows, options)
+    loss = losses.sum() * ce_scale
+    return loss if z_term is None else loss + z_term.sum() * z_scale
+
+
+def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and lse from differentiable torch ops of the inputs: ``ℓ_i = A_i lse_i - Σ_c a_ic z_ic``.
+
+    Used where the fused engine cannot be (``create_graph=True``, ``torch.func`` transforms,
+    ``torch.compile``, class weights that require grad): autograd then differentiates it to any
+    order, w.r.t. ``hidden``, ``weight``, ``bias`` and ``class_weight``. The logits are formed
+    chunk by chunk with the engine's rounding (16-bit product, then the compute dtype).
+    Eagerly autograd keeps every chunk for backward (``N × V`` values, as the plain
+    composition); under ``torch.compile`` each chunk is checkpointed, so the compiled graph
+    recomputes its logits in backward instead of saving them.
+    """
+    if problem.combine.group is not None:
+        raise NotImplementedError(
+            "linear_cross_entropy with a vocabulary-parallel group= has no differentiable path: "
+            "create_graph=True (double backward), torch.func transforms, torch.compile and "
+            "class_weight requiring grad are not supported with a group; call it eagerly, or "
+            "gather the vocabulary and call it without group="
+        )
+    hidden, weight, rows, options = problem.hidden, problem.weight, problem.rows, problem.options
+    dtype = problem.compute_dtype
+    losses, lses = [], []
+    chunk = problem.chunk_rows()
+
+    def chunk_terms(
+        hidden_chunk: torch.Tensor, start: int, stop: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = (hidden_chunk @ weight.T).to(dtype)
+        if problem.bias is not None:
+            logits = logits + problem.bias.to(dtype)
+        if options.softcap is not None:
+            logits = options.softcap * torch.tanh(logits / options.softcap)
+        lse = torch.logsumexp(logits, dim=1)
+        picked = rows.hit[start:stop] * logits.gather(1, rows.target[start:stop, None])[:, 0]
+        if options.label_smoothing > 0:
+            picked = picked + rows.smooth[start:stop] * _spread_dot(logits, rows.class_weight)
+        return rows.total_mass[start:stop] * lse - picked, lse
+
+    for start in range(0, problem.num_tokens, chunk):
+        stop = min(start + chunk, problem.num_tokens)
+        if torch.compiler.is_compiling():
+            # the compiled graph recomputes each chunk's logits in backward instead of saving them
+            terms, lse = torch.utils.checkpoint.checkpoint(
+                chunk_terms, hidden[start:stop], start, stop, use_reentrant=False
+            )
+        else:
+            terms, lse = chunk_terms(hidden[start:stop], start, stop)
+        losses.append(terms)
+        lses.append(lse)
+    if not losses:  # no tokens
+        losses = lses = [hidden.new_zeros(0, dtype=dtype)]
+    lse = torch.cat(lses)
+    return _loss(torch.cat(losses), lse, rows, options), lse.detach()
+
+
+def _problem(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    target: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    options: _Options,
+    combine: Combine,
+) -> _Problem:
+    compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, combine)
+    return _Problem(hidden, weight, bias, rows, options, compute_dtype, combine)
+
+
+# ==================================================================================
 # autograd
 # ==================================================================================
 
@@ -721,58 +821,45 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
         want: tuple[bool, bool, bool],
         combine: Combine,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
-        rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, combine)
-        problem = _Problem(hidden, weight, bias, rows, options, compute_dtype, combine)
-        reduction = options.reduction
-        ce_scale = _safe_inverse(rows.divisor) if reduction == "mean" else torch.ones((), dtype=compute_dtype)
-        z_scale = _safe_inverse(rows.count) if reduction == "mean" else torch.ones((), dtype=compute_dtype)
-        precompute = reduction != "none" and any(want)
-        losses, lse, grads = _run(problem, (ce_scale, z_scale) if precompute else None, want)
-        z_term = None
-        if options.z_loss > 0:
-            z_term = options.z_loss * torch.square(lse) * rows.counted  # PaLM: λ lse², counted tokens
-        if reduction == "none":
-            loss = losses if z_term is None else losses + z_term
-        else:
-            loss = losses.sum() * ce_scale
-            if z_term is not None:
-                loss = loss + z_term.sum() * z_scale
+        problem = _problem(hidden, weight, bias, target, class_weight, options, combine)
+        precompute = options.reduction != "none" and any(want)
+        losses, lse, grads = _run(
+            problem, _scales(problem.rows, options) if precompute else None, want
+        )
         ctx.options = options
         ctx.want = want
         ctx.combine = combine
-        if reduction == "none":
-            ctx.save_for_backward(hidden, weight, bias, target, class_weight)
-        else:
-            ctx.grads = grads
+        # the inputs themselves (no copy): 'none' recomputes from them, create_graph=True
+        # differentiates the differentiable path on them
+        ctx.save_for_backward(hidden, weight, bias, target, class_weight)
+        ctx.grads = None if options.reduction == "none" else grads
         ctx.mark_non_differentiable(lse)
-        return loss, lse
+        return _loss(losses, lse, problem.rows, options), lse
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor, _grad_lse: torch.Tensor) -> tuple[Any, ...]:
         options: _Options = ctx.options
-        if options.reduction == "none":
-            hidden, weight, bias, target, class_weight = ctx.saved_tensors
-            compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
-            rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, ctx.combine)
-            problem = _Problem(hidden, weight, bias, rows, options, compute_dtype, ctx.combine)
-            upstream = grad_loss.to(compute_dtype)
-            _, _, grads = _run(problem, (upstream, upstream), ctx.want)
-        else:
-            grads = ctx.grads
-            if grads is None:
-                raise RuntimeError(
-                    "linear_cross_entropy: backward was called twice on the same graph; the "
-                    "gradients computed in the forward pass were consumed by the first call: "
-                    "backpropagating through it a second time (retain_graph=True) is not "
-                    "supported for reduction='mean'/'sum' — use reduction='none' followed by "
-                    ".sum() or .mean(), which recomputes"
-                )
+        if torch.is_grad_enabled():
+            # create_graph=True: the gradient as differentiable ops of the saved inputs, so
+            # second derivatives exist (the engine's gradients carry no graph)
             ctx.grads = None
-            if not bool(grad_loss == 1):  # scale in place: no second gradient-sized allocation
-                for tensor in (grads.hidden, grads.weight, grads.bias):
-                    if tensor is not None:
-                        tensor.mul_(grad_loss.to(tensor.dtype))
+            inputs = ctx.saved_tensors
+            wanted = [t for t, need in zip(inputs[:3], ctx.needs_input_grad[:3], strict=True) if need]
+            loss, _ = _differentiable(_problem(*inputs, options, ctx.combine))
+            found = iter(torch.autograd.grad(loss, wanted, grad_loss, create_graph=True))
+            return *(next(found) if need else None for need in ctx.needs_input_grad[:3]), *(None,) * 5
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:  # 'none', or a second backward (retain_graph=True): recompute
+            problem = _problem(*ctx.saved_tensors, options, ctx.combine)
+            upstream = grad_loss.to(problem.compute_dtype)
+            scales = (upstream, upstream) if options.reduction == "none" else tuple(
+                scale * upstream for scale in _scales(problem.rows, options)
+            )
+            _, _, grads = _run(problem, scales, ctx.want)
+        elif not bool(grad_loss == 1):  # scale in place: no second gradient-sized allocation
+            for tensor in (grads.hidden, grads.weight, grads.bias):
+                if tensor is not None:
+                    tensor.mul_(grad_loss.to(tensor.dtype))
         return grads.hidden, grads.weight, grads.bias, None, None, None, None, None
 
 
@@ -803,9 +890,19 @@ def _apply(
     if not hidden_2d.is_contiguous():
         hidden_2d = hidden_2d.contiguous()
     weight_c = weight if weight.is_contiguous() else weight.contiguous()
-    loss, lse = _LinearCrossEntropyFunction.apply(
-        hidden_2d, weight_c, bias, target.reshape(-1), class_weight, options, want, combine
-    )
+    target_1d = target.reshape(-1)
+    if (
+        torch.compiler.is_compiling()
+        or _in_transform(hidden, weight, target, bias, class_weight)
+        or (class_weight is not None and class_weight.requires_grad and grad_enabled)
+    ):
+        # torch.compile, torch.func, gradients w.r.t. class_weight: differentiable torch ops
+        problem = _problem(hidden_2d, weight_c, bias, target_1d, class_weight, options, combine)
+        loss, lse = _differentiable(problem)
+    else:
+        loss, lse = _LinearCrossEntropyFunction.apply(
+            hidden_2d, weight_c, bias, target_1d, class_weight, options, want, combine
+        )
     if options.reduction == "none":
         loss = loss.reshape(positions)
     if return_lse:
@@ -895,10 +992,14 @@ def linear_cross_entropy(
     True
 
     NOTE: unlike ``torch.nn.functional.cross_entropy`` and ``linear_cross_entropy``, a 'mean'
-    over nothing counted is 0 (not NaN), 16-bit inputs give a float32 loss, and
-    ``retain_graph=True`` is not supported for 'mean'/'sum' (the gradients are computed in the
-    forward pass and handed over once). Otherwise the numbers are PyTorch's, including the
-    weighted mean and label smoothing with class weights and ``ignore_index``.
+    over nothing counted is 0 (not NaN) and 16-bit inputs give a float32 loss. Otherwise the
+    numbers are PyTorch's, including the weighted mean and label smoothing with class weights
+    and ``ignore_index``. Double backward (``create_graph=True``), ``torch.func`` transforms,
+    ``torch.compile(fullgraph=True)`` and a ``class_weight`` that requires grad (which
+    PyTorch refuses) compute the same loss from differentiable torch ops, chunk by chunk, so
+    their derivatives are the dense composition's; they keep all ``N × V`` logits for autograd
+    (under torch.compile each chunk is checkpointed instead), and with ``group=`` they raise
+    ``NotImplementedError``.
     """
     def check() -> _Options:
         options = _check_options(

@@ -482,7 +482,8 @@ def vocab_parallel_linear_cross_entropy(
     Megatron-LM's column-parallel layer does, so do not wrap ``hidden`` in another
     reduce-in-backward. Before that, one all-gather of 80 bytes per rank checks that the ranks
     agree (see :func:`vocab_parallel_cross_entropy`'s Raises). 'none' recomputes the chunks
-    (and their collectives) in backward; 'mean'/'sum' form the gradients in the forward pass.
+    (and their collectives) in backward; 'mean'/'sum' form the gradients in the forward pass
+    (a second backward recomputes them).
 
     Args:
       hidden: ``[..., D]``, identical on every rank.
@@ -502,6 +503,9 @@ def vocab_parallel_linear_cross_entropy(
       As :func:`vocab_parallel_cross_entropy` and :func:`crossent.torch.linear_cross_entropy`,
       on every rank; also ranks that disagree on the hidden size or on whether ``hidden``
       needs a gradient (the backward all-reduce would otherwise wait forever).
+      NotImplementedError: double backward (``create_graph=True``), ``torch.func``,
+      ``torch.compile`` or a ``class_weight_shard`` that requires grad: a group has no
+      differentiable path.
 
     Example (a world of one process):
 
