@@ -90,7 +90,7 @@ def _log_softmax(combine: Combine, z: torch.Tensor) -> torch.Tensor:
     # a row whose every logit is -inf on every rank would give -inf - -inf = nan; shift by 0
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     # lse = max + log Σ exp(z - max), stable for ±1e4 logits
-    total = combine.sum(torch.exp(z - row_max[:, None]).sum(dim=-1))
+    total = combine.sum((z - row_max[:, None]).exp_().sum(dim=-1))
     return z - (row_max + torch.log(total))[:, None]
 
 
