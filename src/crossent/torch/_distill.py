@@ -164,35 +164,37 @@ def _soft_terms(
         loss = "kl"
     if loss == "jsd" and beta == 1.0:
         loss = "reverse_kl"
-    if loss == "kl":  # in place in s and q (fresh chunk arrays): three chunk × V arrays at most
+    # in place in s and q (fresh chunk arrays): three chunk × V arrays at most (jsd: four)
+    if loss == "kl":
         p_t = torch.exp(q)
         # a class the teacher rules out (q = -inf) adds 0, not 0·inf
         term = q.sub_(s).mul_(p_t).masked_fill_(p_t == 0, 0.0)
         divergence = combine.sum(term.sum(dim=-1))
         del term
         return divergence, s.exp_().sub_(p_t)
-    p_s = torch.exp(s)
-    zero = torch.zeros((), dtype=s.dtype, device=s.device)
     if loss == "reverse_kl":
-        term = torch.where(p_s > 0, p_s * (s - q), zero)
+        p_s = torch.exp(s)
+        term = q.neg_().add_(s).mul_(p_s).masked_fill_(p_s == 0, 0.0)  # p_s (s - q), 0 where p_s = 0
         divergence = combine.sum(term.sum(dim=-1))
         # a = term + p_s and Σa = KL + 1, so a - p_s Σa = term - p_s KL
-        return divergence, term - p_s * divergence[:, None]
+        return divergence, term.sub_(p_s.mul_(divergence[:, None]))
     if loss == "jsd":
-        p_t = torch.exp(q)
         # log M = log(β p_t + (1-β) p_s) in log space, finite wherever either has mass
-        log_mix = torch.logaddexp(q + math.log(beta), s + math.log1p(-beta))
-        teacher_part = torch.where(p_t > 0, p_t * (q - log_mix), zero).sum(dim=-1)
-        student_term = torch.where(p_s > 0, p_s * (s - log_mix), zero)
+        log_mix, p_t = q + math.log(beta), s + math.log1p(-beta)
+        torch.logaddexp(log_mix, p_t, out=log_mix)
+        torch.exp(q, out=p_t)
+        teacher_part = q.sub_(log_mix).mul_(p_t).masked_fill_(p_t == 0, 0.0).sum(dim=-1)
+        p_s = torch.exp(s, out=p_t)
+        student_term = s.sub_(log_mix).mul_(p_s).masked_fill_(p_s == 0, 0.0)
+        del log_mix
         parts = combine.sum(torch.stack([teacher_part, student_term.sum(dim=-1)]))
         divergence = beta * parts[0] + (1.0 - beta) * parts[1]
-        slope = (1.0 - beta) * student_term
-        return divergence, slope - p_s * ((1.0 - beta) * parts[1])[:, None]
-    p_t = torch.exp(q)
-    difference = p_s - p_t
-    divergence = combine.sum(0.5 * difference.abs().sum(dim=-1))
-    slope = 0.5 * torch.sign(difference) * p_s
-    return divergence, slope - p_s * combine.sum(slope.sum(dim=-1))[:, None]
+        slope = student_term.mul_(1.0 - beta)
+        return divergence, slope.sub_(p_s.mul_(((1.0 - beta) * parts[1])[:, None]))
+    p_s, difference = s.exp_(), q.exp_().neg_().add_(s)  # p_s, and p_s - p_t in q's array
+    divergence = combine.sum(0.5 * torch.linalg.vector_norm(difference, 1, dim=-1))
+    slope = difference.sign_().mul_(p_s).mul_(0.5)
+    return divergence, slope.sub_(p_s.mul_(combine.sum(slope.sum(dim=-1))[:, None]))
 
 
 def _run(
