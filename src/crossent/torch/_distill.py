@@ -84,14 +84,15 @@ def _auto_chunk_rows(num_tokens: int, num_classes: int, hidden_size: int, dtype:
     return max(1, min(num_tokens, max(_MIN_AUTO_ROWS, rows)))
 
 
-def _log_softmax(combine: Combine, z: torch.Tensor) -> torch.Tensor:
-    """Row log-softmax over the whole (possibly sharded) vocabulary."""
+def _log_softmax(combine: Combine, z: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """Row log-softmax over the whole (possibly sharded) vocabulary (in ``z`` when ``in_place``)."""
     row_max = combine.max(z.amax(dim=-1))
     # a row whose every logit is -inf on every rank would give -inf - -inf = nan; shift by 0
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     # lse = max + log Σ exp(z - max), stable for ±1e4 logits
     total = combine.sum((z - row_max[:, None]).exp_().sum(dim=-1))
-    return z - (row_max + torch.log(total))[:, None]
+    shift = (row_max + torch.log(total))[:, None]
+    return z.sub_(shift) if in_place else z - shift
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ class _Teacher:
             product = teacher_hidden[rows] @ teacher_weight.T
             if teacher_bias:
                 product = product + teacher_bias[0]
-            logits = product.to(compute)
+            logits = product.to(compute)  # a fresh array: the log-softmax is formed in it
+            return _log_softmax(combine, logits.div_(temperature), in_place=True)
         return _log_softmax(combine, logits if temperature == 1.0 else logits / temperature)
 
 
@@ -232,11 +234,15 @@ def _run(
         if p.bias is not None:
             product = product + p.bias
         logits = product.to(compute)
+        del product  # (16-bit inputs: the 16-bit product is not needed again)
         token_weight = p.token_weight[rows]
         loss_rows = torch.zeros(count, dtype=compute, device=device)
         g = None
         if soft_weight != 0.0:
-            s = _log_softmax(p.combine, logits if p.temperature == 1.0 else logits / p.temperature)
+            # without a hard term the student's (fresh) logits are not needed again: s is made in them
+            scaled = logits if p.temperature == 1.0 else logits / p.temperature
+            s = _log_softmax(p.combine, scaled, in_place=p.hard_weight == 0.0)
+            del scaled
             q = p.teacher.log_probs(rows, count, num_classes, p.temperature, compute, p.combine)
             divergence, soft_g = _soft_terms(s, q, p.loss, p.beta, p.combine)
             del s, q
