@@ -482,3 +482,21 @@ def test_scaled_upstream_and_a_second_backward_match_the_dense_composition(reduc
         )
         for mine, expected in zip(ours, theirs, strict=True):
             torch.testing.assert_close(mine, expected, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("loss", ["kl", "reverse_kl", "jsd", "tvd"])
+@pytest.mark.parametrize("ignored", [False, True])
+def test_auto_chunks_of_a_wide_vocabulary_match_the_dense_composition(loss, ignored):
+    """At V = 20000 'auto' gives 64-row chunks, so 150 tokens take three (the last partial);
+    with ignored tokens the chunks gather rows instead of slicing them."""
+    gen = torch.Generator().manual_seed(3)
+    tokens, width, vocab = 150, 8, 20000
+    hidden = torch.randn(tokens, width, generator=gen, dtype=torch.float64)
+    weight = torch.randn(vocab, width, generator=gen, dtype=torch.float64)
+    teacher = torch.randn(tokens, vocab, generator=gen, dtype=torch.float64) * 2
+    target = torch.randint(0, vocab, (tokens,), generator=gen)
+    if ignored:
+        target[::7] = -100
+    ours = _ours(hidden, weight, teacher, None, loss=loss, target=target, temperature=2.0)
+    ref = reference(hidden, weight, teacher, loss=loss, target=target, temperature=2.0)
+    _close(ours, ref[:1] + (ref[1][:2],))
