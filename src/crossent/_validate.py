@@ -254,11 +254,14 @@ def check_class_indices(
     ignore_index: int | None,
     counted: Array | None,
     logits_name: str = "logits",
+    target_name: str = "target",
+    ignore_name: str = "ignore_index",
 ) -> None:
     """Class indices must lie in [0, num_classes) or equal ``ignore_index``.
 
     Positions masked out by ``counted`` (``where=False``) are not checked: they may
-    hold padding.
+    hold padding. The message names the arguments as the caller's framework does
+    (``y_true``, ``y_pred`` and ``ignore_class`` for Keras).
     """
     shape = _shape(target)
     if None not in shape and math.prod(shape) > 0:  # type: ignore[arg-type]  # the common case
@@ -274,9 +277,9 @@ def check_class_indices(
         found = concrete_int(first_where(xp, target, bad))
         kind = "negative class index" if found is not None and found < 0 else "class index"
         raise ValueError(
-            f"target contains {kind} {found}, but {logits_name} have {num_classes} classes "
-            f"along axis {axis}; expected indices in [0, {num_classes - 1}]"
-            + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+            f"{target_name} contains {kind} {found}, but {logits_name} have {num_classes} "
+            f"classes along axis {axis}; expected indices in [0, {num_classes - 1}]"
+            + ("" if ignore_index is None else f" or {ignore_name}={ignore_index}")
         )
 
 

@@ -16,7 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from .._array import Array, as_array, is_array, is_floating, namespace
+from .._array import (
+    Array,
+    as_array,
+    check_numbers,
+    is_array,
+    is_floating,
+    namespace,
+    python_array,
+    require_given,
+)
 from .._tensorflow import is_tensorflow_array
 
 
@@ -29,8 +38,9 @@ def float_input(value: object, list_dtype: Any = np.float32, *, name: str = "inp
     """
     require_given(name, value)
     if is_array(value):
+        check_numbers(name, value)
         return value
-    return np.asarray(value, dtype=list_dtype)
+    return python_array(value, name, list_dtype)
 
 
 def like(
@@ -43,7 +53,7 @@ def like(
     ``None`` is refused, naming the framework's argument ``name``.
     """
     require_given(name, value)
-    value = as_array(value)
+    value = as_array(value, name=name)
     if namespace(value) is not xp:
         value = xp.asarray(np.asarray(value) if not is_array(value) else _to_numpy(value))
         if hasattr(reference, "device") and hasattr(value, "to"):
@@ -51,12 +61,6 @@ def like(
     if dtype is not None and value.dtype != dtype:
         value = xp.astype(value, dtype)
     return value
-
-
-def require_given(name: str, value: object) -> None:
-    """A TypeError naming the framework's argument when ``value`` is None."""
-    if value is None:
-        raise TypeError(f"{name} must be an array (a list, NumPy, PyTorch or JAX array), got None")
 
 
 def _to_numpy(value: Array) -> np.ndarray:
