@@ -21,7 +21,7 @@ Usage::
 
     PYTHONPATH=src python benchmarks/bench_distillation.py --quick
     PYTHONPATH=src python benchmarks/bench_distillation.py --sizes 4096,1024,32000 2048,1024,128000 \
-        --dtype float32 --dtype bfloat16 --teacher logits --teacher linear  # every cell of the issue
+        --dtype float32 --dtype bfloat16 --teacher logits --teacher linear  # every cell
 
 Rows are printed and appended to ``benchmarks/results.csv``. Benchmarks do not assert.
 """
@@ -164,7 +164,9 @@ def run_cell(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
-    parser.add_argument("--size", "--sizes", nargs="+", help="N,D,V cells (default: the issue's two)")
+    parser.add_argument(
+        "--size", "--sizes", nargs="+", help="N,D,V cells (default: 4096,1024,32000 and 2048,1024,128000)"
+    )
     parser.add_argument("--dtype", action="append", choices=["float32", "bfloat16"])
     parser.add_argument("--teacher", action="append", choices=["logits", "linear"])
     parser.add_argument("--contender", action="append", choices=CONTENDERS)

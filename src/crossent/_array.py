@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -113,6 +114,8 @@ def check_numbers(name: str, array: Array) -> None:
     if kind is None:
         text = str(dtype)
         kind = "c" if "complex" in text else "O" if "string" in text or "object" in text else ""
+    if kind == "V" and re.fullmatch(r"u?int\d+|b?float\d+\w*", str(dtype)):
+        kind = "f"  # ml_dtypes' bfloat16, float8_*, int4 (what JAX and Keras give NumPy): numbers
     if kind in ("U", "S"):
         first = np.asarray(array).reshape(-1)[:1].tolist()
         found = f"strings (first {first[0]!r})" if first else "strings"
