@@ -20,7 +20,8 @@ baseline; the figure is the peak resident size (``ru_maxrss``) during one full p
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_distillation.py --quick
-    PYTHONPATH=src python benchmarks/bench_distillation.py --size 4096,1024,32000 --dtype float32
+    PYTHONPATH=src python benchmarks/bench_distillation.py --sizes 4096,1024,32000 2048,1024,128000 \
+        --dtype float32 --dtype bfloat16 --teacher logits --teacher linear  # every cell of the issue
 
 Rows are printed and appended to ``benchmarks/results.csv``. Benchmarks do not assert.
 """
@@ -56,8 +57,15 @@ def _references() -> Any:
     return module
 
 
-def worker(contender: str, tokens: int, hidden_size: int, vocab: int, dtype_name: str,
-           teacher_kind: str, repeats: int) -> dict[str, Any]:
+def worker(
+    contender: str,
+    tokens: int,
+    hidden_size: int,
+    vocab: int,
+    dtype_name: str,
+    teacher_kind: str,
+    repeats: int,
+) -> dict[str, Any]:
     import torch
 
     import crossent.torch as ct
@@ -69,15 +77,18 @@ def worker(contender: str, tokens: int, hidden_size: int, vocab: int, dtype_name
     if teacher_kind == "logits":
         teacher: Any = torch.randn(tokens, vocab, dtype=dtype)
     else:
-        teacher = (torch.randn(tokens, hidden_size, dtype=dtype),
-                   torch.randn(vocab, hidden_size, dtype=dtype).mul_(0.02))
+        teacher = (
+            torch.randn(tokens, hidden_size, dtype=dtype),
+            torch.randn(vocab, hidden_size, dtype=dtype).mul_(0.02),
+        )
     references = _references() if not contender.startswith("crossent") else None
 
     def one_pass() -> float:
         start = time.perf_counter()
         if contender.startswith("crossent"):
-            loss = ct.linear_distillation_loss(hidden, weight, teacher, loss=contender.split("_")[1],
-                                               temperature_scale=False)
+            loss = ct.linear_distillation_loss(
+                hidden, weight, teacher, loss=contender.split("_")[1], temperature_scale=False
+            )
         else:
             with torch.no_grad():
                 teacher_logits = teacher if isinstance(teacher, torch.Tensor) else teacher[0] @ teacher[1].T
@@ -103,17 +114,44 @@ def worker(contender: str, tokens: int, hidden_size: int, vocab: int, dtype_name
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     times += [one_pass() for _ in range(repeats - 1)]
     gradient_bytes = (tokens + vocab) * hidden_size * torch.finfo(dtype).bits // 8
-    return {"contender": contender, "tokens": tokens, "hidden": hidden_size, "vocab": vocab,
-            "dtype": dtype_name, "teacher": teacher_kind, "mb_above": (peak - baseline) / 2**20,
-            "x_gradients": (peak - baseline) / gradient_bytes, "seconds": statistics.median(times)}
+    return {
+        "contender": contender,
+        "tokens": tokens,
+        "hidden": hidden_size,
+        "vocab": vocab,
+        "dtype": dtype_name,
+        "teacher": teacher_kind,
+        "mb_above": (peak - baseline) / 2**20,
+        "x_gradients": (peak - baseline) / gradient_bytes,
+        "seconds": statistics.median(times),
+    }
 
 
-def run_cell(contender: str, size: tuple[int, int, int], dtype: str, teacher: str, repeats: int,
-             timeout: float) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--worker", contender, "--size", ",".join(map(str, size)),
-               "--dtype", dtype, "--teacher", teacher, "--repeats", str(repeats)]
-    base = {"contender": contender, "tokens": size[0], "hidden": size[1], "vocab": size[2],
-            "dtype": dtype, "teacher": teacher}
+def run_cell(
+    contender: str, size: tuple[int, int, int], dtype: str, teacher: str, repeats: int, timeout: float
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        contender,
+        "--size",
+        ",".join(map(str, size)),
+        "--dtype",
+        dtype,
+        "--teacher",
+        teacher,
+        "--repeats",
+        str(repeats),
+    ]
+    base = {
+        "contender": contender,
+        "tokens": size[0],
+        "hidden": size[1],
+        "vocab": size[2],
+        "dtype": dtype,
+        "teacher": teacher,
+    }
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -126,7 +164,7 @@ def run_cell(contender: str, size: tuple[int, int, int], dtype: str, teacher: st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
-    parser.add_argument("--size", help="N,D,V (default: the two issue sizes)")
+    parser.add_argument("--size", "--sizes", nargs="+", help="N,D,V cells (default: the issue's two)")
     parser.add_argument("--dtype", action="append", choices=["float32", "bfloat16"])
     parser.add_argument("--teacher", action="append", choices=["logits", "linear"])
     parser.add_argument("--contender", action="append", choices=CONTENDERS)
@@ -136,11 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        size = tuple(int(x) for x in args.size.split(","))
+        size = tuple(int(x) for x in args.size[0].split(","))
         print(json.dumps(worker(args.worker, *size, args.dtype[0], args.teacher[0], args.repeats)))
         return 0
-    sizes = [tuple(int(x) for x in args.size.split(","))] if args.size else (
-        QUICK_SIZES if args.quick else SIZES)
+    sizes = (
+        [tuple(int(x) for x in cell.split(",")) for cell in args.size]
+        if args.size
+        else (QUICK_SIZES if args.quick else SIZES)
+    )
     rows = []
     for size in sizes:
         for dtype in args.dtype or ["float32", "bfloat16"]:
@@ -151,20 +192,42 @@ def main(argv: list[str] | None = None) -> int:
                     if "error" in row:
                         print(f"{size} {dtype} {teacher} {contender}: {row['error']}", flush=True)
                     else:
-                        print(f"{size} {dtype} {teacher} {contender}: {row['mb_above']:.0f} MB above "
-                              f"({row['x_gradients']:.2f}x gradients), {row['seconds']:.2f} s", flush=True)
+                        print(
+                            f"{size} {dtype} {teacher} {contender}: {row['mb_above']:.0f} MB above "
+                            f"({row['x_gradients']:.2f}x gradients), {row['seconds']:.2f} s",
+                            flush=True,
+                        )
     if not args.no_csv:
         records = []
         for row in rows:
             case = f"{row['tokens']}x{row['hidden']}x{row['vocab']} {row['dtype']} teacher={row['teacher']}"
             if "error" in row:
-                records.append({"case": case, "contender": row["contender"], "metric": "error",
-                                "value": row["error"], "unit": ""})
+                records.append(
+                    {
+                        "case": case,
+                        "contender": row["contender"],
+                        "metric": "error",
+                        "value": row["error"],
+                        "unit": "",
+                    }
+                )
                 continue
-            records += [{"case": case, "contender": row["contender"], "metric": "mb_above",
-                         "value": round(row["mb_above"], 1), "unit": "MB"},
-                        {"case": case, "contender": row["contender"], "metric": "seconds",
-                         "value": round(row["seconds"], 3), "unit": "s"}]
+            records += [
+                {
+                    "case": case,
+                    "contender": row["contender"],
+                    "metric": "mb_above",
+                    "value": round(row["mb_above"], 1),
+                    "unit": "MB",
+                },
+                {
+                    "case": case,
+                    "contender": row["contender"],
+                    "metric": "seconds",
+                    "value": round(row["seconds"], 3),
+                    "unit": "s",
+                },
+            ]
         _provenance.append_csv(BENCHMARK, records)
     return 0
 

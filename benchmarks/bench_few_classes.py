@@ -55,8 +55,11 @@ def measure(num_rows: int, classes: list[int], repeats: int, rounds: int) -> lis
                 for name in ("index_rows", "index_rows_few_classes"):
                     losses = np.empty(num_rows)
                     grad = np.empty((num_rows if want_grad else 0, num_classes), dtype)
-                    arguments = (logits, target, counted, weight, 0.1, 1.0 / num_rows, want_grad,
-                                 losses, grad, 0, num_rows)
+                    # label smoothing 0.1, no class weights: hard term (1-ε)·w_y, κ = 1-ε, σ = ε/C
+                    keep = 1.0 - 0.1
+                    hard = np.full(num_rows, keep)
+                    arguments = (logits, target, counted, hard, weight, keep, 0.1 / num_classes,
+                                 1.0 / num_rows, want_grad, losses, grad, 0, num_rows)
                     calls[name] = functools.partial(getattr(kernels, name), *arguments)
                     calls[name]()
                     outputs[name] = losses

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -181,3 +182,22 @@ def test_a_missing_optional_dependency_is_one_line(monkeypatch, tmp_path) -> Non
     assert result.exit_code == 2
     assert result.output == ("error: No module named 'torch'; the command needs it "
                              "(pip install 'crossent[all]')\n")
+
+
+def test_bad_array_files_are_one_line_with_status_2(tmp_path) -> None:
+    header = tmp_path / "logits.csv"
+    header.write_text("a,b\n1.0,2.0\n")
+    objects = tmp_path / "logits.npy"
+    np.save(objects, np.array([[1.0, "a"]], dtype=object))
+    cases = [
+        (str(header), "error: --logits: the CSV '" + str(header) + "' must hold numbers only, "
+                      "one row per line; its first line is 'a,b': remove a header row"),
+        (str(objects), "error: --logits: '" + str(objects) + "' holds Python objects"),
+        ("[[1.0, 2.0], [1.0]]", "error: --logits is ragged: its rows have different lengths "
+                                "(2, 1)"),
+    ]
+    for logits, line in cases:
+        result = invoke("explain", "ce", "--logits", logits, "--target", "[1]")
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(line), result.output
+        assert len(result.output.splitlines()) == 1, result.output

@@ -48,9 +48,24 @@ def reference_divergence(s: torch.Tensor, q: torch.Tensor, loss: str, beta: floa
     return 0.5 * (q.exp() - s.exp()).abs().sum(-1)
 
 
-def reference(hidden, weight, teacher, *, loss="kl", beta=0.5, temperature=1.0,
-              temperature_scale=True, target=None, hard_weight=0.0, ignore_index=-100,
-              token_weight=None, bias=None, reduction="mean", normalizer=None, upstream=None):
+def reference(
+    hidden,
+    weight,
+    teacher,
+    *,
+    loss="kl",
+    beta=0.5,
+    temperature=1.0,
+    temperature_scale=True,
+    target=None,
+    hard_weight=0.0,
+    ignore_index=-100,
+    token_weight=None,
+    bias=None,
+    reduction="mean",
+    normalizer=None,
+    upstream=None,
+):
     """Dense float64 composition: (loss, grads of hidden, weight, bias) by torch.autograd."""
     h = hidden.detach().double().requires_grad_()
     w = weight.detach().double().requires_grad_()
@@ -76,9 +91,11 @@ def reference(hidden, weight, teacher, *, loss="kl", beta=0.5, temperature=1.0,
         counted = target != ignore_index
         weights = torch.where(counted, weights, 0.0)
         if hard_weight > 0:
-            hard = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                   torch.where(counted, target, 0).reshape(-1),
-                                   reduction="none").reshape(lead)
+            hard = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                torch.where(counted, target, 0).reshape(-1),
+                reduction="none",
+            ).reshape(lead)
             per_token = per_token + hard_weight * hard
     per_token = torch.where(weights != 0, weights * per_token, 0.0)
     if reduction == "none":
@@ -138,9 +155,20 @@ def _close(ours, ref, rtol=1e-9, atol=1e-10):
     chunk_size=st.sampled_from([1, 4, "auto"]),
     lead=st.sampled_from([(N,), (3, 3)]),
 )
-def test_matches_the_dense_float64_composition(seed, loss, beta, temperature, temperature_scale,
-                                               teacher_form, with_target, token_weight, use_bias,
-                                               reduction, chunk_size, lead):
+def test_matches_the_dense_float64_composition(
+    seed,
+    loss,
+    beta,
+    temperature,
+    temperature_scale,
+    teacher_form,
+    with_target,
+    token_weight,
+    use_bias,
+    reduction,
+    chunk_size,
+    lead,
+):
     if teacher_form == "sparse" and loss == "reverse_kl":
         loss = "kl"  # infinite; its ValueError is tested below
     hidden, weight, bias, t_logits, t_linear, target = _inputs(seed, lead=lead)
@@ -161,8 +189,9 @@ def test_matches_the_dense_float64_composition(seed, loss, beta, temperature, te
         if with_target == "hard":
             options["hard_weight"] = 0.3
     if token_weight:
-        options["token_weight"] = torch.where(torch.rand(lead, generator=gen) < 0.2, 0.0,
-                                              torch.rand(lead, generator=gen, dtype=torch.float64))
+        options["token_weight"] = torch.where(
+            torch.rand(lead, generator=gen) < 0.2, 0.0, torch.rand(lead, generator=gen, dtype=torch.float64)
+        )
     upstream = None
     if reduction == "normalizer":
         options["normalizer"] = 7.0
@@ -214,8 +243,9 @@ def test_all_ignored_gives_zero_and_zero_gradients():
     hidden, weight, bias, t_logits, _, _ = _inputs(7)
     target = torch.full((N,), -100)
     for reduction in ("mean", "sum"):
-        value, grads = _ours(hidden, weight, t_logits, bias, target=target, hard_weight=0.5,
-                             reduction=reduction)
+        value, grads = _ours(
+            hidden, weight, t_logits, bias, target=target, hard_weight=0.5, reduction=reduction
+        )
         assert float(value) == 0.0 and not math.isnan(float(value))
         assert all(float(g.abs().max()) == 0.0 for g in grads)
 
@@ -257,8 +287,9 @@ def test_jsd_ends_are_the_two_kls_and_is_symmetric_at_one_half():
     torch.testing.assert_close(run(loss="jsd", beta=1.0), run(loss="reverse_kl"))
     # swapping the two models leaves JSD(½) unchanged: logits of the student as the teacher's
     student_logits = hidden @ weight.T + bias
-    swapped = ct.linear_distillation_loss(t_logits, torch.eye(V, dtype=torch.float64),
-                                          student_logits, loss="jsd")
+    swapped = ct.linear_distillation_loss(
+        t_logits, torch.eye(V, dtype=torch.float64), student_logits, loss="jsd"
+    )
     torch.testing.assert_close(run(loss="jsd"), swapped)
 
 
@@ -267,8 +298,10 @@ def test_module_matches_the_function():
     module = ct.LinearDistillationLoss(loss="tvd", hard_weight=0.3, temperature=2.0)
     torch.testing.assert_close(
         module(hidden, weight, t_logits, target, bias=bias),
-        ct.linear_distillation_loss(hidden, weight, t_logits, loss="tvd", hard_weight=0.3,
-                                    temperature=2.0, target=target, bias=bias))
+        ct.linear_distillation_loss(
+            hidden, weight, t_logits, loss="tvd", hard_weight=0.3, temperature=2.0, target=target, bias=bias
+        ),
+    )
 
 
 @pytest.mark.parametrize(
@@ -323,22 +356,40 @@ def _shard_case(rank: int, case: str):
     return hidden, weight[lo:hi].contiguous(), bias[lo:hi].contiguous(), teacher, target
 
 
-CASES = [(case, loss) for case in ("logits", "linear", "sparse")
-         for loss in ("kl", "reverse_kl", "jsd", "tvd") if not (case == "sparse" and loss == "reverse_kl")]
+CASES = [
+    (case, loss)
+    for case in ("logits", "linear", "sparse")
+    for loss in ("kl", "reverse_kl", "jsd", "tvd")
+    if not (case == "sparse" and loss == "reverse_kl")
+]
 
 
 def _worker(rank: int, port: int, outdir: str) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
-                            timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=2,
+        timeout=datetime.timedelta(seconds=60),
+    )
     results = {}
     for case, loss in CASES:
         hidden, weight, bias, teacher, target = _shard_case(rank, case)
-        results[case, loss] = _ours(hidden, weight, teacher, bias, loss=loss, target=target,
-                                    hard_weight=0.2, temperature=2.0, chunk_size=4,
-                                    group=dist.group.WORLD)
+        results[case, loss] = _ours(
+            hidden,
+            weight,
+            teacher,
+            bias,
+            loss=loss,
+            target=target,
+            hard_weight=0.2,
+            temperature=2.0,
+            chunk_size=4,
+            group=dist.group.WORLD,
+        )
     torch.save(results, os.path.join(outdir, f"rank{rank}.pt"))
     dist.destroy_process_group()
 
@@ -363,8 +414,9 @@ def test_two_gloo_ranks_equal_one_process(two_ranks, case, loss):
         teacher = t_logits
     elif case == "linear":
         teacher = t_linear
-    ref = reference(hidden, weight, teacher, bias=bias, loss=loss, target=target, hard_weight=0.2,
-                    temperature=2.0)
+    ref = reference(
+        hidden, weight, teacher, bias=bias, loss=loss, target=target, hard_weight=0.2, temperature=2.0
+    )
     for rank, (lo, hi) in enumerate(SHARDS):
         value, (g_hidden, g_weight, g_bias) = two_ranks[rank][case, loss]
         torch.testing.assert_close(value, ref[0], rtol=1e-9, atol=1e-10)
@@ -378,8 +430,12 @@ def test_two_gloo_ranks_equal_one_process(two_ranks, case, loss):
 
 def plain_distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """KL(teacher ‖ student) per token, averaged: PyTorch's documented F.kl_div recipe."""
-    return F.kl_div(F.log_softmax(student_logits.float(), -1), F.log_softmax(teacher_logits.float(), -1),
-                    reduction="batchmean", log_target=True)
+    return F.kl_div(
+        F.log_softmax(student_logits.float(), -1),
+        F.log_softmax(teacher_logits.float(), -1),
+        reduction="batchmean",
+        log_target=True,
+    )
 
 
 def liger_jsd_reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float = 0.5):
@@ -401,3 +457,46 @@ def test_the_benchmarks_compositions_equal_the_loss(loss):
     whole = (plain_distillation if loss == "kl" else liger_jsd_reference)(h @ w.T, t)
     ours = ct.linear_distillation_loss(h, w, t, loss=loss)
     torch.testing.assert_close(whole, ours, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_scaled_upstream_and_a_second_backward_match_the_dense_composition(reduction):
+    """'mean'/'sum' scale the forward pass's gradients in place by grad_output; a second
+    backward (retain_graph=True) recomputes them, so both equal the float64 composition's."""
+    hidden, weight, bias, teacher_logits, _, target = _inputs(7)
+    h = hidden.detach().clone().requires_grad_()
+    w = weight.detach().clone().requires_grad_()
+    out = ct.linear_distillation_loss(
+        h, w, teacher_logits, target=target, hard_weight=0.3, reduction=reduction, chunk_size=4
+    )
+    h_ref = hidden.detach().clone().requires_grad_()
+    w_ref = weight.detach().clone().requires_grad_()
+    s = F.log_softmax(h_ref @ w_ref.T, -1)
+    q = F.log_softmax(teacher_logits, -1)
+    per_token = 0.7 * (q.exp() * (q - s)).sum(-1) - 0.3 * s.gather(1, target[:, None])[:, 0]
+    ref = per_token.mean() if reduction == "mean" else per_token.sum()
+    for scale in (2.5, -0.5):  # the second call reuses nothing: the gradients are recomputed
+        ours = torch.autograd.grad(out, [h, w], torch.tensor(scale, dtype=out.dtype), retain_graph=True)
+        theirs = torch.autograd.grad(
+            ref, [h_ref, w_ref], torch.tensor(scale, dtype=ref.dtype), retain_graph=True
+        )
+        for mine, expected in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(mine, expected, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("loss", ["kl", "reverse_kl", "jsd", "tvd"])
+@pytest.mark.parametrize("ignored", [False, True])
+def test_auto_chunks_of_a_wide_vocabulary_match_the_dense_composition(loss, ignored):
+    """At V = 20000 'auto' gives 64-row chunks, so 150 tokens take three (the last partial);
+    with ignored tokens the chunks gather rows instead of slicing them."""
+    gen = torch.Generator().manual_seed(3)
+    tokens, width, vocab = 150, 8, 20000
+    hidden = torch.randn(tokens, width, generator=gen, dtype=torch.float64)
+    weight = torch.randn(vocab, width, generator=gen, dtype=torch.float64)
+    teacher = torch.randn(tokens, vocab, generator=gen, dtype=torch.float64) * 2
+    target = torch.randint(0, vocab, (tokens,), generator=gen)
+    if ignored:
+        target[::7] = -100
+    ours = _ours(hidden, weight, teacher, None, loss=loss, target=target, temperature=2.0)
+    ref = reference(hidden, weight, teacher, loss=loss, target=target, temperature=2.0)
+    _close(ours, ref[:1] + (ref[1][:2],))

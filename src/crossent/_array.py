@@ -62,26 +62,110 @@ def to_numpy(value: object) -> np.ndarray:
     return np.asarray(value)
 
 
-def _from_python(value: object, floating: bool) -> np.ndarray:
-    array = np.asarray(value)
+def _row_lengths(value: object) -> str:
+    """The lengths of ``value``'s rows, for the message on ragged input (``2, 1``)."""
+    rows = value if isinstance(value, (list, tuple)) else []
+    lengths = [len(row) if isinstance(row, (list, tuple)) else 1 for row in rows]
+    shown = ", ".join(map(str, lengths[:6])) + (", ..." if len(lengths) > 6 else "")
+    return shown
+
+
+def require_given(name: str, value: object) -> None:
+    """A TypeError naming the argument ``name`` when a required array ``value`` is None."""
+    if value is None:
+        raise TypeError(
+            f"{name} must be an array or a list of numbers (NumPy, PyTorch, JAX, CuPy or "
+            f"TensorFlow), got None; pass {name}"
+        )
+
+
+def python_array(
+    value: object, name: str, dtype: Any = None, *, labels: bool = False
+) -> np.ndarray:
+    """A list, tuple or Python number as a NumPy array (of ``dtype`` if given).
+
+    The one conversion of Python input: ``None``, ragged rows and values that are not
+    numbers (strings, objects) raise here, naming the argument ``name`` and the fix,
+    instead of NumPy's "inhomogeneous shape" or "could not convert string". With
+    ``labels=True`` strings are accepted (class labels of any kind, as scikit-learn's).
+    """
+    require_given(name, value)
+    try:
+        array = np.asarray(value)
+    except ValueError as error:
+        if "inhomogeneous" not in str(error) and "sequence" not in str(error):
+            raise
+        raise ValueError(
+            f"{name} is ragged: its rows have different lengths ({_row_lengths(value)}); an "
+            f"array needs rows of one length: pad the short rows (and leave the padding out "
+            f"with where= or ignore_index)"
+        ) from None
+    if not (labels and array.dtype.kind in "US"):
+        check_numbers(name, array)
+    return array if dtype is None else array.astype(dtype)
+
+
+def check_numbers(name: str, array: Array) -> None:
+    """``array`` must hold real numbers (bool, integers, real floats): strings, objects and
+    complex numbers (whose imaginary part a cast would drop) raise a TypeError naming ``name``."""
+    dtype = getattr(array, "dtype", None)
+    kind = getattr(dtype, "kind", None)  # NumPy dtypes (and CuPy's, which are NumPy's)
+    if kind is None:
+        text = str(dtype)
+        kind = "c" if "complex" in text else "O" if "string" in text or "object" in text else ""
+    if kind in ("U", "S"):
+        first = np.asarray(array).reshape(-1)[:1].tolist()
+        found = f"strings (first {first[0]!r})" if first else "strings"
+        raise TypeError(
+            f"{name} must hold numbers, got {found}; convert them first (class names to "
+            f"class indices, e.g. with numpy.unique(names, return_inverse=True))"
+        )
+    if kind in ("O", "V", "M", "m"):
+        sample = np.asarray(array).reshape(-1)[:1].tolist() if kind == "O" else []
+        found = f"objects of type {type(sample[0]).__name__}" if sample else f"dtype {dtype}"
+        raise TypeError(
+            f"{name} must hold numbers, got {found}; pass a numeric array or a list of numbers "
+            f"(rows of one length)"
+        )
+    if kind == "c":
+        raise TypeError(
+            f"{name} must hold real numbers, got dtype {dtype}; cross-entropy is defined for "
+            f"real values: pass the real part explicitly if that is what you mean "
+            f"({name}.real)"
+        )
+
+
+def _from_python(value: object, floating: bool, name: str) -> np.ndarray:
+    array = python_array(value, name)
     if floating and array.dtype.kind in "biu":
         # a list has no dtype intent: [1, 2, 3] given as logits means floats
         array = array.astype(np.float64)
     return array
 
 
-def as_array(value: object) -> Array:
-    """Arrays pass through; lists, tuples and Python numbers become NumPy arrays."""
-    return value if is_array(value) else _from_python(value, floating=False)
+def _converted(value: object, floating: bool, name: str) -> Array:
+    """An array passes through (checked to hold real numbers); anything else is converted."""
+    if is_array(value):
+        check_numbers(name, value)
+        return value
+    return _from_python(value, floating, name)
 
 
-def as_float_array(value: object) -> Array:
+def as_array(value: object, *, name: str = "input") -> Array:
+    """Arrays pass through; lists, tuples and Python numbers become NumPy arrays.
+
+    ``None``, ragged rows, strings and complex values raise, naming ``name``.
+    """
+    return _converted(value, False, name)
+
+
+def as_float_array(value: object, *, name: str = "input") -> Array:
     """Like :func:`as_array`, but a list of Python ints becomes float64 (a list has no dtype intent).
 
     Arrays keep their dtype: an integer *array* passed as logits is reported by
     the validators, because it is usually a mistake (targets passed as logits).
     """
-    return value if is_array(value) else _from_python(value, floating=True)
+    return _converted(value, True, name)
 
 
 def namespace(*arrays: object) -> Any:
@@ -106,23 +190,30 @@ def namespace(*arrays: object) -> Any:
         ) from None
 
 
-def arrays_in_namespace(*values: object, floating: tuple[bool, ...]) -> tuple[Any, list[Array]]:
+def arrays_in_namespace(
+    *values: object, floating: tuple[bool, ...], names: tuple[str, ...], required: int
+) -> tuple[Any, list[Array]]:
     """The shared namespace of the arrays among ``values``, and every value as its array.
 
     Lists, tuples and numbers are converted to that library (on the device of the
     first array), so ``cross_entropy(torch_logits, [2, 1])`` works; ``floating[i]``
     says whether a list at position ``i`` holds floats (logits, probabilities,
-    weights). ``None`` stays ``None``.
+    weights). The first ``required`` values must be given; a later ``None`` (an
+    optional argument) stays ``None``. Errors name the argument ``names[i]``.
     """
+    given = [
+        None if value is None and index >= required else (value, _converted(value, floating[index], name))
+        for index, (value, name) in enumerate(zip(values, names, strict=True))
+    ]  # None, ragged rows, strings: one message, before any library sees them
     xp = namespace(*values)
     present = [v for v in values if v is not None and is_array(v)]
     device = device_of(present[0]) if present else None
     converted: list[Array] = []
-    for value, is_float in zip(values, floating, strict=True):
-        if value is None or is_array(value):
-            converted.append(value)
+    for entry in given:
+        if entry is None or is_array(entry[0]):
+            converted.append(None if entry is None else entry[1])
             continue
-        array = _from_python(value, is_float)
+        array = entry[1]
         converted.append(array if not present or isinstance(present[0], np.ndarray)
                          else xp.asarray(array, device=device))
     return xp, converted

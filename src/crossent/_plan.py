@@ -108,7 +108,8 @@ def prepare_class(
 ) -> ClassInputs:
     """Convert and check the arguments of a class-axis loss (raises on bad input)."""
     xp, (values, target, weight, where) = arrays_in_namespace(
-        values, target, weight, where, floating=(True, False, True, False)
+        values, target, weight, where, floating=(True, False, True, False),
+        names=(name, "target", weight_name, "where"), required=2,
     )
     v.check_floating(xp, name, values)
     axis = v.check_axis(name, axis, values.ndim)

@@ -308,11 +308,14 @@ def check_class_indices(
     ignore_index: int | None,
     counted: Array | None,
     logits_name: str = "logits",
+    target_name: str = "target",
+    ignore_name: str = "ignore_index",
 ) -> None:
     """Class indices must lie in [0, num_classes) or equal ``ignore_index``.
 
     Positions masked out by ``counted`` (``where=False``) are not checked: they may
-    hold padding.
+    hold padding. The message names the arguments as the caller's framework does
+    (``y_true``, ``y_pred`` and ``ignore_class`` for Keras).
     """
     shape = _shape(target)
     if None not in shape and math.prod(shape) > 0:  # type: ignore[arg-type]  # the common case
@@ -328,22 +331,29 @@ def check_class_indices(
         found = concrete_int(first_where(xp, target, bad))
         raise class_index_error(
             found, num_classes, f"{logits_name} have {num_classes} classes along axis {axis}",
-            ignore_index,
+            ignore_index, target_name=target_name, ignore_name=ignore_name,
         )
 
 
 def class_index_error(
-    found: int | None, num_classes: int, classes_are: str, ignore_index: int | None
+    found: int | None,
+    num_classes: int,
+    classes_are: str,
+    ignore_index: int | None,
+    *,
+    target_name: str = "target",
+    ignore_name: str = "ignore_index",
 ) -> ValueError:
     """The one message for a class index outside [0, num_classes) (every engine raises it).
 
     ``classes_are`` says where the classes come from, e.g. "logits have 5 classes along axis -1"
-    or "weight has 5 rows (classes)".
+    or "weight has 5 rows (classes)"; ``target_name`` and ``ignore_name`` are the caller's
+    framework's names for the two arguments (``y_true`` and ``ignore_class`` for Keras).
     """
     kind = "negative class index" if found is not None and found < 0 else "class index"
     return ValueError(
-        f"target contains {kind} {found}, but {classes_are}; expected indices in "
-        f"[0, {num_classes - 1}]" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+        f"{target_name} contains {kind} {found}, but {classes_are}; expected indices in "
+        f"[0, {num_classes - 1}]" + ("" if ignore_index is None else f" or {ignore_name}={ignore_index}")
     )
 
 

@@ -95,7 +95,7 @@ def _softplus(xp: Any, x: Array) -> Array:
 
 
 def _prepare(x: object, name: str) -> tuple[Any, Array]:
-    array = as_float_array(x)
+    array = as_float_array(x, name=name)
     xp = namespace(array)
     check_floating(xp, name, array)
     return xp, to_compute(xp, array)

@@ -3,7 +3,8 @@
 :func:`advise` looks at what you are about to pass to a loss and returns a list
 of :class:`Advice` (code, message, reason, fix); an empty list means nothing
 looked wrong. It never raises on suspicious input (the losses do that for
-invalid input); it reads the numbers and says what they look like.
+invalid input); it reads the numbers and says what they look like. Input that no
+loss accepts at all (``None``, ragged rows, strings) raises as the losses do.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _registry, activations
-from ._array import to_numpy
+from ._array import as_array, to_numpy
 
 __all__ = ["Advice", "advise", "LOSSES", "IMBALANCE_RATIO"]
 
@@ -42,8 +43,14 @@ class Advice:
         return f"[{self.code}] {self.message} {self.reason} Fix: {self.fix}"
 
 
-def _float(x: Any) -> np.ndarray:
-    return np.asarray(to_numpy(x), dtype=np.float64)
+def _numpy(value: Any, name: str) -> np.ndarray:
+    """NumPy array of a NumPy/torch/JAX array or a list; ``None``, ragged rows and strings
+    raise, naming the argument ``name``."""
+    return to_numpy(as_array(value, name=name))
+
+
+def _float(x: Any, name: str) -> np.ndarray:
+    return np.asarray(_numpy(x, name), dtype=np.float64)
 
 
 def _is_integral(x: np.ndarray) -> bool:
@@ -96,8 +103,8 @@ def advise(
     """
     entry = _registry.resolve(loss, _ADVISED, what="loss")  # "bce-with-logits", "ce", ...
     loss = entry.name
-    values = _float(logits_or_probs)
-    target_raw = to_numpy(target)
+    values = _float(logits_or_probs, "logits_or_probs")
+    target_raw = _numpy(target, "target")
     target_array = np.asarray(target_raw)
     advice: list[Advice] = []
     if values.ndim == 0 or values.size == 0:
@@ -112,7 +119,7 @@ def advise(
         advice += _class_axis_rules(entry, moved, num_classes, target_array, target_moved,
                                     weight)
     else:
-        advice += _binary_rules(entry, values, _float(target_array), weight, pos_weight)
+        advice += _binary_rules(entry, values, _float(target_array, "target"), weight, pos_weight)
     return advice
 
 
@@ -137,7 +144,7 @@ def _class_axis_rules(
         in_unit = bool(np.all((values >= 0) & (values <= 1)))
         sums_to_one = bool(np.all(np.abs(values.sum(axis=-1) - 1) <= _SUM_TOLERANCE))
         if in_unit and sums_to_one:
-            squeezed = to_numpy(activations.softmax(values.reshape(-1, num_classes)))
+            squeezed = _numpy(activations.softmax(values.reshape(-1, num_classes)), "logits_or_probs")
             advice.append(Advice(
                 "probabilities-as-logits",
                 f"The input to {loss} looks like probabilities (every row in [0, 1], summing "

@@ -75,7 +75,8 @@ def _check_reduction(reduction: object) -> DivergenceReduction:
 def _prepare(student_logits: Array, teacher_logits: Array, axis: int,
              temperature: float | Array) -> _Pair:
     xp, (student, teacher) = arrays_in_namespace(
-        student_logits, teacher_logits, floating=(True, True))
+        student_logits, teacher_logits, floating=(True, True),
+        names=("student_logits", "teacher_logits"), required=2)
     for name, array in (("student_logits", student), ("teacher_logits", teacher)):
         v.check_floating(xp, name, array)
     v.check_same_shape("teacher_logits", teacher, "student_logits", student)

@@ -29,7 +29,7 @@ __all__ = ["self_information", "entropy", "cross_entropy", "kl_divergence", "bin
 
 
 def _prepare(name: str, x: Array) -> tuple[Any, Array]:
-    array = as_float_array(x)
+    array = as_float_array(x, name=name)
     xp = namespace(array)
     check_floating(xp, name, array)
     array = to_compute(xp, array)
@@ -38,7 +38,7 @@ def _prepare(name: str, x: Array) -> tuple[Any, Array]:
 
 
 def _prepare_pair(p: Array, q: Array, axis: int) -> tuple[Any, Array, Array, int]:
-    xp, (p, q) = arrays_in_namespace(p, q, floating=(True, True))
+    xp, (p, q) = arrays_in_namespace(p, q, floating=(True, True), names=("p", "q"), required=2)
     for name, array in (("p", p), ("q", q)):
         check_floating(xp, name, array)
     check_same_shape("q", q, "p", p)

@@ -432,10 +432,14 @@ class _ElementInputs:
 
 
 def _prepare_elements(
-    values: Array, target: Array, *, where: Array | None, name: str, extra: tuple = ()
+    values: Array, target: Array, *, where: Array | None, name: str,
+    extra: dict[str, Array | None] | None = None,
 ) -> _ElementInputs:
+    extra = extra or {}
     xp, (values, target, where, *extra_arrays) = arrays_in_namespace(
-        values, target, where, *extra, floating=(True, False, False) + (True,) * len(extra)
+        values, target, where, *extra.values(),
+        floating=(True, False, False) + (True,) * len(extra),
+        names=(name, "target", "where", *extra), required=2,
     )
     v.check_floating(xp, name, values)
     v.check_same_shape("target", target, name, values)
@@ -512,7 +516,7 @@ def _binary_cross_entropy(
     compute_grad: bool = False,
 ) -> LossAndGrad:
     reduction = v.check_reduction(reduction)
-    inputs = _prepare_elements(probs, target, where=where, name="probs", extra=(weight,))
+    inputs = _prepare_elements(probs, target, where=where, name="probs", extra={"weight": weight})
     xp, p, t, (weight,) = inputs.xp, inputs.values, inputs.target, inputs.extra
     v.check_probabilities(xp, "probs", p)
     v.check_probabilities(xp, "target", t)
@@ -622,7 +626,7 @@ def _binary_cross_entropy_with_logits(
     reduction = v.check_reduction(reduction)
     label_smoothing = v.check_unit_interval("label_smoothing", label_smoothing)
     inputs = _prepare_elements(
-        logits, target, where=where, name="logits", extra=(weight, pos_weight)
+        logits, target, where=where, name="logits", extra={"weight": weight, "pos_weight": pos_weight}
     )
     xp, x, t, (weight, pos_weight) = inputs.xp, inputs.values, inputs.target, inputs.extra
     w = _element_weight(xp, inputs, weight, "weight")

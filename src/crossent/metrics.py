@@ -65,7 +65,9 @@ def binary_accuracy(y_true: Array, y_pred: Array, *, threshold: float = 0.5) -> 
     last axis); this returns the overall fraction, which is what Keras's metric
     reports after averaging over equal-length samples. PyTorch has no built-in.
     """
-    xp, (y_true, y_pred) = arrays_in_namespace(y_true, y_pred, floating=(False, False))
+    xp, (y_true, y_pred) = arrays_in_namespace(
+        y_true, y_pred, floating=(False, False), names=("y_true", "y_pred"), required=2
+    )
     check_same_shape("y_pred", y_pred, "y_true", y_true)
     predicted = predicted_positive(y_pred, threshold)
     return _mean(xp, predicted == (y_true > 0.5), y_pred)
@@ -94,7 +96,9 @@ def categorical_accuracy(y_true: Array, y_pred: Array) -> Array:
 
     NOTE: ties go to the first maximal class, as in NumPy, Keras and PyTorch's argmax.
     """
-    xp, (y_true, y_pred) = arrays_in_namespace(y_true, y_pred, floating=(False, False))
+    xp, (y_true, y_pred) = arrays_in_namespace(
+        y_true, y_pred, floating=(False, False), names=("y_true", "y_pred"), required=2
+    )
     check_same_shape("y_pred", y_pred, "y_true", y_true)
     return _mean(xp, predicted_class(xp, y_true) == predicted_class(xp, y_pred), y_pred)
 
@@ -120,7 +124,9 @@ def sparse_categorical_accuracy(y_true: Array, y_pred: Array) -> Array:
     NOTE: Keras also accepts ``y_true`` of shape ``[..., 1]``; here it must be ``y_pred``'s
     shape without the last axis.
     """
-    xp, (y_true, y_pred) = arrays_in_namespace(y_true, y_pred, floating=(False, False))
+    xp, (y_true, y_pred) = arrays_in_namespace(
+        y_true, y_pred, floating=(False, False), names=("y_true", "y_pred"), required=2
+    )
     expected = tuple(y_pred.shape[:-1])
     if tuple(y_true.shape) != expected:
         raise ValueError(

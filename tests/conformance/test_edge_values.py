@@ -97,6 +97,42 @@ def test_optax_sigmoid_at_infinite_logits():
     same(O.sigmoid_binary_cross_entropy(SIGMOID_LOGITS, SIGMOID_LABELS), np.asarray(expected))
 
 
+@pytest.mark.parametrize("labels", [[0, 1], [0, -1], [5, 0]])
+def test_optax_zero_classes_with_integer_labels(labels):
+    # logsumexp over no class: optax gives -inf for every example, whatever its label
+    optax = require("optax")
+    jnp = require("jax.numpy")
+    empty = np.zeros((2, 0), dtype=np.float32)
+    expected = optax.softmax_cross_entropy_with_integer_labels(
+        jnp.asarray(empty), jnp.asarray(labels))
+    same(O.softmax_cross_entropy_with_integer_labels(empty, np.array(labels)),
+         np.asarray(expected))
+
+
+def test_optax_zero_examples_and_zero_classes_with_probability_labels():
+    optax = require("optax")
+    jnp = require("jax.numpy")
+    for shape in [(0, 3), (2, 0)]:
+        empty = np.zeros(shape, dtype=np.float32)
+        expected = optax.softmax_cross_entropy(jnp.asarray(empty), jnp.asarray(empty))
+        same(O.softmax_cross_entropy(empty, empty), np.asarray(expected))
+
+
+@pytest.mark.parametrize("axis", [5, -3, (0, 5)])
+def test_optax_axis_out_of_range_raises_as_optax(axis):
+    optax = require("optax")
+    jnp = require("jax.numpy")
+    logits, labels = np.array([[1.0, 2.0]]), np.array([[1.0, 0.0]])
+    with pytest.raises(ValueError, match="out of bounds"):
+        optax.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), axis=axis)
+    bad = axis if isinstance(axis, int) else 5
+    with pytest.raises(ValueError, match=f"axis {bad} is out of bounds for array of dimension 2"):
+        O.softmax_cross_entropy(logits, labels, axis=axis)
+    if isinstance(axis, int):
+        with pytest.raises(ValueError, match=f"axis {axis} is out of bounds"):
+            O.softmax_cross_entropy_with_integer_labels(logits, np.array([0]), axis=axis)
+
+
 # --- PyTorch ---------------------------------------------------------------------------
 
 MINUS_INF_ROW = torch.tensor([[-INF, 1.0, 2.0], [0.5, -INF, 0.1]], dtype=torch.float64)
@@ -159,6 +195,17 @@ def test_torch_zero_classes(reduction):
     empty = torch.zeros((2, 0))
     same(T.cross_entropy(empty, empty, reduction=reduction),
          F.cross_entropy(empty, empty, reduction=reduction))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_torch_zero_examples(reduction):
+    # no example: PyTorch's 'mean' is NaN (0 / 0), its 'sum' 0, its 'none' empty
+    logits, target = torch.zeros((0, 3)), torch.zeros(0, dtype=torch.int64)
+    same(T.cross_entropy(logits, target, reduction=reduction),
+         F.cross_entropy(logits, target, reduction=reduction))
+    probs = torch.zeros(0)
+    same(T.binary_cross_entropy(probs, probs, reduction=reduction),
+         F.binary_cross_entropy(probs, probs, reduction=reduction))
 
 
 KL_INPUT = torch.tensor([[-1.0, -2.0, -INF], [-0.5, -1.0, -3.0]], dtype=torch.float64)

@@ -16,7 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from .._array import Array, as_array, is_array, is_floating, namespace, to_numpy
+from .._array import (
+    Array,
+    as_array,
+    check_numbers,
+    is_array,
+    is_floating,
+    namespace,
+    python_array,
+    require_given,
+    to_numpy,
+)
 from .._tensorflow import is_tensorflow_array
 from ..activations import log_softmax
 
@@ -30,8 +40,9 @@ def float_input(value: object, list_dtype: Any = np.float32, *, name: str = "inp
     """
     require_given(name, value)
     if is_array(value):
+        check_numbers(name, value)
         return value
-    return np.asarray(value, dtype=list_dtype)
+    return python_array(value, name, list_dtype)
 
 
 def like(
@@ -44,7 +55,7 @@ def like(
     ``None`` is refused, naming the framework's argument ``name``.
     """
     require_given(name, value)
-    value = as_array(value)
+    value = as_array(value, name=name)
     if namespace(value) is not xp:
         value = xp.asarray(np.asarray(value) if not is_array(value) else to_numpy(value))
         if hasattr(reference, "device") and hasattr(value, "to"):
@@ -54,10 +65,6 @@ def like(
     return value
 
 
-def require_given(name: str, value: object) -> None:
-    """A TypeError naming the framework's argument when ``value`` is None."""
-    if value is None:
-        raise TypeError(f"{name} must be an array (a list, NumPy, PyTorch or JAX array), got None")
 
 
 def cast_to(xp: Any, value: Array, dtype: Any) -> Array:

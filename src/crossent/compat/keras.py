@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 from array_api_compat import is_numpy_namespace
 
+from .. import _validate as v
 from .. import information
-from .._array import Array, is_floating, namespace, num_elements
+from .._array import Array, is_floating, namespace, num_elements, static_shape
 from .._plan import smooth_probabilities
 from .._validate import check_non_negative, check_unit_interval
 from ..activations import logit, sigmoid, softmax
@@ -286,6 +287,7 @@ def sparse_categorical_crossentropy(
     # keras/src/losses/losses.py: a trailing class axis of size 1 is squeezed
     if y_true.ndim == y_pred.ndim and int(y_true.shape[axis]) == 1:
         y_true = xp.squeeze(y_true, axis=axis)
+    _check_sparse_labels(xp, y_true, y_pred, axis, ignore_class)
     if backend == "tensorflow" and axis not in (-1, y_pred.ndim - 1):
         raise ValueError(  # Keras's words first (keras/src/backend/tensorflow/nn.py)
             f"Only axis=-1 is currently supported. Received: axis={axis} (Keras's TensorFlow "
@@ -309,6 +311,28 @@ def sparse_categorical_crossentropy(
         log_probs = xp.log(_clip(xp, _renormalise(xp, y_pred, axis)))
         losses = nll_loss(log_probs, y_true, axis=axis, ignore_index=ignore_class, reduction="none")
     return cast_to(xp, losses, y_pred.dtype)
+
+
+def _check_sparse_labels(
+    xp: Any, y_true: Array, y_pred: Array, axis: int, ignore_class: int | None
+) -> None:
+    """Integer labels of ``y_pred``'s shape without ``axis``, each a class or ``ignore_class``,
+    in Keras's argument names (the core would say ``target`` and ``logits``)."""
+    axis = v.check_axis("y_pred", axis, y_pred.ndim)
+    shape = static_shape(y_pred)
+    expected = shape[:axis] + shape[axis + 1:]
+    found = static_shape(y_true)
+    if None not in expected + found and found != expected:
+        raise ValueError(  # Keras's words (keras/src/backend/tensorflow/nn.py), then the fix
+            f"Arguments `target` and `output` must have the same shape up until the last "
+            f"dimension: target.shape={found}, output.shape={shape}; y_true must hold one "
+            f"integer class index per row of y_pred (shape {expected}); for one-hot y_true "
+            f"use categorical_crossentropy"
+        )
+    v.check_class_indices(
+        xp, y_true, int(y_pred.shape[axis]), axis, ignore_class, None,
+        logits_name="y_pred", target_name="y_true", ignore_name="ignore_class",
+    )
 
 
 def binary_crossentropy(

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .._array import Array, is_integer, namespace
 from ..losses import binary_cross_entropy_with_logits, cross_entropy
 from ..losses import sigmoid_focal_loss as _sigmoid_focal_loss
@@ -44,6 +46,23 @@ def _prepare(logits: object, labels: object) -> tuple[Any, Array, Array]:
     xp = namespace(logits)
     require_floating(xp, "logits", logits)
     return xp, logits, like(xp, logits, labels, name="labels")
+
+
+def _checked_axis(axis: object, ndim: int) -> int | tuple[int, ...]:
+    """``axis`` (an int or a tuple of ints) checked against ``ndim``, in NumPy's words
+    (which JAX and so optax raise): "axis 5 is out of bounds for array of dimension 2"."""
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    for one in axes:
+        if isinstance(one, bool) or not isinstance(one, (int, np.integer)):
+            raise TypeError(
+                f"axis must be an int or a tuple of ints, got {axis!r}; e.g. axis=-1"
+            )
+        if not -ndim <= one < ndim:
+            raise ValueError(
+                f"axis {one} is out of bounds for array of dimension {ndim}; "
+                f"expected an axis in [{-ndim}, {ndim - 1}]"
+            )
+    return tuple(int(one) for one in axes) if isinstance(axis, tuple) else int(axis)  # type: ignore[arg-type]
 
 
 def _flatten_axes(xp: Any, array: Array, axes: tuple[int, ...]) -> Array:
@@ -102,6 +121,7 @@ def softmax_cross_entropy(
     labels = xp.broadcast_to(cast_to(xp, labels, logits.dtype), logits.shape)
     if axis is None:
         axis = tuple(range(logits.ndim))
+    axis = _checked_axis(axis, logits.ndim)
     class_mask, example_mask = _class_mask(xp, where, logits, axis if isinstance(axis, int) else -1)
     if isinstance(axis, tuple):
         logits, labels = _flatten_axes(xp, logits, axis), _flatten_axes(xp, labels, axis)
@@ -163,14 +183,21 @@ def softmax_cross_entropy_with_integer_labels(
             f"labels must hold integer class indices, got dtype {labels.dtype}; "
             f"use softmax_cross_entropy for probability labels"
         )
+    axis = _checked_axis(axis, logits.ndim)
     class_mask, example_mask = _class_mask(xp, where, logits, axis if isinstance(axis, int) else -1)
     if isinstance(axis, tuple):
         logits = _flatten_axes(xp, logits, axis)
         if class_mask is not None:
             class_mask = _flatten_axes(xp, class_mask, axis)
         axis = -1
-    # jnp.take_along_axis: a negative label counts from the end, one out of range gives NaN
     num_classes = int(logits.shape[axis])
+    if num_classes == 0:
+        # optax: logsumexp over no class is -inf, and so is every example's loss
+        losses = xp.full_like(xp.astype(labels, logits.dtype), -_INF)
+        if example_mask is not None:
+            losses = xp.where(example_mask, losses, xp.zeros_like(losses))
+        return losses
+    # jnp.take_along_axis: a negative label counts from the end, one out of range gives NaN
     labels = xp.where(labels < 0, labels + num_classes, labels)
     out_of_range = (labels < 0) | (labels >= num_classes)
     labels = xp.where(out_of_range, xp.zeros_like(labels), labels)

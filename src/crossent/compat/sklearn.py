@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import information
-from .._array import Array, is_array, namespace, to_numpy
+from .._array import Array, as_array, check_numbers, is_array, namespace, python_array, to_numpy
 from ._common import like
 
 __all__ = ["log_loss"]
@@ -36,8 +36,7 @@ __all__ = ["log_loss"]
 
 def as_probabilities(y_proba: Any) -> tuple[Any, Array]:
     """check_array(y_proba, dtype=float64/float32/float16): integers become float64."""
-    if not is_array(y_proba):
-        y_proba = np.asarray(y_proba)
+    y_proba = as_array(y_proba, name="y_proba")
     xp = namespace(y_proba)
     try:
         floating = bool(xp.isdtype(y_proba.dtype, "real floating"))
@@ -68,8 +67,9 @@ def declared_classes(labels: object) -> np.ndarray:
 
 def _one_hot(y_true: object, labels: object | None) -> np.ndarray:
     """LabelBinarizer's encoding of ``y_true`` (n_samples, n_classes), classes sorted."""
-    y_true = to_numpy(y_true)
+    y_true = to_numpy(y_true) if is_array(y_true) else python_array(y_true, "y_true", labels=True)
     if y_true.ndim == 2 and labels is None:  # a label indicator matrix
+        check_numbers("y_true", y_true)
         classes = np.arange(y_true.shape[1])
         encoded = y_true.astype(np.float64)
     else:
@@ -170,6 +170,11 @@ def log_loss(
             f"instance of 'numpy.bool'. Got {normalize!r} instead; pass True (mean) or False (sum)"
         )
     xp, y_proba = as_probabilities(y_proba)
+    if y_proba.ndim == 0 or int(y_proba.shape[0]) == 0:  # sklearn's check_array, its words
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={tuple(y_proba.shape)}) while a minimum of 1 "
+            f"is required; y_proba needs one row of probabilities per sample"
+        )
     # sklearn/metrics/_classification.py _validate_multiclass_probabilistic_prediction
     if float(xp.max(y_proba)) > 1:
         raise ValueError(f"y_prob contains values greater than 1: {float(xp.max(y_proba))}")

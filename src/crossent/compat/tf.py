@@ -182,7 +182,8 @@ def weighted_cross_entropy_with_logits(
     array([1.4222, 0.9741], dtype=float32)
     """
     xp, labels, logits = _prepare(labels, logits)
-    pos_weight = like(xp, logits, float_input(pos_weight, list_dtype=None), logits.dtype)
+    pos_weight = like(xp, logits, float_input(pos_weight, list_dtype=None, name="pos_weight"), logits.dtype,
+                      name="pos_weight")
     losses = binary_cross_entropy_with_logits(
         logits, labels, pos_weight=pos_weight, reduction="none"
     )

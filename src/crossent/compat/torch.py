@@ -383,7 +383,7 @@ def binary_cross_entropy_with_logits(
         )
     target = cast_to(xp, target, input.dtype)
     if pos_weight is not None:
-        pos_weight = like(xp, input, float_input(pos_weight))
+        pos_weight = like(xp, input, float_input(pos_weight, name="pos_weight"), name="pos_weight")
     loss = _losses.binary_cross_entropy_with_logits(
         input, target, weight=weight, pos_weight=pos_weight, reduction="none"
     )

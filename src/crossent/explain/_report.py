@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._array import python_array
 from ..advise import LOSSES, advise
 from . import examples as _examples
 from ._i18n import check_lang, text, translate
@@ -36,13 +37,27 @@ def load_array(source: str, *, name: str = "array") -> np.ndarray:
             raise ValueError(f"{name}: file {source!r} does not exist")
         suffix = path.suffix.lower()
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
+            try:
+                return np.load(path, allow_pickle=False)
+            except ValueError:  # NumPy: "Object arrays cannot be loaded when allow_pickle=False"
+                raise ValueError(
+                    f"{name}: {source!r} holds Python objects (an object .npy), which are not "
+                    f"loaded; save a numeric array instead, e.g. "
+                    f"np.save(path, np.asarray(values, dtype=float))"
+                ) from None
         if suffix == ".json":
             return _from_json(path.read_text(), name, source)
         content = path.read_text()
         integral = not any(mark in content for mark in (".", "e", "E", "nan", "inf"))
-        array = np.loadtxt(path, delimiter=",", ndmin=1, dtype=np.int64 if integral else np.float64)
-        return array
+        try:
+            return np.loadtxt(path, delimiter=",", ndmin=1,
+                              dtype=np.int64 if integral else np.float64)
+        except ValueError:
+            first = content.splitlines()[0] if content else ""
+            raise ValueError(
+                f"{name}: the CSV {source!r} must hold numbers only, one row per line; its "
+                f"first line is {first[:60]!r}: remove a header row (or any text cell) first"
+            ) from None
     return _from_json(text, name, source)
 
 
@@ -54,7 +69,7 @@ def _from_json(text: str, name: str, source: str) -> np.ndarray:
             f"{name} must be a JSON array such as '[[0.4, 0.3, 0.7]]' or a .npy/.csv/.json file, "
             f"got {source!r}"
         ) from None
-    array = np.asarray(value)
+    array = python_array(value, name)  # None, ragged rows, strings: the core's messages
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold numbers, got {source!r}")
     return array

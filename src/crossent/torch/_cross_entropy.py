@@ -77,6 +77,28 @@ def _uses_kernel(
     )  # (otherwise PyTorch raises its own dtype errors)
 
 
+def _check_tensors(input: object, target: object, weight: object | None) -> None:
+    """``input``, ``target`` (and ``weight``) must be torch tensors on one device, as
+    ``F.cross_entropy`` requires; said here in one line instead of in a dispatcher error."""
+    given = {"input": input, "target": target, "weight": weight}
+    for name, value in given.items():
+        if value is None and name == "weight":
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"{name} must be a torch.Tensor, got {type(value).__module__}."
+                f"{type(value).__name__}; convert it with torch.as_tensor({name}) (or use "
+                f"crossent.cross_entropy, which takes NumPy arrays and lists)"
+            )
+    devices = {name: value.device for name, value in given.items() if value is not None}
+    if len(set(devices.values())) > 1:
+        where = ", ".join(f"{name} on {device}" for name, device in devices.items())
+        raise ValueError(
+            f"the tensors are on different devices ({where}); move them to one device, "
+            f"e.g. target.to(input.device)"
+        )
+
+
 def _nothing_counted(
     target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int, reduction: str
 ) -> bool:
@@ -242,6 +264,7 @@ def cross_entropy(
     label_smoothing = float(
         v.check_unit_interval("label_smoothing", label_smoothing, differentiable=False)
     )
+    _check_tensors(input, target, weight)
     if not _uses_kernel(input, target, weight):
         return F.cross_entropy(
             input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
@@ -279,6 +302,11 @@ class CrossEntropyLoss(torch.nn.Module):
             v.check_unit_interval("label_smoothing", label_smoothing, differentiable=False)
         )
         self.ignore_index = v.check_ignore_index(ignore_index)
+        if weight is not None and not isinstance(weight, torch.Tensor):
+            raise TypeError(
+                f"weight must be a torch.Tensor or None, got {type(weight).__name__}; "
+                f"convert it with torch.tensor(weight) (as torch.nn.CrossEntropyLoss requires)"
+            )
         if weight is not None and (weight.dim() != 1 or not weight.is_floating_point()):
             raise ValueError(
                 f"weight must be a 1-D floating tensor with one entry per class, "

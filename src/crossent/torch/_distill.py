@@ -40,8 +40,9 @@ all-reduced with max, and every sum over the vocabulary (the softmax normaliser,
 Passes and memory
 -----------------
 'mean' and 'sum': one pass; the gradients are made in the forward pass (upstream 1) and
-backward scales them by ``grad_output``. 'none': the forward pass makes the losses only and
-backward recomputes the chunks with the per-token upstream gradient. Memory above the inputs:
+backward scales them in place by ``grad_output``. 'none' (and a second backward): the forward
+pass makes the losses only and backward recomputes the chunks with the per-token upstream
+gradient. Memory above the inputs:
 the gradients (``∂W`` accumulates in float32 for 16-bit inputs: ``V·D`` float32 values, rounded
 once at the end), and the chunk buffers (a few ``chunk × V`` float32 arrays).
 """
@@ -55,61 +56,43 @@ from typing import Any, Literal
 import torch
 
 from .. import _validate as v
-from ._linear import _Grads
+from ._group import Combine
+from ._linear import _auto_chunk_rows as _engine_chunk_rows
+from ._linear import _bytes_per_logit, _Grads
 
 __all__ = ["linear_distillation_loss", "LinearDistillationLoss"]
 
 Divergence = Literal["kl", "reverse_kl", "jsd", "tvd"]
 _DIVERGENCES = ("kl", "reverse_kl", "jsd", "tvd")
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-# chunk_size='auto': about 6 float32 (or float64) arrays of chunk × V live at once (student
-# logits, log-probs, probabilities, the teacher's log-probs and probabilities, g). They may take
-# as many bytes as the student's gradients, between 64 MiB and 256 MiB: on CPU a product of a
-# few dozen rows by a [V, D] weight runs several times slower per row than one of a few hundred
-# (measured: 43-row chunks took 2.3x the time of 256-row ones at N, D, V = 1024, 512, 32000)
-_AUTO_BUDGET_MIN = 64 * 2**20
-_AUTO_BUDGET_MAX = 256 * 2**20
-_AUTO_ARRAYS = 6
-_MIN_AUTO_ROWS = 32
+# chunk_size='auto': the linear engine's policy (its chunk buffers take 10% of the gradients'
+# bytes, within its clamps), with this loss's chunk arrays: about 6 compute-dtype arrays of
+# chunk × V live at once (student logits, log-probs, probabilities, the teacher's log-probs
+# and probabilities, g) where the engine keeps one
+_CHUNK_ARRAYS = 6
+# at least 64 rows (or N): on CPU a product of fewer rows by the [V, D] weight runs slower per
+# row (measured, kl at N, D, V = 2048, 512, 16000, float32: 10-row chunks 2.48 s, 32 rows 1.19 s,
+# 65 rows 0.99 s, 128 rows 0.78 s per forward + backward)
+_MIN_AUTO_ROWS = 64
 
 
-def _auto_chunk_rows(num_tokens: int, num_classes: int, hidden_size: int, dtype: torch.dtype,
-                     compute: torch.dtype) -> int:
-    """``chunk_size='auto'``: the most rows whose chunk arrays fit the gradients' bytes (clamped)."""
-    gradient_bytes = (num_tokens + num_classes) * hidden_size * (torch.finfo(dtype).bits // 8)
-    budget = min(max(gradient_bytes, _AUTO_BUDGET_MIN), _AUTO_BUDGET_MAX)
-    per_row = _AUTO_ARRAYS * num_classes * (torch.finfo(compute).bits // 8)
-    return max(1, min(num_tokens, max(_MIN_AUTO_ROWS, budget // per_row)))
+def _auto_chunk_rows(num_tokens: int, num_classes: int, hidden_size: int, dtype: torch.dtype) -> int:
+    """``chunk_size='auto'``: the engine's rows, scaled down to this loss's bytes per logit."""
+    engine_rows = _engine_chunk_rows(num_tokens, num_classes, hidden_size, dtype, False)
+    compute_bytes = 8 if dtype == torch.float64 else 4
+    rows = engine_rows * _bytes_per_logit(dtype, False) // (_CHUNK_ARRAYS * compute_bytes)
+    return max(1, min(num_tokens, max(_MIN_AUTO_ROWS, rows)))
 
 
-@dataclass(frozen=True)
-class _Combine:
-    """Reductions over the vocabulary: the identity in one process, all-reduces over ``group``."""
-
-    group: Any = None
-
-    def max(self, x: torch.Tensor) -> torch.Tensor:
-        if self.group is not None:
-            import torch.distributed as dist
-
-            dist.all_reduce(x, op=dist.ReduceOp.MAX, group=self.group)
-        return x
-
-    def sum(self, x: torch.Tensor) -> torch.Tensor:
-        if self.group is not None:
-            import torch.distributed as dist
-
-            dist.all_reduce(x, op=dist.ReduceOp.SUM, group=self.group)
-        return x
-
-    def log_softmax(self, z: torch.Tensor) -> torch.Tensor:
-        """Row log-softmax over the whole (possibly sharded) vocabulary."""
-        row_max = self.max(z.amax(dim=-1))
-        # a row whose every logit is -inf on every rank would give -inf - -inf = nan; shift by 0
-        row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-        # lse = max + log Σ exp(z - max), stable for ±1e4 logits
-        total = self.sum(torch.exp(z - row_max[:, None]).sum(dim=-1))
-        return z - (row_max + torch.log(total))[:, None]
+def _log_softmax(combine: Combine, z: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """Row log-softmax over the whole (possibly sharded) vocabulary (in ``z`` when ``in_place``)."""
+    row_max = combine.max(z.amax(dim=-1))
+    # a row whose every logit is -inf on every rank would give -inf - -inf = nan; shift by 0
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    # lse = max + log Σ exp(z - max), stable for ±1e4 logits
+    total = combine.sum((z - row_max[:, None]).exp_().sum(dim=-1))
+    shift = (row_max + torch.log(total))[:, None]
+    return z.sub_(shift) if in_place else z - shift
 
 
 @dataclass(frozen=True)
@@ -121,8 +104,13 @@ class _Teacher:
     vocab_start: int  # the first class of this rank's shard (0 in one process)
 
     def log_probs(
-        self, rows: Any, count: int, num_classes: int, temperature: float, compute: torch.dtype,
-        combine: _Combine,
+        self,
+        rows: Any,
+        count: int,
+        num_classes: int,
+        temperature: float,
+        compute: torch.dtype,
+        combine: Combine,
     ) -> torch.Tensor:
         if self.kind == "sparse":
             indices, logprobs = self.tensors
@@ -130,8 +118,7 @@ class _Teacher:
             top = torch.log_softmax(logprobs[rows].to(compute) / temperature, dim=-1)
             local = indices[rows] - self.vocab_start
             mine = (local >= 0) & (local < num_classes)
-            out = torch.full((count, num_classes + 1), -math.inf, dtype=compute,
-                             device=top.device)
+            out = torch.full((count, num_classes + 1), -math.inf, dtype=compute, device=top.device)
             # entries of other shards land in the spare last column, dropped below
             out.scatter_(1, torch.where(mine, local, num_classes), top)
             return out[:, :num_classes]
@@ -142,8 +129,9 @@ class _Teacher:
             product = teacher_hidden[rows] @ teacher_weight.T
             if teacher_bias:
                 product = product + teacher_bias[0]
-            logits = product.to(compute)
-        return combine.log_softmax(logits if temperature == 1.0 else logits / temperature)
+            logits = product.to(compute)  # a fresh array: the log-softmax is formed in it
+            return _log_softmax(combine, logits.div_(temperature), in_place=True)
+        return _log_softmax(combine, logits if temperature == 1.0 else logits / temperature)
 
 
 @dataclass(frozen=True)
@@ -162,7 +150,7 @@ class _Problem:
     soft_scale: float  # T² or 1
     hard_weight: float
     chunk_rows: int
-    combine: _Combine
+    combine: Combine
     vocab_start: int
 
     @property
@@ -171,40 +159,44 @@ class _Problem:
 
 
 def _soft_terms(
-    s: torch.Tensor, q: torch.Tensor, loss: Divergence, beta: float, combine: _Combine
+    s: torch.Tensor, q: torch.Tensor, loss: Divergence, beta: float, combine: Combine
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The divergence of each row and its gradient ``g`` with respect to the scaled logits."""
-    p_s = torch.exp(s)
-    zero = torch.zeros((), dtype=s.dtype, device=s.device)
     if loss == "jsd" and beta == 0.0:
         loss = "kl"
     if loss == "jsd" and beta == 1.0:
         loss = "reverse_kl"
+    # in place in s and q (fresh chunk arrays): three chunk × V arrays at most (jsd: four)
     if loss == "kl":
         p_t = torch.exp(q)
         # a class the teacher rules out (q = -inf) adds 0, not 0·inf
-        divergence = combine.sum(torch.where(p_t > 0, p_t * (q - s), zero).sum(dim=-1))
-        return divergence, p_s - p_t
+        term = q.sub_(s).mul_(p_t).masked_fill_(p_t == 0, 0.0)
+        divergence = combine.sum(term.sum(dim=-1))
+        del term
+        return divergence, s.exp_().sub_(p_t)
     if loss == "reverse_kl":
-        term = torch.where(p_s > 0, p_s * (s - q), zero)
+        p_s = torch.exp(s)
+        term = q.neg_().add_(s).mul_(p_s).masked_fill_(p_s == 0, 0.0)  # p_s (s - q), 0 where p_s = 0
         divergence = combine.sum(term.sum(dim=-1))
         # a = term + p_s and Σa = KL + 1, so a - p_s Σa = term - p_s KL
-        return divergence, term - p_s * divergence[:, None]
+        return divergence, term.sub_(p_s.mul_(divergence[:, None]))
     if loss == "jsd":
-        p_t = torch.exp(q)
         # log M = log(β p_t + (1-β) p_s) in log space, finite wherever either has mass
-        log_mix = torch.logaddexp(q + math.log(beta), s + math.log1p(-beta))
-        teacher_part = torch.where(p_t > 0, p_t * (q - log_mix), zero).sum(dim=-1)
-        student_term = torch.where(p_s > 0, p_s * (s - log_mix), zero)
+        log_mix, p_t = q + math.log(beta), s + math.log1p(-beta)
+        torch.logaddexp(log_mix, p_t, out=log_mix)
+        torch.exp(q, out=p_t)
+        teacher_part = q.sub_(log_mix).mul_(p_t).masked_fill_(p_t == 0, 0.0).sum(dim=-1)
+        p_s = torch.exp(s, out=p_t)
+        student_term = s.sub_(log_mix).mul_(p_s).masked_fill_(p_s == 0, 0.0)
+        del log_mix
         parts = combine.sum(torch.stack([teacher_part, student_term.sum(dim=-1)]))
         divergence = beta * parts[0] + (1.0 - beta) * parts[1]
-        slope = (1.0 - beta) * student_term
-        return divergence, slope - p_s * ((1.0 - beta) * parts[1])[:, None]
-    p_t = torch.exp(q)
-    difference = p_s - p_t
-    divergence = combine.sum(0.5 * difference.abs().sum(dim=-1))
-    slope = 0.5 * torch.sign(difference) * p_s
-    return divergence, slope - p_s * combine.sum(slope.sum(dim=-1))[:, None]
+        slope = student_term.mul_(1.0 - beta)
+        return divergence, slope.sub_(p_s.mul_(((1.0 - beta) * parts[1])[:, None]))
+    p_s, difference = s.exp_(), q.exp_().neg_().add_(s)  # p_s, and p_s - p_t in q's array
+    divergence = combine.sum(0.5 * torch.linalg.vector_norm(difference, 1, dim=-1))
+    slope = difference.sign_().mul_(p_s).mul_(0.5)
+    return divergence, slope.sub_(p_s.mul_(combine.sum(slope.sum(dim=-1))[:, None]))
 
 
 def _run(
@@ -225,24 +217,32 @@ def _run(
             torch.zeros(p.hidden.shape, dtype=compute, device=device) if want[0] else None,
             torch.zeros(p.weight.shape, dtype=compute, device=device) if want[1] else None,
             torch.zeros(num_classes, dtype=compute, device=device)
-            if want[2] and p.bias is not None else None,
+            if want[2] and p.bias is not None
+            else None,
         )
     soft_weight = 1.0 - p.hard_weight
     every_row = rows_all.numel() == num_tokens  # no token dropped: chunks are slices (views)
     for start in range(0, rows_all.numel(), p.chunk_rows):
-        rows: Any = (slice(start, min(start + p.chunk_rows, num_tokens)) if every_row
-                     else rows_all[start : start + p.chunk_rows])
+        rows: Any = (
+            slice(start, min(start + p.chunk_rows, num_tokens))
+            if every_row
+            else rows_all[start : start + p.chunk_rows]
+        )
         count = min(p.chunk_rows, rows_all.numel() - start)
         hidden = p.hidden[rows]
         product = hidden @ p.weight.T  # matmul in the input dtype
         if p.bias is not None:
             product = product + p.bias
         logits = product.to(compute)
+        del product  # (16-bit inputs: the 16-bit product is not needed again)
         token_weight = p.token_weight[rows]
         loss_rows = torch.zeros(count, dtype=compute, device=device)
         g = None
         if soft_weight != 0.0:
-            s = p.combine.log_softmax(logits if p.temperature == 1.0 else logits / p.temperature)
+            # without a hard term the student's (fresh) logits are not needed again: s is made in them
+            scaled = logits if p.temperature == 1.0 else logits / p.temperature
+            s = _log_softmax(p.combine, scaled, in_place=p.hard_weight == 0.0)
+            del scaled
             q = p.teacher.log_probs(rows, count, num_classes, p.temperature, compute, p.combine)
             divergence, soft_g = _soft_terms(s, q, p.loss, p.beta, p.combine)
             del s, q
@@ -254,7 +254,7 @@ def _run(
             g = torch.zeros_like(logits)
         if p.hard_weight != 0.0:
             assert p.target is not None  # hard_weight > 0 needs target (checked)
-            log_probs = p.combine.log_softmax(logits)
+            log_probs = _log_softmax(p.combine, logits)
             local = p.target[rows] - p.vocab_start
             mine = (local >= 0) & (local < num_classes)
             picked = log_probs.gather(1, torch.where(mine, local, 0)[:, None])[:, 0]
@@ -270,7 +270,9 @@ def _run(
             assert upstream is not None
             g *= (token_weight * upstream[rows])[:, None]
             g_in = g.to(p.hidden.dtype)  # the products run in the input dtype
-            if grads.hidden is not None:
+            if grads.hidden is not None and every_row and g_in.dtype == compute:
+                torch.mm(g_in, p.weight, out=grads.hidden[rows])  # no chunk × D temporary
+            elif grads.hidden is not None:
                 grads.hidden[rows] = (g_in @ p.weight).to(compute)
             if grads.weight is not None and hidden.dtype == compute:
                 grads.weight.addmm_(g_in.T, hidden)  # in place: no V × D product per chunk
@@ -286,12 +288,18 @@ def _run(
 class _DistillationFunction(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-        problem: _Problem, rows: torch.Tensor, reduction: v.Reduction, inverse: torch.Tensor,
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        problem: _Problem,
+        rows: torch.Tensor,
+        reduction: v.Reduction,
+        inverse: torch.Tensor,
         want: tuple[bool, bool, bool],
     ) -> torch.Tensor:
         ctx.problem, ctx.rows, ctx.reduction, ctx.want = problem, rows, reduction, want
-        ctx.has_bias = bias is not None
+        ctx.has_bias, ctx.inverse, ctx.grads = bias is not None, inverse, None
         if reduction == "none":
             losses, _ = _run(problem, rows, None, want)
             return losses.to(torch.float64 if hidden.dtype == torch.float64 else torch.float32)
@@ -306,27 +314,37 @@ class _DistillationFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:
         problem: _Problem = ctx.problem
-        if ctx.reduction == "none":
-            _, grads = _run(problem, ctx.rows, grad_output.to(problem.compute), ctx.want)
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:  # 'none', or a second backward (retain_graph=True): recompute
+            upstream = grad_output.to(problem.compute)
+            if ctx.reduction != "none":
+                upstream = (
+                    upstream
+                    * ctx.inverse.to(problem.compute)
+                    * torch.ones(problem.hidden.shape[0], dtype=problem.compute, device=problem.hidden.device)
+                )
+            _, grads = _run(problem, ctx.rows, upstream, ctx.want)
         else:
-            grads = ctx.grads
-            scale = grad_output.to(problem.compute)
-            for name in ("hidden", "weight", "bias"):
-                value = getattr(grads, name)
-                if value is not None:
-                    setattr(grads, name, value * scale)
+            if not bool(grad_output == 1):  # in place: no second gradient-sized allocation
+                for value in (grads.hidden, grads.weight, grads.bias):
+                    if value is not None:
+                        value.mul_(grad_output.to(value.dtype))
         assert grads is not None
         out = []
-        for name, like in (("hidden", problem.hidden), ("weight", problem.weight),
-                           ("bias", problem.bias)):
+        for name, like in (("hidden", problem.hidden), ("weight", problem.weight), ("bias", problem.bias)):
             value = getattr(grads, name)
             out.append(None if value is None or like is None else value.to(like.dtype))
         return (out[0], out[1], out[2] if ctx.has_bias else None, None, None, None, None, None)
 
 
 def _teacher(
-    teacher: Any, lead_shape: tuple[int, ...], num_classes: int, hidden_size: int, group: Any,
-    vocab_start: int, loss: Divergence,
+    teacher: Any,
+    lead_shape: tuple[int, ...],
+    num_classes: int,
+    hidden_size: int,
+    group: Any,
+    vocab_start: int,
+    loss: Divergence,
 ) -> _Teacher:
     """Recognise the teacher's form and flatten it to ``[N, ...]`` (shapes checked)."""
     num_tokens = math.prod(lead_shape)
@@ -339,8 +357,10 @@ def _teacher(
         if teacher.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"teacher logits must be a floating tensor, got dtype {teacher.dtype}")
         return _Teacher("logits", (teacher.detach().reshape(num_tokens, num_classes),), vocab_start)
-    if not isinstance(teacher, (tuple, list)) or len(teacher) not in (2, 3) or not all(
-        isinstance(t, torch.Tensor) for t in teacher
+    if (
+        not isinstance(teacher, (tuple, list))
+        or len(teacher) not in (2, 3)
+        or not all(isinstance(t, torch.Tensor) for t in teacher)
     ):
         raise TypeError(
             "teacher must be a tensor of logits [..., V], a tuple (teacher_hidden, teacher_weight"
@@ -363,11 +383,16 @@ def _teacher(
                 f"{tuple(indices.shape)} and {tuple(logprobs.shape)}"
             )
         k = indices.shape[-1]
-        return _Teacher("sparse", (indices.reshape(num_tokens, k).long(),
-                                   logprobs.detach().reshape(num_tokens, k)), vocab_start)
+        return _Teacher(
+            "sparse",
+            (indices.reshape(num_tokens, k).long(), logprobs.detach().reshape(num_tokens, k)),
+            vocab_start,
+        )
     teacher_hidden, teacher_weight, *rest = teacher
-    if tuple(teacher_hidden.shape[:-1]) != lead_shape or teacher_weight.ndim != 2 or (
-        teacher_weight.shape[0] != num_classes or teacher_weight.shape[1] != teacher_hidden.shape[-1]
+    if (
+        tuple(teacher_hidden.shape[:-1]) != lead_shape
+        or teacher_weight.ndim != 2
+        or (teacher_weight.shape[0] != num_classes or teacher_weight.shape[1] != teacher_hidden.shape[-1])
     ):
         raise ValueError(
             f"teacher (hidden, weight) must be [{', '.join(map(str, lead_shape))}, D_t] and "
@@ -375,8 +400,11 @@ def _teacher(
         )
     if rest and tuple(rest[0].shape) != (num_classes,):
         raise ValueError(f"teacher bias must have shape ({num_classes},), got {tuple(rest[0].shape)}")
-    flat = (teacher_hidden.detach().reshape(num_tokens, -1), teacher_weight.detach(),
-            *(b.detach() for b in rest))
+    flat = (
+        teacher_hidden.detach().reshape(num_tokens, -1),
+        teacher_weight.detach(),
+        *(b.detach() for b in rest),
+    )
     return _Teacher("linear", flat, vocab_start)
 
 
@@ -451,8 +479,9 @@ def linear_distillation_loss(
       reduction: 'mean' (divided by the sum of the counted tokens' weights), 'sum' or 'none'
         (``hidden.shape[:-1]``).
       normalizer: with 'mean', divide by this positive number instead.
-      chunk_size: tokens per chunk, or 'auto' (six ``chunk × V`` float32 arrays take about the
-        gradients' bytes, between 64 and 256 MiB, at least 32 rows).
+      chunk_size: tokens per chunk, or 'auto': the linear engine's policy (all chunk buffers in
+        10% of the gradients' bytes, within its clamps), counting six ``chunk × V`` arrays; at
+        least 64 rows.
       group: a torch.distributed process group: ``weight``, ``bias`` and the teacher's logits
         (or weight and bias) sharded by vocabulary rows in rank order.
 
@@ -534,22 +563,33 @@ def linear_distillation_loss(
         if hard_weight > 0.0:
             bad = counted & ((flat_target < 0) | (flat_target >= total_classes))
             if bool(bad.any()):
-                raise ValueError(
-                    f"target contains class index {int(flat_target[bad][0])}, but the weight has "
-                    f"{total_classes} classes (ignore_index={ignore_index})"
+                raise v.class_index_error(
+                    int(flat_target[bad][0]),
+                    total_classes,
+                    f"the weight has {total_classes} classes",
+                    ignore_index,
                 )
     if chunk_size == "auto":
-        chunk_rows = _auto_chunk_rows(max(num_tokens, 1), num_classes, hidden_size, hidden.dtype, compute)
+        chunk_rows = _auto_chunk_rows(max(num_tokens, 1), num_classes, hidden_size, hidden.dtype)
     elif isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size > 0:
         chunk_rows = chunk_size
     else:
         raise ValueError(f"chunk_size must be a positive int or 'auto', got {chunk_size!r}")
     problem = _Problem(
-        hidden=hidden.detach().reshape(num_tokens, hidden_size), weight=weight.detach(),
-        bias=None if bias is None else bias.detach(), teacher=teacher_, target=flat_target,
-        token_weight=weights, loss=loss, beta=beta, temperature=temperature,
-        soft_scale=temperature**2 if temperature_scale else 1.0, hard_weight=hard_weight,
-        chunk_rows=chunk_rows, combine=_Combine(group), vocab_start=vocab_start,
+        hidden=hidden.detach().reshape(num_tokens, hidden_size),
+        weight=weight.detach(),
+        bias=None if bias is None else bias.detach(),
+        teacher=teacher_,
+        target=flat_target,
+        token_weight=weights,
+        loss=loss,
+        beta=beta,
+        temperature=temperature,
+        soft_scale=temperature**2 if temperature_scale else 1.0,
+        hard_weight=hard_weight,
+        chunk_rows=chunk_rows,
+        combine=Combine(group),
+        vocab_start=vocab_start,
     )
     # tokens of weight 0 (ignored ones included) are dropped before the projection
     rows = torch.nonzero(weights != 0).flatten()
@@ -564,8 +604,9 @@ def linear_distillation_loss(
     else:
         inverse = torch.ones((), dtype=compute, device=hidden.device)
     want = (hidden.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
-    out = _DistillationFunction.apply(hidden.reshape(num_tokens, hidden_size), weight, bias, problem,
-                                      rows, reduction, inverse, want)
+    out = _DistillationFunction.apply(
+        hidden.reshape(num_tokens, hidden_size), weight, bias, problem, rows, reduction, inverse, want
+    )
     return out.reshape(lead_shape) if reduction == "none" else out
 
 
@@ -581,9 +622,17 @@ class LinearDistillationLoss(torch.nn.Module):
     """
 
     def __init__(
-        self, *, loss: Divergence = "kl", beta: float = 0.5, temperature: float = 1.0,
-        temperature_scale: bool = True, hard_weight: float = 0.0, ignore_index: int = -100,
-        reduction: v.Reduction = "mean", chunk_size: int | Literal["auto"] = "auto", group: Any = None,
+        self,
+        *,
+        loss: Divergence = "kl",
+        beta: float = 0.5,
+        temperature: float = 1.0,
+        temperature_scale: bool = True,
+        hard_weight: float = 0.0,
+        ignore_index: int = -100,
+        reduction: v.Reduction = "mean",
+        chunk_size: int | Literal["auto"] = "auto",
+        group: Any = None,
     ) -> None:
         super().__init__()
         v.check_reduction(reduction)
@@ -598,21 +647,45 @@ class LinearDistillationLoss(torch.nn.Module):
         self.loss, self.beta, self.temperature = loss, float(beta), float(temperature)
         self.temperature_scale, self.hard_weight = temperature_scale, float(hard_weight)
         self.ignore_index, self.reduction, self.chunk_size, self.group = (
-            ignore_index, reduction, chunk_size, group)
+            ignore_index,
+            reduction,
+            chunk_size,
+            group,
+        )
 
     def forward(
-        self, hidden: torch.Tensor, weight: torch.Tensor, teacher: Any, target: torch.Tensor | None = None,
-        *, bias: torch.Tensor | None = None, token_weight: torch.Tensor | None = None,
+        self,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        teacher: Any,
+        target: torch.Tensor | None = None,
+        *,
+        bias: torch.Tensor | None = None,
+        token_weight: torch.Tensor | None = None,
         normalizer: float | torch.Tensor | None = None,
     ) -> torch.Tensor:
         return linear_distillation_loss(
-            hidden, weight, teacher, loss=self.loss, beta=self.beta, temperature=self.temperature,
-            temperature_scale=self.temperature_scale, target=target, hard_weight=self.hard_weight,
-            ignore_index=self.ignore_index, token_weight=token_weight, bias=bias,
-            reduction=self.reduction, normalizer=normalizer, chunk_size=self.chunk_size, group=self.group,
+            hidden,
+            weight,
+            teacher,
+            loss=self.loss,
+            beta=self.beta,
+            temperature=self.temperature,
+            temperature_scale=self.temperature_scale,
+            target=target,
+            hard_weight=self.hard_weight,
+            ignore_index=self.ignore_index,
+            token_weight=token_weight,
+            bias=bias,
+            reduction=self.reduction,
+            normalizer=normalizer,
+            chunk_size=self.chunk_size,
+            group=self.group,
         )
 
     def extra_repr(self) -> str:
-        return (f"loss={self.loss!r}, beta={self.beta}, temperature={self.temperature}, "
-                f"temperature_scale={self.temperature_scale}, hard_weight={self.hard_weight}, "
-                f"reduction={self.reduction!r}")
+        return (
+            f"loss={self.loss!r}, beta={self.beta}, temperature={self.temperature}, "
+            f"temperature_scale={self.temperature_scale}, hard_weight={self.hard_weight}, "
+            f"reduction={self.reduction!r}"
+        )
