@@ -148,6 +148,60 @@ def check_ignore_index(ignore_index: object) -> int:
     return _as_int("ignore_index", ignore_index, "an int")
 
 
+def _positive_finite(name: str, value: object, example: str) -> float:
+    """A Python or NumPy number in (0, inf), as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    number = float(value)
+    if not 0 < number < math.inf:
+        raise ValueError(f"{name} must be a positive finite number ({example}), got {value!r}")
+    return number
+
+
+def check_softcap(softcap: object) -> float | None:
+    """``softcap``: None or a positive finite float (Gemma 2: 30.0)."""
+    if softcap is None:
+        return None
+    return _positive_finite("softcap", softcap, "e.g. 30.0 as in Gemma 2, or None")
+
+
+def check_temperature(temperature: object) -> float:
+    """``temperature``: a positive finite float."""
+    return _positive_finite("temperature", temperature, "1.0 leaves the logits unchanged")
+
+
+def check_chunk_size(chunk_size: object) -> int | None:
+    """``chunk_size``: 'auto' (None) or a positive int."""
+    if chunk_size == "auto":
+        return None
+    if isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool) and chunk_size > 0:
+        return int(chunk_size)
+    raise ValueError(f"chunk_size must be 'auto' or a positive int (tokens per chunk), got {chunk_size!r}")
+
+
+def check_normalizer(normalizer: object, reduction: str) -> Any:
+    """``normalizer``: None, or a positive number / 0-d array (checked where concrete), only
+    with reduction='mean'. Numbers come back as floats, arrays unchanged."""
+    if normalizer is None:
+        return None
+    if reduction != "mean":
+        raise ValueError(
+            f"normalizer={normalizer!r} replaces the 'mean' divisor, so it needs "
+            f"reduction='mean', got reduction={reduction!r}; drop one of the two"
+        )
+    if isinstance(normalizer, bool):
+        raise TypeError(f"normalizer must be a positive number or a 0-d array, got {normalizer!r}")
+    if isinstance(normalizer, (int, float, np.integer, np.floating)):
+        return _positive_finite("normalizer", normalizer, "e.g. count_targets(target) of the whole batch")
+    if getattr(normalizer, "ndim", None) != 0:
+        raise ValueError(
+            f"normalizer must be a number or a 0-d array, got shape {getattr(normalizer, 'shape', None)}"
+        )
+    if concrete_bool(~(normalizer > 0)):  # type: ignore[operator]
+        raise ValueError(f"normalizer must be > 0, got {float(normalizer)}")  # type: ignore[arg-type]
+    return normalizer
+
+
 def check_same_shape(name: str, x: Array, other_name: str, other: Array) -> None:
     """``x`` and ``other`` must have the same shape."""
     if _shape(x) != _shape(other):

@@ -49,7 +49,6 @@ combined with ``pmax``/``psum``, and ``∂h`` is summed over the axis.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, NamedTuple
@@ -59,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as v
+from .._validate import check_chunk_size, check_normalizer, check_softcap, check_temperature
 
 __all__ = [
     "linear_cross_entropy",
@@ -117,59 +117,6 @@ class _Options:
 # ==================================================================================
 # Checks
 # ==================================================================================
-
-
-def _check_positive(name: str, value: object, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    number = float(value)
-    if not 0 < number < math.inf:
-        raise ValueError(f"{name} must be a positive finite number ({example}), got {value!r}")
-    return number
-
-
-def check_softcap(softcap: object) -> float | None:
-    """``softcap``: None or a positive finite float (Gemma 2: 30.0)."""
-    if softcap is None:
-        return None
-    return _check_positive("softcap", softcap, "e.g. 30.0 as in Gemma 2, or None")
-
-
-def check_temperature(temperature: object) -> float:
-    """``temperature``: a positive finite float."""
-    return _check_positive("temperature", temperature, "1.0 leaves the logits unchanged")
-
-
-def check_chunk_size(chunk_size: object) -> int | None:
-    """``chunk_size``: 'auto' (None) or a positive int."""
-    if chunk_size == "auto":
-        return None
-    if isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool) and chunk_size > 0:
-        return int(chunk_size)
-    raise ValueError(f"chunk_size must be 'auto' or a positive int (tokens per chunk), got {chunk_size!r}")
-
-
-def check_normalizer(normalizer: object, reduction: str) -> Any:
-    """``normalizer``: None, or a positive number / 0-d array, only with reduction='mean'."""
-    if normalizer is None:
-        return None
-    if reduction != "mean":
-        raise ValueError(
-            f"normalizer={normalizer!r} replaces the 'mean' divisor, so it needs "
-            f"reduction='mean', got reduction={reduction!r}; drop one of the two"
-        )
-    if isinstance(normalizer, bool):
-        raise TypeError(f"normalizer must be a positive number or a 0-d array, got {normalizer!r}")
-    if isinstance(normalizer, (int, float, np.integer, np.floating)):
-        _check_positive("normalizer", normalizer, "e.g. count_targets(target) of the whole batch")
-        return float(normalizer)
-    if getattr(normalizer, "ndim", None) != 0:
-        raise ValueError(
-            f"normalizer must be a number or a 0-d array, got shape {getattr(normalizer, 'shape', None)}"
-        )
-    if not isinstance(normalizer, jax.core.Tracer) and not float(normalizer) > 0:
-        raise ValueError(f"normalizer must be > 0, got {float(normalizer)}")
-    return normalizer
 
 
 def _check_arrays(

@@ -12,7 +12,12 @@
 
 from ._cross_entropy import CrossEntropyLoss, cross_entropy
 from ._distill import LinearDistillationLoss, linear_distillation_loss
-from ._linear import LinearCrossEntropyLoss, LinearCrossEntropyOutput, linear_cross_entropy
+from ._linear import (
+    LinearCrossEntropyLoss,
+    LinearCrossEntropyOutput,
+    count_targets,
+    linear_cross_entropy,
+)
 from ._vocab_parallel import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
 
 __all__ = [
@@ -21,6 +26,7 @@ __all__ = [
     "linear_cross_entropy",
     "LinearCrossEntropyLoss",
     "LinearCrossEntropyOutput",
+    "count_targets",
     "linear_distillation_loss",
     "LinearDistillationLoss",
     "vocab_parallel_cross_entropy",

@@ -73,7 +73,8 @@ def _group_device(group: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def _check_group(group: Any) -> None:
+def check_group(group: Any) -> None:
+    """An initialised torch.distributed process group, else RuntimeError with the fix."""
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError(
             "vocab-parallel cross-entropy needs an initialised torch.distributed process group; "
@@ -219,7 +220,7 @@ def agree_on_shards(
     Every rank raises the same error when one rank's inputs (or the layout) are wrong, so
     no rank is left waiting in a collective of the engine.
     """
-    _check_group(group)
+    check_group(group)
     group = dist.group.WORLD if group is None else group  # Combine(group=None) is one process
     row, error, options = None, None, None
     try:

@@ -57,9 +57,11 @@ import torch
 
 from .. import _validate as v
 from ._cross_entropy import _in_transform
-from ._group import _LOCAL, Combine, agree_on_shards
+from ._group import _LOCAL, Combine, agree_on_shards, check_group
 
-__all__ = ["linear_cross_entropy", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput"]
+__all__ = [
+    "linear_cross_entropy", "count_targets", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput",
+]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 # chunk_size='auto': every chunk-sized buffer together (float32 logits, the 16-bit product and
@@ -74,17 +76,28 @@ _MIN_AUTO_ROWS = 8  # the budget wins down to 8 rows; below, a row of logits alo
 
 @dataclass(frozen=True)
 class LinearCrossEntropyOutput:
-    """What :func:`linear_cross_entropy` returns with ``return_lse=True``.
+    """What :func:`linear_cross_entropy` returns with ``return_lse`` or ``return_stats``.
+
+    Per-token fields have ``hidden.shape[:-1]``, are computed for every token (ignored ones
+    too) from the logits ``z = cap(W h + b) / T``, carry no gradient, and are ``None`` when
+    not asked for (``return_lse`` gives ``lse`` only).
 
     Attributes:
       loss: the loss (scalar, or per token for ``reduction='none'``).
-      lse: log-sum-exp of each token's (soft-capped) logits, ``hidden.shape[:-1]``, in the
-        computation dtype (float32 for 16-bit inputs); not differentiable. Ignored tokens
-        get their lse too.
+      lse: log-sum-exp of each token's logits, in the computation dtype (float32 for 16-bit
+        inputs).
+      target_logprob: ``log softmax(z)_y``; NaN for an ignored token.
+      entropy: ``-Σ_c p_c log p_c`` of ``p = softmax(z)``.
+      predicted: the argmax class (int64; the lowest index among ties).
+      correct: ``predicted == target`` (bool).
     """
 
     loss: torch.Tensor
-    lse: torch.Tensor
+    lse: torch.Tensor | None = None
+    target_logprob: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
+    predicted: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,30 @@ class _Options:
     softcap: float | None
     reduction: Literal["none", "mean", "sum"]
     chunk_size: int | None  # None = auto
+    temperature: float = 1.0
+    stats: bool = False  # per-token statistics (return_stats): every token is computed
+
+
+@dataclass
+class _Tokens:
+    """Per-call token terms that are tensors (so not in the hashable :class:`_Options`)."""
+
+    weight: torch.Tensor | None = None  # [N] token weights t_i (not differentiated)
+    normalizer: torch.Tensor | float | None = None  # replaces both 'mean' divisors
+    drop: bool = True  # drop the tokens that cannot count (not with return_lse)
+    stats: _Stats | None = None  # the statistics of the call, set by the forward pass
+
+
+@dataclass
+class _Stats:
+    """Per-token statistics, written chunk by chunk by :func:`_run` (``return_stats``)."""
+
+    entropy: torch.Tensor  # [N] compute dtype
+    target_logit: torch.Tensor  # [N] compute dtype (0 where ignored)
+    predicted: torch.Tensor  # [N] int64
+
+
+_NO_TOKENS = _Tokens()
 
 
 # ==================================================================================
@@ -112,36 +149,23 @@ def _check_options(
     softcap: object,
     reduction: object,
     chunk_size: object,
+    temperature: object = 1.0,
+    normalizer: object = None,
+    return_stats: object = False,
 ) -> _Options:
     checked_reduction = v.check_reduction(reduction)
-    checked_ignore = v.check_ignore_index(ignore_index)
-    smoothing = v.check_unit_interval(
-        "label_smoothing", label_smoothing, differentiable=False  # type: ignore[arg-type]
-    )
-    checked_z_loss = v.check_non_negative(
-        "z_loss", z_loss, differentiable=False  # type: ignore[arg-type]
-    )
-    checked_softcap: float | None = None
-    if softcap is not None:
-        if isinstance(softcap, bool) or not isinstance(softcap, (int, float)) or math.isnan(softcap):
-            raise TypeError(f"softcap must be a positive number or None, got {softcap!r}")
-        if not 0 < softcap < math.inf:
-            raise ValueError(
-                f"softcap must be a positive finite number (e.g. 30.0 as in Gemma 2) or None, "
-                f"got {softcap}"
-            )
-        checked_softcap = float(softcap)
-    checked_chunk: int | None
-    if chunk_size == "auto":
-        checked_chunk = None
-    elif isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size > 0:
-        checked_chunk = chunk_size
-    else:
-        raise ValueError(
-            f"chunk_size must be 'auto' or a positive int (tokens per chunk), got {chunk_size!r}"
-        )
+    v.check_normalizer(normalizer, checked_reduction)
     return _Options(
-        checked_ignore, smoothing, checked_z_loss, checked_softcap, checked_reduction, checked_chunk
+        v.check_ignore_index(ignore_index),
+        v.check_unit_interval(
+            "label_smoothing", label_smoothing, differentiable=False  # type: ignore[arg-type]
+        ),
+        v.check_non_negative("z_loss", z_loss, differentiable=False),  # type: ignore[arg-type]
+        v.check_softcap(softcap),
+        checked_reduction,
+        v.check_chunk_size(chunk_size),
+        v.check_temperature(temperature),
+        bool(return_stats),
     )
 
 
@@ -153,11 +177,12 @@ def _check_tensors(
     class_weight: object,
     ignore_index: int,
     check_range: bool = True,
+    token_weight: object = None,
 ) -> None:
     for name, value in (("hidden", hidden), ("weight", weight), ("target", target)):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    for name, value in (("bias", bias), ("class_weight", class_weight)):
+    for name, value in (("bias", bias), ("class_weight", class_weight), ("token_weight", token_weight)):
         if value is not None and not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
     assert isinstance(hidden, torch.Tensor) and isinstance(weight, torch.Tensor)  # for mypy
@@ -215,7 +240,18 @@ def _check_tensors(
             )
         if name == "class_weight" and value.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"class_weight must have a floating dtype, got {value.dtype}")
-    tensors = [t for t in (hidden, weight, target, bias, class_weight) if isinstance(t, torch.Tensor)]
+    if isinstance(token_weight, torch.Tensor):
+        if tuple(token_weight.shape) != positions:
+            raise ValueError(
+                f"token_weight has shape {tuple(token_weight.shape)}, expected hidden.shape[:-1] = "
+                f"{positions} (one weight per token)"
+            )
+        if token_weight.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"token_weight must have a floating dtype, got {token_weight.dtype}")
+    tensors = [
+        t for t in (hidden, weight, target, bias, class_weight, token_weight)
+        if isinstance(t, torch.Tensor)
+    ]
     devices = {t.device for t in tensors}
     if len(devices) > 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
@@ -259,8 +295,10 @@ class _Rows:
     total_mass: torch.Tensor  # [N] A_i = Σ_c a_ic = (1-ε) w_y + (ε/V)·counted·Σ w
     class_weight: torch.Tensor | None  # [V] compute dtype (this shard's entries)
     weight_sum: torch.Tensor | float  # Σ_c w_c over the whole vocabulary
-    divisor: torch.Tensor  # Σ_i w_{y_i} over counted tokens ('mean' of the cross-entropy)
-    count: torch.Tensor  # number of counted tokens ('mean' of the z-loss)
+    divisor: torch.Tensor  # Σ_i t_i w_{y_i} over counted tokens ('mean' of the cross-entropy)
+    count: torch.Tensor  # Σ_i t_i over counted tokens ('mean' of the z-loss)
+    token: torch.Tensor | None = None  # [N] token weights t_i (None: all 1)
+    normalizer: torch.Tensor | None = None  # the user's divisor of 'mean', replacing both
 
 
 def _rows(
@@ -270,6 +308,8 @@ def _rows(
     num_classes: int,
     dtype: torch.dtype,
     combine: Combine | None = None,
+    token_weight: torch.Tensor | None = None,
+    normalizer: torch.Tensor | float | None = None,
 ) -> _Rows:
     combine = combine or _LOCAL
     counted_mask = target != options.ignore_index
@@ -290,6 +330,7 @@ def _rows(
     eps = options.label_smoothing
     smooth = counted * (eps / total_classes)
     hit = (1.0 - eps) * target_weight
+    token = None if token_weight is None else token_weight.detach().to(dtype)
     return _Rows(
         target=safe_target,
         counted=counted,
@@ -299,8 +340,13 @@ def _rows(
         total_mass=hit + smooth * weight_sum,
         class_weight=weight,
         weight_sum=weight_sum,
-        divisor=target_weight.sum(),  # PyTorch: Σ w[y_i] over counted i, smoothing or not
-        count=counted.sum(),
+        # PyTorch: Σ w[y_i] over counted i, smoothing or not; token weights weigh both
+        divisor=(target_weight if token is None else target_weight * token).sum(),
+        count=(counted if token is None else counted * token).sum(),
+        token=token,
+        normalizer=None if normalizer is None else torch.as_tensor(
+            normalizer, dtype=dtype, device=target.device
+        ).detach(),
     )
 
 
@@ -325,10 +371,30 @@ class _Problem:
     options: _Options
     compute_dtype: torch.dtype
     combine: Combine = _LOCAL
+    index: torch.Tensor | None = None  # [n] the tokens computed (the others are dropped)
+    stats: _Stats | None = None
 
     @property
     def num_tokens(self) -> int:
-        return int(self.hidden.shape[0])
+        """Tokens computed: the kept ones when tokens are dropped."""
+        return int((self.hidden if self.index is None else self.index).shape[0])
+
+    def hidden_rows(self, start: int, stop: int) -> torch.Tensor:
+        """Hidden states of the computed tokens ``start:stop`` (a copy when tokens are dropped)."""
+        if self.index is None:
+            return self.hidden[start:stop]
+        return self.hidden.index_select(0, self.index[start:stop])
+
+    def compact(self, per_token: torch.Tensor) -> torch.Tensor:
+        """A per-token vector of all tokens → of the computed ones."""
+        return per_token if self.index is None or per_token.ndim == 0 else per_token[self.index]
+
+    def full(self, per_token: torch.Tensor) -> torch.Tensor:
+        """A per-token vector of the computed tokens → of all tokens (0 for dropped ones)."""
+        if self.index is None:
+            return per_token
+        zeros = per_token.new_zeros(int(self.hidden.shape[0]))
+        return zeros.index_copy(0, self.index, per_token)  # differentiable: not in place
 
     @property
     def num_classes(self) -> int:
@@ -434,7 +500,8 @@ def _logits(
     low: torch.Tensor | None,
     slope: torch.Tensor | None,
 ) -> torch.Tensor | None:
-    """``out = cap(hidden @ weight.T + bias)`` in the compute dtype; ``cap'`` into ``slope``.
+    """``out = cap(hidden @ weight.T + bias) / T`` in the compute dtype; ``cap'`` into ``slope``
+    (the 1/T of the derivative is in the upstream gradients, see :func:`_run`).
 
     ``low`` (16-bit inputs) receives the 16-bit product first; returns ``slope`` filled with
     the cap's derivative, or None (no soft cap, or ``slope`` None: no gradient wanted).
@@ -448,13 +515,15 @@ def _logits(
         torch.mm(hidden, weight.T, out=out)
     if bias is not None:
         out.add_(bias)
-    softcap = problem.options.softcap
+    softcap, temperature = problem.options.softcap, problem.options.temperature
     if softcap is None:
+        if temperature != 1.0:
+            out.div_(temperature)
         return None
     out.div_(softcap).tanh_()  # t = tanh(x / c)
     if slope is not None:
         torch.square(out, out=slope).neg_().add_(1.0)  # d(c·tanh(x/c))/dx = 1 - t², t ≤ 1
-    out.mul_(softcap)
+    out.mul_(softcap / temperature)  # z = c·t / T
     return slope
 
 
@@ -534,11 +603,16 @@ def _run(
     """The chunked passes: per-token losses (cross-entropy part), lse, and the gradients.
 
     ``upstream`` = (u, v): per-token (or scalar, broadcast) upstream gradients of the
-    cross-entropy and z-loss terms; None computes no gradient.
+    cross-entropy and z-loss terms; None computes no gradient. Per-token vectors are of the
+    computed tokens (``problem.index``); ``problem.stats`` is filled when given.
     """
     hidden, weight, bias, rows = problem.hidden, problem.weight, problem.bias, problem.rows
     options, dtype, combine = problem.options, problem.compute_dtype, problem.combine
     num_tokens, num_classes = problem.num_tokens, problem.num_classes
+    stats, index = problem.stats, problem.index
+    if upstream is not None and options.temperature != 1.0:
+        # ∂z/∂x = cap'(x) / T: g is linear in (u, v), so the 1/T rides on them
+        upstream = (upstream[0] / options.temperature, upstream[1] / options.temperature)
     want_hidden, want_weight, want_bias = want if upstream is not None else (False, False, False)
     # 16-bit: ∂W and ∂b come from the second pass over vocabulary blocks
     second_pass = problem.low_precision and (want_weight or want_bias)
@@ -550,7 +624,9 @@ def _run(
     losses = torch.empty(num_tokens, dtype=dtype, device=device)
     lse = torch.empty(num_tokens, dtype=dtype, device=device)
     coef = torch.empty(num_tokens, dtype=dtype, device=device) if second_pass else None
-    grad_hidden = torch.empty_like(hidden) if want_hidden else None
+    grad_hidden = None
+    if want_hidden:  # dropped tokens have no gradient
+        grad_hidden = torch.empty_like(hidden) if index is None else torch.zeros_like(hidden)
     grad_weight = (
         torch.zeros_like(weight) if first_pass_weight else (torch.empty_like(weight) if want_weight else None)
     )
@@ -565,7 +641,7 @@ def _run(
     for start in range(0, num_tokens, chunk):
         stop = min(start + chunk, num_tokens)
         size = stop - start
-        hidden_chunk = hidden[start:stop]
+        hidden_chunk = problem.hidden_rows(start, stop)
         target_chunk = rows.target[start:stop]
         logits, low, slope = work.view(size, num_classes)
         cap_slope = _logits(
@@ -581,11 +657,26 @@ def _run(
             # accurate because p_max ≥ 1/V never underflows
             log_sum_exp = torch.log(logits.gather(1, argmax.unsqueeze(1))[:, 0]).neg_()
             inverse_sum = None
+            if stats is not None:  # -Σ p log p from P in the buffer
+                _write_stats(stats, start, torch.special.entr(logits).sum(dim=1), target_logit, argmax)
         else:
+            if stats is not None:  # this shard's maximum and argmax, before the buffer changes
+                local_max, local_arg = (
+                    logits.max(dim=1) if num_classes else
+                    (logits.new_full((size,), -math.inf), target_chunk.new_zeros(size))
+                )
             row_max, target_logit, spread_dot, log_sum_exp, inverse_sum = _combined_stats(
                 logits, target_chunk, rows.owned_hit[start:stop] != 0, class_weight,
                 smoothing, combine,
             )
+            if stats is not None:
+                assert inverse_sum is not None
+                # the buffer holds e = exp(z - m): H = log S - Σ_c e_c (z_c - m) / S
+                entropy = log_sum_exp + combine.sum(torch.special.entr(logits).sum(dim=1)) * inverse_sum
+                # the lowest class index at the global maximum, over every shard
+                candidate = torch.where(local_max == row_max, local_arg + combine.vocab_start,
+                                        torch.full_like(local_arg, 2**62))
+                _write_stats(stats, start, entropy, target_logit, combine.max(candidate.neg()).neg())
         # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
         # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
         picked = rows.hit[start:stop] * (row_max - target_logit)
@@ -626,8 +717,10 @@ def _run(
             grad_low = low.copy_(grad)
         else:
             grad_low = grad if grad.dtype == hidden.dtype else grad.to(hidden.dtype)
-        if grad_hidden is not None:
+        if grad_hidden is not None and index is None:
             torch.mm(grad_low, weight, out=grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
+        elif grad_hidden is not None:  # the computed tokens' rows; dropped ones stay 0
+            grad_hidden.index_copy_(0, index[start:stop], grad_low @ weight)
         if first_pass_weight:
             assert grad_weight is not None
             grad_weight.addmm_(grad.T, hidden_chunk)  # ∂W += gᵀ H, in place in its output
@@ -649,6 +742,16 @@ def _run(
     return losses, lse, _Grads(grad_hidden, grad_weight, grad_bias)
 
 
+def _write_stats(
+    stats: _Stats, start: int, entropy: torch.Tensor, target_logit: torch.Tensor,
+    predicted: torch.Tensor,
+) -> None:
+    stop = start + int(entropy.shape[0])
+    stats.entropy[start:stop] = entropy
+    stats.target_logit[start:stop] = target_logit
+    stats.predicted[start:stop] = predicted
+
+
 def _second_pass(
     problem: _Problem,
     upstream: tuple[torch.Tensor, torch.Tensor],
@@ -662,9 +765,12 @@ def _second_pass(
 
     The block's logits of all tokens are recomputed and turned into ``g`` with the first
     pass's lse, so each block of ``∂W`` is one matrix product (float32 accumulation inside it,
-    rounded to the input dtype once) instead of a sum of per-chunk roundings.
+    rounded to the input dtype once) instead of a sum of per-chunk roundings. With dropped
+    tokens, the kept tokens' hidden states are gathered once (a copy of ``n × D``).
     """
     hidden, weight, bias, rows = problem.hidden, problem.weight, problem.bias, problem.rows
+    if problem.index is not None:
+        hidden = hidden.index_select(0, problem.index)
     dtype = problem.compute_dtype
     num_classes = problem.num_classes
     smoothing = problem.options.label_smoothing > 0
@@ -713,24 +819,33 @@ def _second_pass(
 
 
 def _scales(rows: _Rows, options: _Options) -> tuple[torch.Tensor, torch.Tensor]:
-    """The factors of the summed cross-entropy and z-loss terms: 1/divisor and 1/count for
-    'mean' (0 when nothing is counted), 1 otherwise."""
+    """The factors of the per-token cross-entropy and z-loss terms: ``t_i/D_ce`` and
+    ``t_i/D_z`` for 'mean' (0 when nothing is counted; ``t_i/normalizer`` for both with a
+    normalizer), ``t_i`` otherwise; scalars without token weights."""
     if options.reduction != "mean":
-        one = torch.ones((), dtype=rows.counted.dtype, device=rows.counted.device)
-        return one, one
-    return _safe_inverse(rows.divisor), _safe_inverse(rows.count)
+        ce_scale = z_scale = torch.ones((), dtype=rows.counted.dtype, device=rows.counted.device)
+    elif rows.normalizer is not None:
+        ce_scale = z_scale = 1.0 / rows.normalizer
+    else:
+        ce_scale, z_scale = _safe_inverse(rows.divisor), _safe_inverse(rows.count)
+    if rows.token is None:
+        return ce_scale, z_scale
+    return ce_scale * rows.token, z_scale * rows.token
 
 
-def _loss(losses: torch.Tensor, lse: torch.Tensor, rows: _Rows, options: _Options) -> torch.Tensor:
-    """The call's loss from the per-token cross-entropy terms and lse: z-loss, then reduction."""
-    z_term = None
-    if options.z_loss > 0:
-        z_term = options.z_loss * torch.square(lse) * rows.counted  # PaLM: λ lse², counted tokens
-    if options.reduction == "none":
-        return losses if z_term is None else losses + z_term
+def _loss(losses: torch.Tensor, lse: torch.Tensor, problem: _Problem) -> torch.Tensor:
+    """The call's loss from the per-token cross-entropy terms and lse: z-loss, token weights,
+    then the reduction (per token of all tokens for 'none')."""
+    rows, options = problem.rows, problem.options
     ce_scale, z_scale = _scales(rows, options)
-    loss = losses.sum() * ce_scale
-    return loss if z_term is None else loss + z_term.sum() * z_scale
+    terms = [(losses, ce_scale)]
+    if options.z_loss > 0:  # PaLM: λ lse², counted tokens
+        terms.append((options.z_loss * torch.square(lse) * rows.counted, z_scale))
+    if options.reduction == "none":
+        per_token = sum((term * scale if rows.token is not None else term for term, scale in terms))
+        return problem.full(per_token)  # type: ignore[arg-type]
+    total = [term.sum() * scale if scale.ndim == 0 else term @ scale for term, scale in terms]
+    return total[0] if len(total) == 1 else total[0] + total[1]
 
 
 def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
@@ -751,7 +866,7 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
             "class_weight requiring grad are not supported with a group; call it eagerly, or "
             "gather the vocabulary and call it without group="
         )
-    hidden, weight, rows, options = problem.hidden, problem.weight, problem.rows, problem.options
+    weight, rows, options, stats = problem.weight, problem.rows, problem.options, problem.stats
     dtype = problem.compute_dtype
     losses, lses = [], []
     chunk = problem.chunk_rows()
@@ -764,7 +879,15 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
             logits = logits + problem.bias.to(dtype)
         if options.softcap is not None:
             logits = options.softcap * torch.tanh(logits / options.softcap)
+        if options.temperature != 1.0:
+            logits = logits / options.temperature
         lse = torch.logsumexp(logits, dim=1)
+        if stats is not None:
+            with torch.no_grad():
+                log_probs = logits - lse[:, None]
+                entropy = -(log_probs.exp() * log_probs).sum(dim=1)
+                target_logit = logits.gather(1, rows.target[start:stop, None])[:, 0]
+                _write_stats(stats, start, entropy, target_logit, logits.argmax(dim=1))
         picked = rows.hit[start:stop] * logits.gather(1, rows.target[start:stop, None])[:, 0]
         if options.label_smoothing > 0:
             picked = picked + rows.smooth[start:stop] * _spread_dot(logits, rows.class_weight)
@@ -775,16 +898,16 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
         if torch.compiler.is_compiling():
             # the compiled graph recomputes each chunk's logits in backward instead of saving them
             terms, lse = torch.utils.checkpoint.checkpoint(
-                chunk_terms, hidden[start:stop], start, stop, use_reentrant=False
+                chunk_terms, problem.hidden_rows(start, stop), start, stop, use_reentrant=False
             )
         else:
-            terms, lse = chunk_terms(hidden[start:stop], start, stop)
+            terms, lse = chunk_terms(problem.hidden_rows(start, stop), start, stop)
         losses.append(terms)
         lses.append(lse)
     if not losses:  # no tokens
-        losses = lses = [hidden.new_zeros(0, dtype=dtype)]
+        losses = lses = [problem.hidden.new_zeros(0, dtype=dtype)]
     lse = torch.cat(lses)
-    return _loss(torch.cat(losses), lse, rows, options), lse.detach()
+    return _loss(torch.cat(losses), lse, problem), lse.detach()
 
 
 def _problem(
@@ -795,10 +918,31 @@ def _problem(
     class_weight: torch.Tensor | None,
     options: _Options,
     combine: Combine,
+    tokens: _Tokens = _NO_TOKENS,
 ) -> _Problem:
+    """The call's problem. Tokens that cannot count (``ignore_index``, token weight 0) are
+    dropped (``index``: the others), unless every token is wanted (lse, stats) or traced."""
     compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
-    rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, combine)
-    return _Problem(hidden, weight, bias, rows, options, compute_dtype, combine)
+    token_weight, index = tokens.weight, None
+    if tokens.drop and not options.stats and not torch.compiler.is_compiling() and not _in_transform(target):
+        keep = target != options.ignore_index
+        if token_weight is not None:
+            keep &= token_weight != 0
+        if not bool(keep.all()):
+            index = keep.nonzero()[:, 0]
+            target = target[index]
+            token_weight = None if token_weight is None else token_weight[index]
+    rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, combine,
+                 token_weight, tokens.normalizer)
+    stats = None
+    if options.stats:
+        size, device = int(target.shape[0]), target.device
+        stats = _Stats(
+            torch.empty(size, dtype=compute_dtype, device=device),
+            torch.empty(size, dtype=compute_dtype, device=device),
+            torch.empty(size, dtype=torch.int64, device=device),
+        )
+    return _Problem(hidden, weight, bias, rows, options, compute_dtype, combine, index, stats)
 
 
 # ==================================================================================
@@ -820,8 +964,10 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
         options: _Options,
         want: tuple[bool, bool, bool],
         combine: Combine,
+        tokens: _Tokens,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        problem = _problem(hidden, weight, bias, target, class_weight, options, combine)
+        problem = _problem(hidden, weight, bias, target, class_weight, options, combine, tokens)
+        tokens.stats = problem.stats
         precompute = options.reduction != "none" and any(want)
         losses, lse, grads = _run(
             problem, _scales(problem.rows, options) if precompute else None, want
@@ -829,12 +975,13 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
         ctx.options = options
         ctx.want = want
         ctx.combine = combine
+        ctx.tokens = tokens
         # the inputs themselves (no copy): 'none' recomputes from them, create_graph=True
         # differentiates the differentiable path on them
         ctx.save_for_backward(hidden, weight, bias, target, class_weight)
         ctx.grads = None if options.reduction == "none" else grads
         ctx.mark_non_differentiable(lse)
-        return _loss(losses, lse, problem.rows, options), lse
+        return _loss(losses, lse, problem), lse
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor, _grad_lse: torch.Tensor) -> tuple[Any, ...]:
@@ -845,22 +992,20 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
             ctx.grads = None
             inputs = ctx.saved_tensors
             wanted = [t for t, need in zip(inputs[:3], ctx.needs_input_grad[:3], strict=True) if need]
-            loss, _ = _differentiable(_problem(*inputs, options, ctx.combine))
+            loss, _ = _differentiable(_problem(*inputs, options, ctx.combine, ctx.tokens))
             found = iter(torch.autograd.grad(loss, wanted, grad_loss, create_graph=True))
-            return *(next(found) if need else None for need in ctx.needs_input_grad[:3]), *(None,) * 5
+            return *(next(found) if need else None for need in ctx.needs_input_grad[:3]), *(None,) * 6
         grads, ctx.grads = ctx.grads, None
         if grads is None:  # 'none', or a second backward (retain_graph=True): recompute
-            problem = _problem(*ctx.saved_tensors, options, ctx.combine)
-            upstream = grad_loss.to(problem.compute_dtype)
-            scales = (upstream, upstream) if options.reduction == "none" else tuple(
-                scale * upstream for scale in _scales(problem.rows, options)
-            )
-            _, _, grads = _run(problem, scales, ctx.want)
+            problem = _problem(*ctx.saved_tensors, options, ctx.combine, ctx.tokens)
+            upstream = problem.compact(grad_loss.to(problem.compute_dtype))
+            scales = tuple(scale * upstream for scale in _scales(problem.rows, options))
+            _, _, grads = _run(problem, scales, ctx.want)  # type: ignore[arg-type]
         elif not bool(grad_loss == 1):  # scale in place: no second gradient-sized allocation
             for tensor in (grads.hidden, grads.weight, grads.bias):
                 if tensor is not None:
                     tensor.mul_(grad_loss.to(tensor.dtype))
-        return grads.hidden, grads.weight, grads.bias, None, None, None, None, None
+        return grads.hidden, grads.weight, grads.bias, None, None, None, None, None, None
 
 
 # ==================================================================================
@@ -877,6 +1022,8 @@ def _apply(
     options: _Options,
     return_lse: bool,
     combine: Combine,
+    token_weight: torch.Tensor | None = None,
+    normalizer: torch.Tensor | float | None = None,
 ) -> torch.Tensor | LinearCrossEntropyOutput:
     """The checked call: flatten, run the engine, restore the token shape."""
     positions = tuple(hidden.shape[:-1])
@@ -891,20 +1038,35 @@ def _apply(
         hidden_2d = hidden_2d.contiguous()
     weight_c = weight if weight.is_contiguous() else weight.contiguous()
     target_1d = target.reshape(-1)
+    tokens = _Tokens(
+        None if token_weight is None else token_weight.reshape(-1), normalizer, drop=not return_lse
+    )
     if (
         torch.compiler.is_compiling()
         or _in_transform(hidden, weight, target, bias, class_weight)
         or (class_weight is not None and class_weight.requires_grad and grad_enabled)
     ):
         # torch.compile, torch.func, gradients w.r.t. class_weight: differentiable torch ops
-        problem = _problem(hidden_2d, weight_c, bias, target_1d, class_weight, options, combine)
+        problem = _problem(hidden_2d, weight_c, bias, target_1d, class_weight, options, combine, tokens)
         loss, lse = _differentiable(problem)
+        tokens.stats = problem.stats
     else:
         loss, lse = _LinearCrossEntropyFunction.apply(
-            hidden_2d, weight_c, bias, target_1d, class_weight, options, want, combine
+            hidden_2d, weight_c, bias, target_1d, class_weight, options, want, combine, tokens
         )
     if options.reduction == "none":
         loss = loss.reshape(positions)
+    stats = tokens.stats
+    if stats is not None:
+        counted = target_1d != options.ignore_index
+        target_logprob = torch.where(
+            counted, stats.target_logit - lse, torch.full_like(lse, math.nan)
+        )
+        return LinearCrossEntropyOutput(
+            loss, lse.reshape(positions), target_logprob.reshape(positions),
+            stats.entropy.reshape(positions), stats.predicted.reshape(positions),
+            (stats.predicted == target_1d).reshape(positions),
+        )
     if return_lse:
         return LinearCrossEntropyOutput(loss, lse.reshape(positions))
     return loss
@@ -919,26 +1081,41 @@ def linear_cross_entropy(
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     class_weight: torch.Tensor | None = None,
+    token_weight: torch.Tensor | None = None,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    temperature: float = 1.0,
     reduction: v.Reduction = "mean",
+    normalizer: torch.Tensor | float | None = None,
     return_lse: bool = False,
+    return_stats: bool = False,
     chunk_size: int | Literal["auto"] = "auto",
     group: Any = None,
 ) -> torch.Tensor | LinearCrossEntropyOutput:
     r"""Cross-entropy of a linear layer's logits, without materialising the ``N × V`` logits.
 
     .. math::
-        z_i = \operatorname{cap}(W h_i + b), \qquad
-        \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c
-                 + \lambda\, \mathrm{lse}(z_i)^2,
+        z_i = \operatorname{cap}(W h_i + b) / T, \qquad
+        \ell_i = t_i \Big(\underbrace{-\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c}_{\mathrm{ce}_i}
+                 + \underbrace{\lambda\, \mathrm{lse}(z_i)^2}_{\mathrm{zl}_i}\Big),
 
     with :math:`a_{ic} = (1-\varepsilon)\, w_{y_i} [c = y_i] + \tfrac{\varepsilon}{V} w_c`
     (``crossent.cross_entropy``'s coefficients), :math:`\operatorname{cap}(x) = c \tanh(x/c)`
-    (Gemma 2's soft cap, or the identity) and :math:`\lambda` the PaLM z-loss weight.
+    (Gemma 2's soft cap, or the identity; applied before the temperature :math:`T`),
+    token weights :math:`t_i` and :math:`\lambda` the PaLM z-loss weight; an ignored token
+    has :math:`\ell_i = 0`. Over the counted tokens,
+
+    .. math::
+        L_\text{mean} = \frac{\sum_i t_i \mathrm{ce}_i}{\sum_i t_i w_{y_i}}
+                       + \frac{\sum_i t_i \mathrm{zl}_i}{\sum_i t_i}, \qquad
+        L_\text{normalizer} = \frac{\sum_i \ell_i}{\text{normalizer}}, \qquad
+        L_\text{sum} = \sum_i \ell_i .
+
     Tokens are processed in chunks; the gradients of ``hidden``, ``weight`` and ``bias``
-    are computed chunk by chunk, so memory above the inputs is the gradients plus one chunk
-    (see ``docs/linear_cross_entropy.md`` for the derivation and measurements).
+    are computed chunk by chunk, so memory above the inputs is the gradients plus one chunk.
+    Tokens that cannot count (target ``ignore_index`` or token weight 0) are dropped before
+    the projection, so time follows the counted tokens (not with ``return_lse`` or
+    ``return_stats``, which describe every token). See ``docs/linear_cross_entropy.md``.
 
     Args:
       hidden: ``[..., D]`` float32, bfloat16, float16 or float64 (e.g. ``(B, T, D)``).
@@ -949,31 +1126,42 @@ def linear_cross_entropy(
       label_smoothing: ε in [0, 1], as ``F.cross_entropy``: target mass (1-ε) on the
         class and ε/V spread over all classes (times the class weights).
       class_weight: optional ``[V]`` class weights (``F.cross_entropy``'s ``weight``).
-      z_loss: λ ≥ 0; adds λ·lse² per counted token, averaged over counted tokens for
-        'mean' (PaLM's auxiliary loss; 1e-4 there).
+      token_weight: optional ``hidden.shape[:-1]`` floating weights :math:`t_i` (e.g. a
+        loss mask or per-sequence weights); not differentiated.
+      z_loss: λ ≥ 0; adds λ·lse² per counted token (PaLM's auxiliary loss; 1e-4 there).
       softcap: optional c > 0; logits become c·tanh(logits/c) (Gemma 2: 30.0).
+      temperature: T > 0; the (capped) logits are divided by T.
       reduction: 'none' (per token, ``hidden.shape[:-1]``), 'mean' or 'sum'. 'mean' divides
-        the cross-entropy by the summed class weight of the counted targets (their count
-        without weights) and the z-loss by the number of counted tokens; with nothing
-        counted it returns 0 and zero gradients.
+        the cross-entropy by the token- and class-weighted count of the counted targets and
+        the z-loss by their token-weighted count; with nothing counted it returns 0 and zero
+        gradients.
+      normalizer: a positive number or 0-d tensor that replaces both divisors of 'mean'
+        (only with ``reduction='mean'``): :func:`count_targets` of the whole batch, so
+        micro-batches or data-parallel ranks sum to the whole batch's loss (Hugging Face's
+        ``num_items_in_batch``).
       return_lse: also return the log-sum-exp of each token's logits.
+      return_stats: also return per-token ``lse``, ``target_logprob``, ``entropy``,
+        ``predicted`` and ``correct`` (:class:`LinearCrossEntropyOutput`).
       chunk_size: tokens per chunk, or 'auto': the most tokens whose chunk buffers (float32
         logits, the 16-bit product for 16-bit inputs, the cap's slope with a soft cap) fit in
         10% of the gradients' bytes (at least 8 rows and 4 MiB, at most 64 MiB).
       group: a ``torch.distributed`` process group over which ``weight`` (and ``bias``,
         ``class_weight``) are sharded by vocabulary rows, in rank order (Megatron-LM's
-        layout): each rank passes its own ``[V_rank, D]`` slice and the same ``hidden`` and
-        ``target``; the chunk statistics are all-reduced, so the loss (every option) is that
-        of the whole vocabulary and the gradient of ``hidden`` is the full one.
+        layout): each rank passes its own ``[V_rank, D]`` slice and the same ``hidden``,
+        ``target`` and ``token_weight``; the chunk statistics are all-reduced, so the loss
+        (every option) is that of the whole vocabulary and the gradient of ``hidden`` is the
+        full one.
 
     Returns:
       The loss (float32 for 16-bit inputs, else the input dtype): a scalar, or per token for
-      ``reduction='none'``; with ``return_lse=True`` a :class:`LinearCrossEntropyOutput`
-      ``(loss, lse)``.
+      ``reduction='none'`` (differentiable for any upstream gradient: the per-token NLL of DPO
+      and PPO losses); with ``return_lse`` or ``return_stats`` a
+      :class:`LinearCrossEntropyOutput`.
 
     Raises:
-      ValueError: mismatched hidden size, target shape or class index out of range, bad
-        option values. TypeError: non-floating or mixed dtypes, non-integer target.
+      ValueError: mismatched hidden size, target or token weight shape, class index out of
+        range, bad option values, ``normalizer`` without ``reduction='mean'``.
+      TypeError: non-floating or mixed dtypes, non-integer target.
 
     Example:
 
@@ -990,6 +1178,13 @@ def linear_cross_entropy(
     >>> reference = torch.nn.functional.cross_entropy(hidden @ weight.T, target)
     >>> torch.allclose(loss, reference)
     True
+    >>> # the second token at temperature 2, with its statistics
+    >>> out = linear_cross_entropy(hidden, weight, torch.tensor([-100, 1]), temperature=2.0,
+    ...                            return_stats=True)
+    >>> round(out.loss.item(), 6), round(math.log(1 + 2 * math.e) - 1, 6)  # logits (0, 1, 1)
+    (0.861995, 0.861995)
+    >>> out.target_logprob, out.predicted, out.correct
+    (tensor([    nan, -0.8620]), tensor([0, 1]), tensor([False,  True]))
 
     NOTE: unlike ``torch.nn.functional.cross_entropy`` and ``linear_cross_entropy``, a 'mean'
     over nothing counted is 0 (not NaN) and 16-bit inputs give a float32 loss. Otherwise the
@@ -1004,24 +1199,97 @@ def linear_cross_entropy(
     def check() -> _Options:
         options = _check_options(
             ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-            softcap=softcap, reduction=reduction, chunk_size=chunk_size,
+            softcap=softcap, reduction=reduction, chunk_size=chunk_size, temperature=temperature,
+            normalizer=normalizer, return_stats=return_stats,
         )
         _check_tensors(hidden, weight, target, bias, class_weight, options.ignore_index,
-                       check_range=group is None)
+                       check_range=group is None, token_weight=token_weight)
         return options
 
+    combine = _LOCAL
     if group is None:
-        return _apply(hidden, weight, target, bias, class_weight, check(), return_lse, _LOCAL)
+        options = check()
+    else:
+        options, combine = agree_on_shards(group, None, hidden, weight, target, class_weight, check)
+    return _apply(hidden, weight, target, bias, class_weight, options, return_lse, combine,
+                  token_weight, normalizer)
 
-    options, combine = agree_on_shards(group, None, hidden, weight, target, class_weight, check)
-    return _apply(hidden, weight, target, bias, class_weight, options, return_lse, combine)
+
+def count_targets(
+    target: torch.Tensor,
+    *,
+    ignore_index: int = -100,
+    class_weight: torch.Tensor | None = None,
+    token_weight: torch.Tensor | None = None,
+    group: Any = None,
+) -> torch.Tensor:
+    r"""The 'mean' divisor of :func:`linear_cross_entropy`: :math:`D = \sum_{i:\, y_i \ne
+    \text{ignore}} t_i\, w_{y_i}` (the number of counted targets without weights).
+
+    Pass the whole batch's ``D`` as ``normalizer=`` to each micro-batch (or each
+    data-parallel rank), so their losses and gradients add up to the whole batch's 'mean'
+    (Hugging Face's ``num_items_in_batch``). With z-loss, the same ``D`` divides the z-loss
+    too (as ``normalizer`` replaces both divisors).
+
+    Args:
+      target: integer class indices, any shape.
+      ignore_index: targets equal to it are not counted.
+      class_weight: optional ``[V]`` class weights.
+      token_weight: optional floating weights of ``target``'s shape.
+      group: optional ``torch.distributed`` process group (e.g. the data-parallel one):
+        the counts of every rank are summed (one all-reduce), so each rank gets the global
+        divisor.
+
+    Returns:
+      A 0-d tensor on ``target``'s device: float64 when a weight is float64, else the
+      default dtype (float32); an exact count below 2**24 counted tokens in float32.
+
+    >>> import torch
+    >>> from crossent.torch import count_targets
+    >>> count_targets(torch.tensor([1, -100, 2]), class_weight=torch.tensor([1.0, 2.0, 3.0]))
+    tensor(5.)
+    """
+    ignore_index = v.check_ignore_index(ignore_index)
+    for name, value in (("class_weight", class_weight), ("token_weight", token_weight)):
+        if value is not None and not (isinstance(value, torch.Tensor) and value.dtype in _FLOAT_DTYPES):
+            raise TypeError(f"{name} must be a floating torch.Tensor or None, got {value!r}")
+    if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.is_complex():
+        raise TypeError(f"target must be a tensor of integer class indices, got {target!r}")
+    dtype = torch.get_default_dtype()
+    for value in (class_weight, token_weight):
+        if value is not None:
+            dtype = torch.promote_types(dtype, value.dtype)
+    counted = target != ignore_index
+    weights = counted.to(dtype)
+    if class_weight is not None:
+        num_classes = int(class_weight.shape[0])
+        bad = counted & ((target < 0) | (target >= num_classes))
+        if class_weight.ndim != 1 or bool(bad.any()):
+            raise ValueError(
+                f"class_weight must have shape (num_classes,) covering every counted target, got "
+                f"shape {tuple(class_weight.shape)} and targets up to {int(target.max())}"
+            )
+        weights = weights * class_weight.to(dtype)[torch.where(counted, target.long(), 0)]
+    if token_weight is not None:
+        if token_weight.shape != target.shape:
+            raise ValueError(
+                f"token_weight has shape {tuple(token_weight.shape)}, expected target's "
+                f"{tuple(target.shape)} (one weight per token)"
+            )
+        weights = weights * token_weight.to(dtype)
+    total = weights.sum()
+    if group is None:
+        return total
+    check_group(group)
+    return Combine(group).sum(total)
 
 
 class LinearCrossEntropyLoss(torch.nn.Module):
     """Module form of :func:`linear_cross_entropy`: settings checked once, here.
 
-    ``forward(hidden, weight, target, bias=None)`` takes the output layer's parameters as
-    arguments, so the loss can sit beside the model (which owns ``weight``) without copying.
+    ``forward(hidden, weight, target, bias=None, *, token_weight=None, normalizer=None)``
+    takes the output layer's parameters and the per-batch tensors as arguments, so the loss
+    can sit beside the model (which owns ``weight``) without copying.
 
     Example:
 
@@ -1031,6 +1299,8 @@ class LinearCrossEntropyLoss(torch.nn.Module):
     >>> hidden, weight = torch.zeros(2, 3, 4), torch.zeros(5, 4)
     >>> round(loss_fn(hidden, weight, torch.tensor([[0, 1, 2], [3, 4, -100]])).item(), 6)
     1.609697
+    >>> round(loss_fn(hidden, weight, torch.tensor([[0, 1, 2], [3, 4, -100]]), normalizer=10).item(), 4)
+    0.8048
     """
 
     def __init__(
@@ -1041,15 +1311,18 @@ class LinearCrossEntropyLoss(torch.nn.Module):
         class_weight: torch.Tensor | None = None,
         z_loss: float = 0.0,
         softcap: float | None = None,
+        temperature: float = 1.0,
         reduction: v.Reduction = "mean",
         return_lse: bool = False,
+        return_stats: bool = False,
         chunk_size: int | Literal["auto"] = "auto",
         group: Any = None,
     ) -> None:
         super().__init__()
         self.options = _check_options(
             ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-            softcap=softcap, reduction=reduction, chunk_size=chunk_size,
+            softcap=softcap, reduction=reduction, chunk_size=chunk_size, temperature=temperature,
+            return_stats=return_stats,
         )
         self.group = group
         if class_weight is not None and not isinstance(class_weight, torch.Tensor):
@@ -1066,12 +1339,17 @@ class LinearCrossEntropyLoss(torch.nn.Module):
         weight: torch.Tensor,
         target: torch.Tensor,
         bias: torch.Tensor | None = None,
+        *,
+        token_weight: torch.Tensor | None = None,
+        normalizer: torch.Tensor | float | None = None,
     ) -> torch.Tensor | LinearCrossEntropyOutput:
         o = self.options
         return linear_cross_entropy(
             hidden, weight, target, bias=bias, ignore_index=o.ignore_index,
-            label_smoothing=o.label_smoothing, class_weight=self.class_weight, z_loss=o.z_loss,
-            softcap=o.softcap, reduction=o.reduction, return_lse=self.return_lse,
+            label_smoothing=o.label_smoothing, class_weight=self.class_weight,
+            token_weight=token_weight, z_loss=o.z_loss, softcap=o.softcap,
+            temperature=o.temperature, reduction=o.reduction, normalizer=normalizer,
+            return_lse=self.return_lse, return_stats=o.stats,
             chunk_size="auto" if o.chunk_size is None else o.chunk_size, group=self.group,
         )
 
@@ -1079,5 +1357,6 @@ class LinearCrossEntropyLoss(torch.nn.Module):
         o = self.options
         return (
             f"reduction={o.reduction!r}, ignore_index={o.ignore_index}, "
-            f"label_smoothing={o.label_smoothing}, z_loss={o.z_loss}, softcap={o.softcap}"
+            f"label_smoothing={o.label_smoothing}, z_loss={o.z_loss}, softcap={o.softcap}, "
+            f"temperature={o.temperature}"
         )

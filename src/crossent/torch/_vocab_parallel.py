@@ -60,12 +60,12 @@ from . import _linear
 from ._group import (
     Combine,
     _agree,
-    _check_group,
     _check_vocab_start,
     _compute_dtype,
     _local_row,
     _options_fingerprint,
     agree_on_shards,
+    check_group,
 )
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
@@ -421,7 +421,7 @@ def vocab_parallel_cross_entropy(
     last one and a 'mean' with nothing counted is 0, not NaN. Class weights are not
     supported.
     """
-    _check_group(group)
+    check_group(group)
     row, error = None, None
     try:
         reduction, label_smoothing, ignore_index = _check_options(reduction, label_smoothing, ignore_index)
