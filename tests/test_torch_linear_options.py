@@ -30,6 +30,7 @@ def oracle(
     temperature=1.0,
     reduction="mean",
     normalizer=None,
+    ignore_index=IGNORE,
 ):
     """The whole logits in float64: cap, then /T; F.cross_entropy per token; the divisors."""
     logits = hidden.double() @ weight.double().T
@@ -40,9 +41,10 @@ def oracle(
     logits = logits / temperature
     cw = None if class_weight is None else class_weight.double()
     ce = F.cross_entropy(
-        logits, target, weight=cw, ignore_index=IGNORE, label_smoothing=label_smoothing, reduction="none"
+        logits, target, weight=cw, ignore_index=ignore_index, label_smoothing=label_smoothing,
+        reduction="none",
     )
-    counted = (target != IGNORE).double()
+    counted = (target != ignore_index).double()
     zl = z_loss * torch.logsumexp(logits, dim=1) ** 2 * counted
     t = torch.ones_like(ce) if token_weight is None else token_weight.double()
     if reduction == "none":
@@ -51,7 +53,7 @@ def oracle(
         return (t * (ce + zl)).sum()
     if normalizer is not None:
         return (t * (ce + zl)).sum() / normalizer
-    w_y = counted if cw is None else cw[torch.where(target != IGNORE, target, 0)] * counted
+    w_y = counted if cw is None else cw[torch.where(target != ignore_index, target, 0)] * counted
     d_ce, d_z = (t * w_y).sum(), (t * counted).sum()
     safe = lambda num, den: num / den if den != 0 else num * 0  # noqa: E731
     return safe((t * ce).sum(), d_ce) + safe((t * zl).sum(), d_z)
@@ -174,6 +176,103 @@ def test_micro_batches_with_the_global_normalizer_equal_the_full_batch():
     torch.testing.assert_close(total, full.detach(), rtol=0, atol=1e-12)
     torch.testing.assert_close(torch.cat(grads_h), expected_h, rtol=0, atol=1e-12)
     torch.testing.assert_close(weight.grad, expected_w, rtol=0, atol=1e-12)
+
+
+# Every option of the engine, a few at a time and all together: the cases of the micro-batch
+# test below and of the data-parallel tests (tests/test_torch_linear_data_parallel.py).
+# ignore_index=2 is a real class: its targets are ignored as well.
+OPTION_MATRIX = {
+    "plain": {},
+    "bias-temperature": dict(bias=True, temperature=0.7),
+    "class_weight-smoothing": dict(class_weight=True, label_smoothing=0.2),
+    "z_loss-token_weight": dict(z_loss=0.05, token_weight=True),
+    "softcap-temperature-bias": dict(softcap=2.0, temperature=2.5, bias=True),
+    "ignore_index-smoothing-class_weight": dict(ignore_index=2, label_smoothing=0.1, class_weight=True),
+    "token_weight-class_weight-z_loss-softcap": dict(
+        token_weight=True, class_weight=True, z_loss=0.02, softcap=4.0
+    ),
+    "all": dict(
+        bias=True, class_weight=True, ignore_index=2, label_smoothing=0.3, z_loss=0.01, softcap=3.0,
+        token_weight=True, temperature=1.7,
+    ),
+}
+
+
+def matrix_problem(name, num_tokens, ignored, *, seed=0, classes=7, dim=4):
+    """float64 inputs of an OPTION_MATRIX case: (hidden, weight, bias, target, options), the
+    targets at ``ignored`` set to the case's ignore_index, token weights in [0, 1) with zeros."""
+    gen = torch.Generator().manual_seed(seed)
+    wanted = OPTION_MATRIX[name]
+    hidden = torch.randn(num_tokens, dim, generator=gen, dtype=torch.float64)
+    weight = torch.randn(classes, dim, generator=gen, dtype=torch.float64)
+    bias = torch.randn(classes, generator=gen, dtype=torch.float64) if wanted.get("bias") else None
+    ignore_index = wanted.get("ignore_index", IGNORE)
+    target = torch.randint(0, classes, (num_tokens,), generator=gen)
+    target[list(ignored)] = ignore_index
+    options = {key: value for key, value in wanted.items() if key not in ("bias", "token_weight")}
+    options["ignore_index"] = ignore_index
+    if wanted.get("class_weight"):
+        options["class_weight"] = torch.rand(classes, generator=gen, dtype=torch.float64) + 0.2
+    if wanted.get("token_weight"):
+        token_weight = torch.rand(num_tokens, generator=gen, dtype=torch.float64)
+        token_weight[1::5] = 0.0
+        options["token_weight"] = token_weight
+    return hidden, weight, bias, target, options
+
+
+def hand_count(target, options):
+    """Σ t_i w_{y_i} over the counted tokens, from plain torch: the whole batch's divisor."""
+    counted = (target != options["ignore_index"]).double()
+    class_weight = options.get("class_weight")
+    if class_weight is not None:
+        counted = counted * class_weight[torch.where(counted.bool(), target, 0)]
+    token_weight = options.get("token_weight")
+    return (counted if token_weight is None else counted * token_weight).sum()
+
+
+def leaves_of(*tensors):
+    """Fresh leaves requiring grad, of the tensors that are not None."""
+    return [t.clone().requires_grad_(True) for t in tensors if t is not None]
+
+
+def full_batch(hidden, weight, bias, target, options):
+    """The whole batch's loss Σ ℓ_i / Σ t_i w_{y_i} and its gradients, from the oracle."""
+    leaves = leaves_of(hidden, weight, bias)
+    loss = oracle(
+        leaves[0], leaves[1], target, bias=leaves[2] if bias is not None else None,
+        normalizer=hand_count(target, options), **options,
+    )
+    grads = torch.autograd.grad(loss, leaves)
+    if not options.get("z_loss"):  # without z-loss that is the plain 'mean' of the whole batch
+        plain = oracle(hidden, weight, target, bias=bias, **options)
+        torch.testing.assert_close(loss.detach(), plain, rtol=0, atol=1e-13)
+    return loss.detach(), grads
+
+
+@pytest.mark.parametrize("name", OPTION_MATRIX)
+def test_micro_batches_equal_the_full_batch_with_every_option(name):
+    """K = 4 micro-batches of gradient accumulation (uneven, one wholly ignored, one empty),
+    each divided by the whole batch's count_targets: the full batch's loss and gradients."""
+    hidden, weight, bias, target, options = matrix_problem(name, 13, ignored=[0, 5, 6, 7, 12], seed=5)
+    expected, expected_grads = full_batch(hidden, weight, bias, target, options)
+    token_weight = options.pop("token_weight", None)
+    normalizer = count_targets(
+        target, ignore_index=options["ignore_index"], class_weight=options.get("class_weight"),
+        token_weight=token_weight,
+    )
+    leaves = leaves_of(hidden, weight, bias)
+    total = 0.0
+    for part in (slice(0, 5), slice(5, 8), slice(8, 8), slice(8, 13)):  # 5..7 are all ignored
+        loss = linear_cross_entropy(
+            leaves[0][part], leaves[1], target[part], bias=leaves[2] if bias is not None else None,
+            token_weight=None if token_weight is None else token_weight[part],
+            normalizer=normalizer, chunk_size=2, **options,
+        )
+        loss.backward()  # the gradients accumulate in the leaves, as in a training loop
+        total = total + loss.detach()
+    torch.testing.assert_close(total, expected, rtol=0, atol=1e-12)
+    for leaf, want in zip(leaves, expected_grads, strict=True):
+        torch.testing.assert_close(leaf.grad, want, rtol=0, atol=1e-12)
 
 
 def test_dropping_ignored_tokens_gives_the_same_numbers():
