@@ -228,3 +228,92 @@ def test_torch_compile_full_graph_without_warnings():
     torch.testing.assert_close(
         per_token.lse, torch.logsumexp(3.0 * torch.tanh(F.linear(hidden, weight, bias) / 3.0), dim=1), **EXACT
     )
+
+
+# token weights (with zeros: those tokens are dropped), temperature, the global normalizer and
+# 'none' with a random upstream gradient, alone and with the older options
+NEW_OPTION_SETS = [
+    {"token_weight": True},
+    {"temperature": 0.6, "bias": True, "label_smoothing": 0.2, "reduction": "sum"},
+    {"normalizer": 5.5, "z_loss": 0.05, "class_weight": True},
+    {"reduction": "none", "token_weight": True, "temperature": 1.8, "softcap": 2.0},
+    {"reduction": "none", "temperature": 0.8, "z_loss": 0.02, "bias": True, "return_lse": True},
+    {"normalizer": 3.0, "token_weight": True, "temperature": 1.3, "z_loss": 0.01,
+     "label_smoothing": 0.1, "class_weight": True, "softcap": 3.0, "bias": True, "ignore_index": 4},
+]
+
+
+@pytest.mark.parametrize("option_set", range(len(NEW_OPTION_SETS)))
+def test_gradient_penalty_with_token_weight_temperature_normalizer(option_set):
+    """create_graph=True with the newer options: gradients and the gradient of a penalty on
+    them (Hessian-vector products w.r.t. hidden, weight and bias) equal the dense float64
+    oracle's (F.cross_entropy of the whole logits, tests/test_torch_linear_options.py)."""
+    from .test_torch_linear_options import oracle
+
+    options = dict(NEW_OPTION_SETS[option_set])
+    generator = torch.Generator().manual_seed(100 + option_set)
+    use_bias, return_lse = options.pop("bias", False), options.pop("return_lse", False)
+    ignore_index = options.pop("ignore_index", -100)
+    target = torch.where(TARGET == -100, ignore_index, TARGET)
+    if options.get("class_weight"):
+        options["class_weight"] = torch.linspace(0.5, 2.0, 7, dtype=torch.float64)
+    if options.get("token_weight"):
+        options["token_weight"] = torch.rand(len(TARGET), generator=generator, dtype=torch.float64)
+        options["token_weight"][[1, 5]] = 0.0
+    upstream = torch.randn(len(TARGET), generator=generator, dtype=torch.float64)
+    results = []
+    for ours in (True, False):
+        leaves = [t.clone().requires_grad_(True) for t in _inputs(option_set)]
+        bias = leaves[2] if use_bias else None
+        if ours:
+            loss = linear_cross_entropy(leaves[0], leaves[1], target, bias=bias, ignore_index=ignore_index,
+                                        chunk_size=3, return_lse=return_lse, **options)
+            loss = loss.loss if return_lse else loss
+        else:
+            loss = oracle(leaves[0], leaves[1], target, bias=bias, ignore_index=ignore_index, **options)
+        if options.get("reduction") == "none":
+            loss = loss @ upstream
+        grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+        grads = [torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)]
+        assert all(g.requires_grad for g in grads[:2])
+        penalty = sum(
+            (g * torch.cos(torch.arange(g.numel(), dtype=g.dtype)).reshape(g.shape)).sum() for g in grads
+        ) + sum((g**2).sum() for g in grads)
+        second = torch.autograd.grad(penalty, leaves, allow_unused=True)
+        second = [torch.zeros_like(leaf) if s is None else s for s, leaf in zip(second, leaves, strict=True)]
+        results.append([loss.detach(), *[g.detach() for g in grads], *second])
+    for got, expected in zip(*results, strict=True):
+        torch.testing.assert_close(got, expected, **EXACT)
+
+
+@pytest.mark.parametrize("option_set", [0, 3, 5])
+def test_torch_func_with_token_weight_temperature_normalizer(option_set):
+    """torch.func.grad and hessian with the newer options, against the dense oracle."""
+    from torch.func import grad, hessian
+
+    from .test_torch_linear_options import oracle
+
+    options = dict(NEW_OPTION_SETS[option_set])
+    options.pop("bias", None)
+    ignore_index = options.pop("ignore_index", -100)
+    target = torch.where(TARGET == -100, ignore_index, TARGET)
+    if options.get("class_weight"):
+        options["class_weight"] = torch.linspace(0.5, 2.0, 7, dtype=torch.float64)
+    if options.get("token_weight"):
+        options["token_weight"] = torch.linspace(0.0, 1.5, len(TARGET), dtype=torch.float64)
+    upstream = torch.linspace(-1, 2, len(TARGET), dtype=torch.float64)
+    hidden, weight, _ = _inputs(7)
+
+    def scalar(loss):
+        return loss @ upstream if options.get("reduction") == "none" else loss
+
+    def ours(h, w):
+        return scalar(linear_cross_entropy(h, w, target, ignore_index=ignore_index, chunk_size=2, **options))
+
+    def theirs(h, w):
+        return scalar(oracle(h, w, target, ignore_index=ignore_index, **options))
+
+    for got, expected in zip(grad(ours, argnums=(0, 1))(hidden, weight),
+                             grad(theirs, argnums=(0, 1))(hidden, weight), strict=True):
+        torch.testing.assert_close(got, expected, **EXACT)
+    torch.testing.assert_close(hessian(ours)(hidden, weight), hessian(theirs)(hidden, weight), **EXACT)
