@@ -66,22 +66,46 @@ def test_the_readme_has_code() -> None:
     assert len(PYTHON_BLOCKS) >= 3 and code_blocks(README, "bash")
 
 
-@pytest.mark.parametrize("number", range(len(PYTHON_BLOCKS)))
-def test_python_block_runs_verbatim(number: int, tmp_path: Path, monkeypatch) -> None:
-    block = PYTHON_BLOCKS[number]
+def _run_block(block: str, label: str) -> tuple[int, int]:
+    """Run a block statement by statement in a fresh namespace, checking the stated values;
+    returns (values stated, statements that assert something)."""
     if "torch" in block:
         pytest.importorskip("torch")
-    monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    checked = 0
+    stated_values = asserting = 0
     for source, stated in _statements(block):
         if stated is None:
-            exec(compile(source, f"README block {number}", "exec"), namespace)
+            exec(compile(source, label, "exec"), namespace)
+            asserting += "assert" in source  # assert, torch.testing.assert_close, ...
             continue
-        value = eval(compile(source, f"README block {number}", "eval"), namespace)
+        value = eval(compile(source, label, "eval"), namespace)
         _check_stated(value, stated)
-        checked += 1
+        stated_values += 1
+    return stated_values, asserting
+
+
+@pytest.mark.parametrize("number", range(len(PYTHON_BLOCKS)))
+def test_python_block_runs_verbatim(number: int, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    checked, _ = _run_block(PYTHON_BLOCKS[number], f"README block {number}")
     assert checked or number == len(PYTHON_BLOCKS) - 1, "a block states no value"
+
+
+# docs pages whose ```python blocks run verbatim too; each block states a value or asserts
+RUN_DOCS = ["docs/linear_cross_entropy.md"]
+DOC_BLOCKS = [
+    (doc, number, block)
+    for doc in RUN_DOCS
+    for number, block in enumerate(code_blocks((ROOT / doc).read_text(encoding="utf-8"), "python"))
+]
+
+
+@pytest.mark.parametrize(("doc", "number", "block"), DOC_BLOCKS,
+                         ids=[f"{doc}-{number}" for doc, number, _ in DOC_BLOCKS])
+def test_docs_python_block_runs_verbatim(doc: str, number: int, block: str, tmp_path: Path,
+                                         monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert sum(_run_block(block, f"{doc} block {number}")), f"{doc} block {number} checks nothing"
 
 
 def test_the_stated_values_are_read() -> None:
