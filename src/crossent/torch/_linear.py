@@ -76,20 +76,44 @@ _MIN_AUTO_ROWS = 8  # the budget wins down to 8 rows; below, a row of logits alo
 
 @dataclass(frozen=True)
 class LinearCrossEntropyOutput:
-    """What :func:`linear_cross_entropy` returns with ``return_lse`` or ``return_stats``.
+    r"""What :func:`linear_cross_entropy` returns with ``return_lse`` or ``return_stats``.
+
+    With the logits :math:`z_i = \operatorname{cap}(W h_i + b) / T` of token :math:`i` and
+    :math:`p_i = \operatorname{softmax}(z_i)`:
+
+    .. math::
+        \mathrm{lse}_i = \log \sum_c e^{z_{ic}}, \quad
+        \text{target\_logprob}_i = z_{i y_i} - \mathrm{lse}_i, \quad
+        \text{entropy}_i = -\sum_c p_{ic} \log p_{ic}, \quad
+        \text{predicted}_i = \operatorname{argmax}_c z_{ic}.
 
     Per-token fields have ``hidden.shape[:-1]``, are computed for every token (ignored ones
-    too) from the logits ``z = cap(W h + b) / T``, carry no gradient, and are ``None`` when
-    not asked for (``return_lse`` gives ``lse`` only).
+    too; no token is dropped in such a call), carry no gradient, and are ``None`` when not
+    asked for (``return_lse`` gives ``lse`` only). For a differentiable per-token
+    log-likelihood use ``-loss`` of ``reduction='none'``.
 
     Attributes:
-      loss: the loss (scalar, or per token for ``reduction='none'``).
+      loss: the loss (scalar, or per token for ``reduction='none'``), differentiable.
       lse: log-sum-exp of each token's logits, in the computation dtype (float32 for 16-bit
         inputs).
       target_logprob: ``log softmax(z)_y``; NaN for an ignored token.
       entropy: ``-Σ_c p_c log p_c`` of ``p = softmax(z)``.
       predicted: the argmax class (int64; the lowest index among ties).
-      correct: ``predicted == target`` (bool).
+      correct: ``predicted == target`` (bool; False for an ignored token).
+
+    Four equal logits (all zero): lse = entropy = log 4 and log p_y = -log 4 for every token.
+
+    >>> import torch
+    >>> from crossent.torch import linear_cross_entropy
+    >>> out = linear_cross_entropy(torch.zeros(2, 3), torch.zeros(4, 3), torch.tensor([0, -100]),
+    ...                            return_stats=True)
+    >>> out.lse, out.entropy
+    (tensor([1.3863, 1.3863]), tensor([1.3863, 1.3863]))
+    >>> out.target_logprob, out.predicted, out.correct
+    (tensor([-1.3863,     nan]), tensor([0, 0]), tensor([ True, False]))
+
+    NOTE: PyTorch's ``F.cross_entropy`` and ``F.linear_cross_entropy`` return the loss only;
+    these statistics would need the ``N × V`` logits there.
     """
 
     loss: torch.Tensor
@@ -1223,18 +1247,20 @@ def count_targets(
     token_weight: torch.Tensor | None = None,
     group: Any = None,
 ) -> torch.Tensor:
-    r"""The 'mean' divisor of :func:`linear_cross_entropy`: :math:`D = \sum_{i:\, y_i \ne
-    \text{ignore}} t_i\, w_{y_i}` (the number of counted targets without weights).
+    r"""The 'mean' divisor of :func:`linear_cross_entropy`, to pass as its ``normalizer=``.
 
-    Pass the whole batch's ``D`` as ``normalizer=`` to each micro-batch (or each
-    data-parallel rank), so their losses and gradients add up to the whole batch's 'mean'
-    (Hugging Face's ``num_items_in_batch``). With z-loss, the same ``D`` divides the z-loss
-    too (as ``normalizer`` replaces both divisors).
+    .. math:: D = \sum_{i:\, y_i \ne \text{ignore\_index}} t_i\, w_{y_i}
+
+    (:math:`t_i` the token weights, :math:`w` the class weights, each 1 when not given: the
+    number of counted targets). Pass the whole batch's ``D`` as ``normalizer=`` to each
+    micro-batch (or each data-parallel rank), so their losses and gradients add up to the
+    whole batch's 'mean' (Hugging Face's ``num_items_in_batch``). With z-loss, the same
+    ``D`` divides the z-loss too (as ``normalizer`` replaces both divisors).
 
     Args:
-      target: integer class indices, any shape.
+      target: integer class indices, any shape (e.g. ``(B, T)``).
       ignore_index: targets equal to it are not counted.
-      class_weight: optional ``[V]`` class weights.
+      class_weight: optional ``[V]`` floating class weights, covering every counted target.
       token_weight: optional floating weights of ``target``'s shape.
       group: optional ``torch.distributed`` process group (e.g. the data-parallel one):
         the counts of every rank are summed (one all-reduce), so each rank gets the global
@@ -1248,6 +1274,15 @@ def count_targets(
     >>> from crossent.torch import count_targets
     >>> count_targets(torch.tensor([1, -100, 2]), class_weight=torch.tensor([1.0, 2.0, 3.0]))
     tensor(5.)
+    >>> # two micro-batches of one step: the step's count, 2 + 3
+    >>> parts = [torch.tensor([[4, -100, 7]]), torch.tensor([[1, 2], [3, -100]])]
+    >>> sum(count_targets(part) for part in parts)
+    tensor(5.)
+
+    NOTE: PyTorch has no such function. Without token weights ``D`` is the divisor that
+    ``F.cross_entropy(..., weight=w, ignore_index=..., reduction='mean')`` uses, so
+    ``F.cross_entropy(..., reduction='sum') / D`` is its mean; with a ``group`` it is summed
+    over the ranks, which PyTorch's loss never sees.
     """
     ignore_index = v.check_ignore_index(ignore_index)
     for name, value in (("class_weight", class_weight), ("token_weight", token_weight)):
