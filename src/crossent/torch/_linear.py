@@ -55,7 +55,10 @@ from typing import Any, Literal
 
 import torch
 
+from .. import _linear_spec as spec
 from .. import _validate as v
+from .._linear_spec import LinearOptions as _Options
+from .._linear_spec import check_options as _check_options
 from ._cross_entropy import _in_transform
 from ._group import _LOCAL, Combine, agree_on_shards, check_group
 
@@ -63,7 +66,6 @@ __all__ = [
     "linear_cross_entropy", "count_targets", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput",
 ]
 
-_FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 # chunk_size='auto': every chunk-sized buffer together (float32 logits, the 16-bit product and
 # its reuse for g, the soft cap's slope) takes at most 10% of the gradients' bytes, leaving 5
 # points of the 1.15× memory target for what does not scale with the chunk (per-token vectors,
@@ -100,20 +102,6 @@ class LinearCrossEntropyOutput:
     correct: torch.Tensor | None = None
 
 
-@dataclass(frozen=True)
-class _Options:
-    """Checked, hashable settings of one call."""
-
-    ignore_index: int
-    label_smoothing: float
-    z_loss: float
-    softcap: float | None
-    reduction: Literal["none", "mean", "sum"]
-    chunk_size: int | None  # None = auto
-    temperature: float = 1.0
-    stats: bool = False  # per-token statistics (return_stats): every token is computed
-
-
 @dataclass
 class _Tokens:
     """Per-call token terms that are tensors (so not in the hashable :class:`_Options`)."""
@@ -137,36 +125,8 @@ _NO_TOKENS = _Tokens()
 
 
 # ==================================================================================
-# Checks
+# Checks: the options and shapes are those of every linear engine (crossent._linear_spec)
 # ==================================================================================
-
-
-def _check_options(
-    *,
-    ignore_index: object,
-    label_smoothing: object,
-    z_loss: object,
-    softcap: object,
-    reduction: object,
-    chunk_size: object,
-    temperature: object = 1.0,
-    normalizer: object = None,
-    return_stats: object = False,
-) -> _Options:
-    checked_reduction = v.check_reduction(reduction)
-    v.check_normalizer(normalizer, checked_reduction)
-    return _Options(
-        v.check_ignore_index(ignore_index),
-        v.check_unit_interval(
-            "label_smoothing", label_smoothing, differentiable=False  # type: ignore[arg-type]
-        ),
-        v.check_non_negative("z_loss", z_loss, differentiable=False),  # type: ignore[arg-type]
-        v.check_softcap(softcap),
-        checked_reduction,
-        v.check_chunk_size(chunk_size),
-        v.check_temperature(temperature),
-        bool(return_stats),
-    )
 
 
 def _check_tensors(
@@ -185,97 +145,21 @@ def _check_tensors(
     for name, value in (("bias", bias), ("class_weight", class_weight), ("token_weight", token_weight)):
         if value is not None and not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
-    assert isinstance(hidden, torch.Tensor) and isinstance(weight, torch.Tensor)  # for mypy
-    assert isinstance(target, torch.Tensor)
-    if hidden.dtype not in _FLOAT_DTYPES:
-        raise TypeError(
-            f"hidden must have dtype float32, bfloat16, float16 or float64, got {hidden.dtype}; "
-            f"convert it first (e.g. hidden.float())"
-        )
-    if weight.dtype != hidden.dtype:
-        raise TypeError(
-            f"weight has dtype {weight.dtype}, but hidden has dtype {hidden.dtype}; "
-            f"expected the same dtype (convert one of them, e.g. weight.to(hidden.dtype))"
-        )
-    if hidden.ndim < 1:
-        raise ValueError("hidden must have at least one dimension (the hidden size D), got a scalar")
-    if weight.ndim != 2:
-        raise ValueError(
-            f"weight must have shape (num_classes, hidden_size), got shape {tuple(weight.shape)}"
-        )
-    num_classes, hidden_size = (int(d) for d in weight.shape)
-    if int(hidden.shape[-1]) != hidden_size:
-        raise ValueError(
-            f"hidden has hidden size {int(hidden.shape[-1])} (its last dimension), but weight has "
-            f"shape {tuple(weight.shape)}, i.e. hidden size {hidden_size}; expected "
-            f"hidden of shape (..., {hidden_size}) and weight of shape (num_classes, "
-            f"{int(hidden.shape[-1])})"
-        )
-    if num_classes == 0 and check_range:  # a shard of a group may be empty
-        raise ValueError("weight has 0 rows; expected at least one class")
-    if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise TypeError(
-            f"target must hold integer class indices, got dtype {target.dtype}; convert it "
-            f"(e.g. target.long())"
-        )
-    positions = tuple(int(d) for d in hidden.shape[:-1])
-    if tuple(int(d) for d in target.shape) != positions:
-        raise ValueError(
-            f"target has shape {tuple(target.shape)}, but hidden has shape {tuple(hidden.shape)}; "
-            f"expected one class index per token, shape {positions}"
-        )
-    for name, value in (("bias", bias), ("class_weight", class_weight)):
-        if value is None:
-            continue
-        assert isinstance(value, torch.Tensor)
-        if tuple(value.shape) != (num_classes,):
-            raise ValueError(
-                f"{name} must have shape ({num_classes},), one entry per row of weight, "
-                f"got shape {tuple(value.shape)}"
-            )
-        if name == "bias" and value.dtype != hidden.dtype:
-            raise TypeError(
-                f"bias has dtype {value.dtype}, but hidden has dtype {hidden.dtype}; expected "
-                f"the same dtype"
-            )
-        if name == "class_weight" and value.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"class_weight must have a floating dtype, got {value.dtype}")
-    if isinstance(token_weight, torch.Tensor):
-        if tuple(token_weight.shape) != positions:
-            raise ValueError(
-                f"token_weight has shape {tuple(token_weight.shape)}, expected hidden.shape[:-1] = "
-                f"{positions} (one weight per token)"
-            )
-        if token_weight.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"token_weight must have a floating dtype, got {token_weight.dtype}")
-    tensors = [
-        t for t in (hidden, weight, target, bias, class_weight, token_weight)
-        if isinstance(t, torch.Tensor)
-    ]
-    devices = {t.device for t in tensors}
+    spec.check_inputs(hidden, weight, target, bias, class_weight, token_weight, spec.TORCH,
+                      sharded=not check_range)
+    assert isinstance(weight, torch.Tensor) and isinstance(target, torch.Tensor)  # for mypy
+    tensors = [t for t in (hidden, weight, target, bias, class_weight, token_weight) if t is not None]
+    devices = {t.device for t in tensors}  # type: ignore[union-attr]
     if len(devices) > 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
     if not check_range:  # a shard of the vocabulary: the group checks the whole range
         return
     if torch.compiler.is_compiling() or _in_transform(target):
         return  # no data-dependent check inside a trace or vmap: the gather fails on a bad index
+    num_classes = int(weight.shape[0])
     bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
     if bool(bad.any()):
-        found = int(target[bad].reshape(-1)[0])
-        kind = "negative class index" if found < 0 else "class index"
-        raise ValueError(
-            f"target contains {kind} {found}, but weight has {num_classes} rows (classes); "
-            f"expected indices in [0, {num_classes - 1}] or ignore_index={ignore_index}"
-        )
-
-
-# ==================================================================================
-# combine: the identity on one process, the all-reduces on a vocabulary-parallel group
-# ==================================================================================
-
-
-
-
+        raise spec.class_index_error(int(target[bad].reshape(-1)[0]), num_classes, ignore_index)
 
 
 # ==================================================================================
@@ -1091,6 +975,7 @@ def linear_cross_entropy(
     return_stats: bool = False,
     chunk_size: int | Literal["auto"] = "auto",
     group: Any = None,
+    vocab_start: int | None = None,
 ) -> torch.Tensor | LinearCrossEntropyOutput:
     r"""Cross-entropy of a linear layer's logits, without materialising the ``N × V`` logits.
 
@@ -1151,6 +1036,8 @@ def linear_cross_entropy(
         ``target`` and ``token_weight``; the chunk statistics are all-reduced, so the loss
         (every option) is that of the whole vocabulary and the gradient of ``hidden`` is the
         full one.
+      vocab_start: with ``group``, the first class this rank's ``weight`` holds (the shards
+        may then lie in any rank order); None: the shards lie in rank order.
 
     Returns:
       The loss (float32 for 16-bit inputs, else the input dtype): a scalar, or per token for
@@ -1208,9 +1095,11 @@ def linear_cross_entropy(
 
     combine = _LOCAL
     if group is None:
+        if vocab_start is not None:
+            raise ValueError(f"vocab_start={vocab_start!r} needs group= (the ranks sharing the vocabulary)")
         options = check()
     else:
-        options, combine = agree_on_shards(group, None, hidden, weight, target, class_weight, check)
+        options, combine = agree_on_shards(group, vocab_start, hidden, weight, target, class_weight, check)
     return _apply(hidden, weight, target, bias, class_weight, options, return_lse, combine,
                   token_weight, normalizer)
 
@@ -1251,7 +1140,7 @@ def count_targets(
     """
     ignore_index = v.check_ignore_index(ignore_index)
     for name, value in (("class_weight", class_weight), ("token_weight", token_weight)):
-        if value is not None and not (isinstance(value, torch.Tensor) and value.dtype in _FLOAT_DTYPES):
+        if value is not None and not (isinstance(value, torch.Tensor) and value.is_floating_point()):
             raise TypeError(f"{name} must be a floating torch.Tensor or None, got {value!r}")
     if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.is_complex():
         raise TypeError(f"target must be a tensor of integer class indices, got {target!r}")

@@ -64,7 +64,6 @@ from ._group import (
     _compute_dtype,
     _local_row,
     _options_fingerprint,
-    agree_on_shards,
     check_group,
 )
 
@@ -443,10 +442,8 @@ def vocab_parallel_cross_entropy(
 
 
 # ==================================================================================
-# vocab_parallel_linear_cross_entropy: the linear engine with the group's combine step
+# vocab_parallel_linear_cross_entropy: linear_cross_entropy on a group
 # ==================================================================================
-
-
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -457,44 +454,52 @@ def vocab_parallel_linear_cross_entropy(
     vocab_start: int | None,
     group: Any = None,
     bias_shard: torch.Tensor | None = None,
+    class_weight_shard: torch.Tensor | None = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
-    class_weight_shard: torch.Tensor | None = None,
+    token_weight: torch.Tensor | None = None,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    temperature: float = 1.0,
     reduction: v.Reduction = "mean",
+    normalizer: torch.Tensor | float | None = None,
     return_lse: bool = False,
+    return_stats: bool = False,
     chunk_size: int | Literal["auto"] = "auto",
 ) -> torch.Tensor | _linear.LinearCrossEntropyOutput:
     r"""Cross-entropy of a linear output layer whose rows (the vocabulary) are sharded.
 
     .. math::
-        z_i = \operatorname{cap}(W h_i + b), \quad
-        \ell_i = -\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c + \lambda\, \mathrm{lse}(z_i)^2
+        z_i = \operatorname{cap}(W h_i + b) / T, \quad
+        \ell_i = t_i \Big(-\sum_c a_{ic} \log \operatorname{softmax}(z_i)_c
+                 + \lambda\, \mathrm{lse}(z_i)^2\Big)
 
-    with ``W = cat(weight_shard of every rank)`` in vocabulary order: the numbers of
-    :func:`crossent.torch.linear_cross_entropy` on the whole vocabulary, computed by the same
-    chunked engine. Per chunk of tokens, each rank reduces its ``[chunk, shard_size]`` block
-    of logits to per-token statistics (row maximum, sum of exponentials, target logit,
-    smoothing term) and the *combine* step all-reduces them over the group (MAX, then one
-    packed SUM of ``2N`` or ``3N`` numbers); the gradient of ``hidden`` is all-reduced once
-    at the end (each rank's ``g_shard W_shard`` is a partial sum over the vocabulary), as
-    Megatron-LM's column-parallel layer does, so do not wrap ``hidden`` in another
-    reduce-in-backward. Before that, one all-gather of 80 bytes per rank checks that the ranks
-    agree (see :func:`vocab_parallel_cross_entropy`'s Raises). 'none' recomputes the chunks
-    (and their collectives) in backward; 'mean'/'sum' form the gradients in the forward pass
-    (a second backward recomputes them).
+    with ``W = cat(weight_shard of every rank)`` in vocabulary order: exactly
+    ``linear_cross_entropy(hidden, weight_shard, target, group=group, vocab_start=vocab_start,
+    ...)``, every option passed through, so the numbers are those of
+    :func:`crossent.torch.linear_cross_entropy` on the whole vocabulary. Per chunk of tokens,
+    each rank reduces its ``[chunk, shard_size]`` block of logits to per-token statistics
+    (row maximum, sum of exponentials, target logit, smoothing term) and the *combine* step
+    all-reduces them over the group (MAX, then one packed SUM of ``2N`` or ``3N`` numbers);
+    the gradient of ``hidden`` is all-reduced once at the end (each rank's
+    ``g_shard W_shard`` is a partial sum over the vocabulary), as Megatron-LM's
+    column-parallel layer does, so do not wrap ``hidden`` in another reduce-in-backward.
+    Before that, one all-gather of 80 bytes per rank checks that the ranks agree (see
+    :func:`vocab_parallel_cross_entropy`'s Raises). 'none' recomputes the chunks (and their
+    collectives) in backward; 'mean'/'sum' form the gradients in the forward pass (a second
+    backward recomputes them).
 
     Args:
       hidden: ``[..., D]``, identical on every rank.
       weight_shard: ``[shard_size, D]``, rows ``vocab_start ..`` of the output layer.
       target: integer class indices ``[...]`` over the full vocabulary, identical on every rank.
       vocab_start: the first class this rank holds, or ``None`` on every rank for shards in
-        rank order (what ``linear_cross_entropy(group=...)`` passes).
+        rank order.
       group: the process group (default: the world).
       bias_shard, class_weight_shard: optional ``[shard_size]``, this rank's entries.
-      ignore_index, label_smoothing, z_loss, softcap, reduction, return_lse, chunk_size: as
-        :func:`crossent.torch.linear_cross_entropy`.
+      ignore_index, label_smoothing, token_weight, z_loss, softcap, temperature, reduction,
+        normalizer, return_lse, return_stats, chunk_size: as
+        :func:`crossent.torch.linear_cross_entropy` (``token_weight`` identical on every rank).
 
     Returns:
       As :func:`crossent.torch.linear_cross_entropy`, identical on every rank.
@@ -522,27 +527,12 @@ def vocab_parallel_linear_cross_entropy(
     Megatron-LM layout (``ColumnParallelLinear`` output layer followed by
     ``vocab_parallel_cross_entropy``) fused and chunked.
     """
-
-    def check() -> _linear._Options:
-        _check_floating_tensor("hidden", hidden)
-        _check_floating_tensor("weight_shard", weight_shard)
-        if hidden.ndim == 0:
-            raise ValueError("hidden must have at least one dimension (the hidden size D), got a scalar")
-        if weight_shard.ndim != 2 or weight_shard.shape[1] != hidden.shape[-1]:
-            raise ValueError(
-                f"weight_shard must have shape (shard_size, {hidden.shape[-1]}) to match hidden's "
-                f"last dimension D={hidden.shape[-1]}, got {tuple(weight_shard.shape)}"
-            )
-        options = _linear._check_options(
-            ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-            softcap=softcap, reduction=reduction, chunk_size=chunk_size,
-        )
-        _linear._check_tensors(hidden, weight_shard, target, bias_shard, class_weight_shard,
-                               options.ignore_index, check_range=False)
-        return options
-
-    options, combine = agree_on_shards(
-        group, vocab_start, hidden, weight_shard, target, class_weight_shard, check
+    check_group(group)
+    return _linear.linear_cross_entropy(
+        hidden, weight_shard, target, bias=bias_shard, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, class_weight=class_weight_shard,
+        token_weight=token_weight, z_loss=z_loss, softcap=softcap, temperature=temperature,
+        reduction=reduction, normalizer=normalizer, return_lse=return_lse,
+        return_stats=return_stats, chunk_size=chunk_size,
+        group=dist.group.WORLD if group is None else group, vocab_start=vocab_start,
     )
-    return _linear._apply(hidden, weight_shard, target, bias_shard, class_weight_shard, options,
-                          return_lse, combine)
