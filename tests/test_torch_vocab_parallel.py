@@ -27,7 +27,6 @@ import torch.nn.functional as F  # noqa: E402
 
 import crossent  # noqa: E402
 from crossent.torch import (  # noqa: E402
-    _vocab_parallel,  # noqa: E402
     linear_cross_entropy,
     vocab_parallel_cross_entropy,
     vocab_parallel_linear_cross_entropy,
@@ -44,7 +43,6 @@ LAYOUTS = {
     "empty3": [(0, 6), (6, 0), (6, 4)],
 }
 HIDDEN_SIZE = 4
-DEFAULT_BLOCK_ELEMENTS = _vocab_parallel._BLOCK_ELEMENTS
 SPAWN_DEADLINE_S = 240
 
 
@@ -226,8 +224,6 @@ def _backward(loss: torch.Tensor, case: Case, upstream: torch.Tensor) -> None:
 
 
 def _run_case(case: Case, rank: int) -> dict:
-    # blocks of 7 logits for half the cases: the block loops run many times
-    _vocab_parallel._BLOCK_ELEMENTS = 7 if case.seed % 2 else DEFAULT_BLOCK_ELEMENTS
     inputs = make_inputs(case)
     start, size = LAYOUTS[case.layout][rank]
     options = dict(vocab_start=None if case.rank_order else start, ignore_index=case.ignore_index,

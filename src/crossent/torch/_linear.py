@@ -60,7 +60,7 @@ from .. import _validate as v
 from .._linear_spec import LinearOptions as _Options
 from .._linear_spec import check_options as _check_options
 from ._cross_entropy import _in_transform
-from ._group import _LOCAL, Combine, agree_on_shards, check_group
+from ._group import _LOCAL, Combine, agree_on_shards, check_group, compute_dtype
 
 __all__ = [
     "linear_cross_entropy", "count_targets", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput",
@@ -412,7 +412,6 @@ def _logits(
 
 
 def _finish_grad(
-    problem: _Problem,
     probs_scaled: torch.Tensor,
     hit: torch.Tensor,
     target_local: torch.Tensor,
@@ -561,15 +560,10 @@ def _run(
                 candidate = torch.where(local_max == row_max, local_arg + combine.vocab_start,
                                         torch.full_like(local_arg, 2**62))
                 _write_stats(stats, start, entropy, target_logit, combine.max(candidate.neg()).neg())
-        # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
-        # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
-        picked = rows.hit[start:stop] * (row_max - target_logit)
-        if spread_dot is not None:
-            picked = picked + rows.smooth[start:stop] * (rows.weight_sum * row_max - spread_dot)
         chunk_lse = row_max + log_sum_exp
         lse[start:stop] = chunk_lse
-        # ℓ_i = A_i lse_i - Σ_c a_ic z_ic
-        losses[start:stop] = rows.total_mass[start:stop] * log_sum_exp + picked
+        losses[start:stop] = _row_losses(rows, slice(start, stop), row_max, target_logit, spread_dot,
+                                         log_sum_exp)
         if upstream is None:
             continue
         u = upstream[0] if upstream[0].ndim == 0 else upstream[0][start:stop]
@@ -589,7 +583,6 @@ def _run(
         # on a group the buffer holds exp(z - m): P = exp(z - m) / S
         probs_coef = row_coef if inverse_sum is None else row_coef * inverse_sum
         grad = _finish_grad(
-            problem,
             logits.mul_(probs_coef.unsqueeze(1)),
             u * rows.owned_hit[start:stop],
             target_chunk,
@@ -624,6 +617,19 @@ def _run(
         assert bias is not None
         grad_bias = grad_bias_acc.to(bias.dtype)
     return losses, lse, _Grads(grad_hidden, grad_weight, grad_bias)
+
+
+def _row_losses(
+    rows: _Rows, part: slice, row_max: torch.Tensor, target_logit: torch.Tensor,
+    spread_dot: torch.Tensor | None, log_sum_exp: torch.Tensor,
+) -> torch.Tensor:
+    """ℓ_i = A_i lse_i - Σ_c a_ic z_ic of the tokens ``part``, from the combined statistics."""
+    # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
+    # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
+    picked = rows.hit[part] * (row_max - target_logit)
+    if spread_dot is not None:
+        picked = picked + rows.smooth[part] * (rows.weight_sum * row_max - spread_dot)
+    return rows.total_mass[part] * log_sum_exp + picked
 
 
 def _write_stats(
@@ -681,7 +687,6 @@ def _second_pass(
         in_block = (rows.target >= start) & (rows.target < stop)
         local_target = torch.where(in_block, rows.target - start, torch.zeros_like(rows.target))
         grad = _finish_grad(
-            problem,
             logits,
             torch.where(in_block, hit, torch.zeros_like(hit)),
             local_target,
@@ -718,16 +723,20 @@ def _scales(rows: _Rows, options: _Options) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _loss(losses: torch.Tensor, lse: torch.Tensor, problem: _Problem) -> torch.Tensor:
-    """The call's loss from the per-token cross-entropy terms and lse: z-loss, token weights,
-    then the reduction (per token of all tokens for 'none')."""
-    rows, options = problem.rows, problem.options
+    """The call's loss from the per-token cross-entropy terms and lse (per token of all tokens
+    for 'none')."""
+    loss = _reduce_rows(losses, lse, problem.rows, problem.options)
+    return problem.full(loss) if problem.options.reduction == "none" else loss
+
+
+def _reduce_rows(losses: torch.Tensor, lse: torch.Tensor, rows: _Rows, options: _Options) -> torch.Tensor:
+    """z-loss, token weights, then the reduction of the per-token terms."""
     ce_scale, z_scale = _scales(rows, options)
     terms = [(losses, ce_scale)]
     if options.z_loss > 0:  # PaLM: λ lse², counted tokens
         terms.append((options.z_loss * torch.square(lse) * rows.counted, z_scale))
     if options.reduction == "none":
-        per_token = sum((term * scale if rows.token is not None else term for term, scale in terms))
-        return problem.full(per_token)  # type: ignore[arg-type]
+        return sum((term * scale if rows.token is not None else term for term, scale in terms))  # type: ignore[return-value]
     total = [term.sum() * scale if scale.ndim == 0 else term @ scale for term, scale in terms]
     return total[0] if len(total) == 1 else total[0] + total[1]
 
@@ -1083,7 +1092,7 @@ def linear_cross_entropy(
     (under torch.compile each chunk is checkpointed instead), and with ``group=`` they raise
     ``NotImplementedError``.
     """
-    def check() -> _Options:
+    def check() -> tuple:
         options = _check_options(
             ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
             softcap=softcap, reduction=reduction, chunk_size=chunk_size, temperature=temperature,
@@ -1091,15 +1100,18 @@ def linear_cross_entropy(
         )
         _check_tensors(hidden, weight, target, bias, class_weight, options.ignore_index,
                        check_range=group is None, token_weight=token_weight)
-        return options
+        wants_hidden = torch.is_grad_enabled() and hidden.requires_grad
+        # equal on every rank: the engine's collectives depend on all of these
+        equal = ("linear", options, class_weight is not None, compute_dtype(hidden.dtype), wants_hidden)
+        return options, int(weight.shape[0]), int(hidden.shape[-1]), equal
 
     combine = _LOCAL
     if group is None:
         if vocab_start is not None:
             raise ValueError(f"vocab_start={vocab_start!r} needs group= (the ranks sharing the vocabulary)")
-        options = check()
+        options = check()[0]
     else:
-        options, combine = agree_on_shards(group, vocab_start, hidden, weight, target, class_weight, check)
+        options, combine = agree_on_shards(group, vocab_start, target, check)
     return _apply(hidden, weight, target, bias, class_weight, options, return_lse, combine,
                   token_weight, normalizer)
 
