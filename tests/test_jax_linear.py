@@ -480,3 +480,67 @@ def test_fully_ignored_chunk_is_skipped_and_exact(reduction):
     for got, want in zip(grads, ref_grads, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert float(jnp.max(jnp.abs(grads[0][4:8]))) == 0.0
+
+
+_DATA_PARALLEL = textwrap.dedent(
+    """
+    import numpy as np, jax, jax.numpy as jnp
+    from jax.sharding import Mesh, PartitionSpec as P
+    import crossent.jax as cj
+    jax.config.update("jax_enable_x64", True)
+    assert jax.device_count() == 4, jax.devices()
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=(12, 5))
+    w = rng.normal(size=(7, 5))
+    b = rng.normal(size=(7,))
+    cw = rng.uniform(0.5, 2.0, size=7)
+    tw = rng.uniform(0.0, 2.0, size=12)
+    y = rng.integers(0, 7, size=(12,)); y[[1, 6, 7, 8]] = -100  # the third device: 2 of 3 ignored
+    options = dict(bias=b, class_weight=cw, label_smoothing=0.1, z_loss=1e-2, softcap=4.0,
+                   temperature=0.7, chunk_size=2)
+    def whole(h, w):  # normalizer= replaces both 'mean' divisors (the z-loss's too)
+        divisor = cj.count_targets(y, class_weight=cw, token_weight=tw)
+        return cj.linear_cross_entropy(h, w, y, token_weight=tw, normalizer=divisor, **options)
+    def local(h, w, y, tw):
+        divisor = cj.count_targets(y, class_weight=cw, token_weight=tw, data_axis="data")
+        part = cj.linear_cross_entropy(h, w, y, token_weight=tw, normalizer=divisor, **options)
+        return jax.lax.psum(part, "data")
+    up = rng.normal(size=12)
+    def whole_none(h, w):
+        return jnp.sum(up * cj.linear_cross_entropy(h, w, y, token_weight=tw, reduction="none",
+                                                    **options))
+    def local_none(h, w, y, tw, up):
+        part = cj.linear_cross_entropy(h, w, y, token_weight=tw, reduction="none", **options)
+        return jax.lax.psum(jnp.sum(up * part), "data")
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    for dtype, tol in (("float64", 1e-12), ("bfloat16", 2e-2)):
+        args = (h.astype(dtype), w.astype(dtype))
+        for reference, fn, extra in ((whole, local, ()), (whole_none, local_none, (up,))):
+            specs = (P("data"), P(), P("data"), P("data")) + (P("data"),) * len(extra)
+            sharded = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P())
+            want = jax.value_and_grad(reference, argnums=(0, 1))(*args)
+            got = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1)))(*args, y, tw, *extra)
+            for a, c in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got),
+                            strict=True):
+                a, c = np.asarray(a, np.float64), np.asarray(c, np.float64)
+                np.testing.assert_allclose(c, a, rtol=tol, atol=tol * np.max(np.abs(a)))
+    try:
+        cj.count_targets(y, data_axis=0)
+    except TypeError as error:
+        assert "data_axis must be a mesh axis name" in str(error)
+    else:
+        raise AssertionError("data_axis=0 accepted")
+    print("ok")
+    """
+)
+
+
+def test_data_parallel_count_targets_gives_the_whole_batch():
+    # tokens sharded over a 'data' axis of 4 devices, each dividing by the global count:
+    # the summed losses and the gradients are the whole batch's (float64, 1e-12)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", _DATA_PARALLEL], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")

@@ -362,11 +362,65 @@ def _logit_grad(opts: _Options, logits, slope_tanh, lse, scale, hit, local_targe
     return grad
 
 
+def _varying_axes(aval: Any) -> frozenset:
+    """The ``shard_map`` mesh axes an abstract value varies over (empty outside ``shard_map``)."""
+    kind = getattr(aval, "manual_axis_type", None)
+    return frozenset(kind.varying if kind is not None else getattr(aval, "vma", ()))
+
+
+def _vary_over(value: jax.Array, axes: frozenset) -> jax.Array:
+    """``value`` cast to vary over the ``shard_map`` axes ``axes`` too (no-op if it does)."""
+    missing = axes - _varying_axes(jax.typeof(value))
+    return jax.lax.pcast(value, tuple(sorted(missing)), to="varying") if missing else value
+
+
+def _vary_as(value: jax.Array, aval: Any) -> jax.Array:
+    """``value`` cast to vary over the ``shard_map`` axes ``aval`` varies over."""
+    return _vary_over(value, _varying_axes(aval))
+
+
+def _vary_together(vocab_axis: str | None, *arrays: Any) -> tuple:
+    """The engine's arguments cast to vary over the same ``shard_map`` axes (all but the
+    vocabulary axis, which the engine combines itself). With the tokens sharded over a data
+    axis and the weight replicated, the custom VJP's cotangents vary over it; the transpose of
+    this cast sums the weight's gradient over the data axis, as autodiff of a plain loss does."""
+    axes = frozenset().union(*(_varying_axes(jax.typeof(a)) for a in arrays if a is not None))
+    axes -= {vocab_axis}
+    return tuple(None if a is None else _vary_over(a, axes) for a in arrays)
+
+
+def _vary_like_loop(update, value):
+    """``value`` cast to vary over the ``shard_map`` axes that ``update(value)`` makes it vary
+    over: a loop carry keeps its type, so zeros that start out equal on every device (an
+    accumulator of ∂W with the tokens sharded over a data axis) are cast first."""
+    for _ in range(3):  # each round adds axes; two suffice for the loops here
+        cast = jax.tree_util.tree_map(_vary_as, value, jax.eval_shape(update, value))
+        before, after = jax.tree_util.tree_leaves(value), jax.tree_util.tree_leaves(cast)
+        if all(a is b for a, b in zip(before, after, strict=True)):
+            return value
+        value = cast
+    return value
+
+
+def _unless_nothing_counted(any_counted, contribute, carry):
+    """``contribute(carry) -> (carry, per-token out)``, or ``(carry, zeros)`` where no token of
+    the chunk counts (its products skipped; under vmap both branches run). The skip branch is
+    cast to the same ``shard_map`` types as ``contribute``'s, as ``lax.cond`` requires."""
+    carry_type, out_type = jax.eval_shape(contribute, carry)
+
+    def skip(carry):
+        zeros = jax.tree_util.tree_map(lambda a: _vary_as(jnp.zeros(a.shape, a.dtype), a), out_type)
+        return jax.tree_util.tree_map(_vary_as, carry, carry_type), zeros
+
+    return jax.lax.cond(any_counted, contribute, skip, carry)
+
+
 def _over_blocks(length: int, block: int, update, value):
     """``value = update(start, size, value)`` for the blocks ``[start, start + size)`` of
     ``range(length)``: a ``fori_loop`` over the full blocks, then the remainder (static sizes)."""
     full = length // block
     if full:
+        value = _vary_like_loop(lambda val: update(0, block, val), value)
         value = jax.lax.fori_loop(0, full, lambda b, val: update(b * block, block, val), value)
     if length % block:
         value = update(full * block, length % block, value)
@@ -446,12 +500,8 @@ def _gradients(opts: _Options, hidden, weight, bias, target, counted, class_weig
                 d_bias = d_bias + jnp.sum(grad, axis=0)
             return (d_weight, d_bias, d_class_weight), d_hidden.astype(hidden.dtype)
 
-        def skip(carry):
-            return carry, jnp.zeros(h.shape, hidden.dtype)
-
-        # a chunk with no counted token adds nothing (u = s = 0): its gradient products are
-        # skipped (under vmap both branches run)
-        carry, d_hidden = jax.lax.cond(jnp.any(cnt), contribute, skip, carry)
+        # a chunk with no counted token adds nothing (u = s = 0)
+        carry, d_hidden = _unless_nothing_counted(jnp.any(cnt), contribute, carry)
         return carry, (d_hidden,) + tuple(outputs)
 
     init = (
@@ -625,19 +675,22 @@ def count_targets(
     ignore_index: int = -100,
     class_weight: Any = None,
     token_weight: Any = None,
+    data_axis: str | tuple[str, ...] | None = None,
 ) -> jax.Array:
     r"""The 'mean' divisor of :func:`linear_cross_entropy`: :math:`D = \sum_{\text{counted}} t_i w_{y_i}`.
 
     Pass it as ``normalizer=`` to each micro-batch so their losses sum to the whole batch's
     (Hugging Face's ``num_items_in_batch``). A 0-d float32 array (float64 with
-    ``jax_enable_x64``). Unlike the torch version there is no ``group``: inside
-    ``shard_map`` sum it with ``jax.lax.psum`` over the data axis.
+    ``jax_enable_x64``). ``data_axis`` is the torch version's ``group=``: inside
+    ``jax.shard_map``, with the tokens sharded over that mesh axis (or axes), the counts of
+    every device are summed (``jax.lax.psum``), so each device divides by the global count.
 
     Args:
       target: integer class indices, any shape.
       ignore_index: targets equal to it are not counted.
       class_weight: optional ``[V]`` class weights.
       token_weight: optional weights of ``target``'s shape.
+      data_axis: inside ``shard_map``, the mesh axis name(s) the tokens are sharded over.
 
     >>> import jax.numpy as jnp
     >>> float(count_targets(jnp.array([1, -100, 2]), class_weight=jnp.array([1., 2., 3.])))
@@ -659,7 +712,15 @@ def count_targets(
         if token_weight.shape != target.shape:
             raise ValueError(f"token_weight has shape {token_weight.shape}, expected target's {target.shape}")
         weights = weights * token_weight.astype(dtype)
-    return jnp.sum(weights)
+    total = jnp.sum(weights)
+    if data_axis is None:
+        return total
+    names = (data_axis,) if isinstance(data_axis, str) else data_axis
+    if not isinstance(names, tuple) or not names or not all(isinstance(a, str) for a in names):
+        raise TypeError(
+            f"data_axis must be a mesh axis name (str), a tuple of names or None, got {data_axis!r}"
+        )
+    return jax.lax.psum(total, names)
 
 
 def linear_cross_entropy(
@@ -779,7 +840,7 @@ def linear_cross_entropy(
     tokens = (
         jnp.ones((num_tokens,), dtype) if token_weight is None else (token_weight.reshape(-1).astype(dtype))
     )
-    engine_args = (flat_hidden, weight, bias, flat_target, counted, class_weight)
+    engine_args = _vary_together(vocab_axis, flat_hidden, weight, bias, flat_target, counted, class_weight)
     if num_tokens == 0:
         empty = jnp.zeros((0,), dtype)
         outputs: tuple = (empty, empty, empty, empty, jnp.zeros((0,), int))
@@ -813,7 +874,7 @@ def linear_cross_entropy(
             lse_divisor = jnp.sum(counted_tokens)
         ce_weight = safe_divide(tokens, ce_divisor)
         lse_weight = z_weight * safe_divide(counted_tokens, lse_divisor)
-        loss, outputs = _fused(opts, *engine_args, ce_weight, lse_weight)
+        loss, outputs = _fused(opts, *_vary_together(vocab_axis, *engine_args, ce_weight, lse_weight))
     lse = outputs[1]
     if not (return_lse or return_stats):
         return loss
