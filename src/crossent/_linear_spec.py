@@ -9,11 +9,39 @@ message. Only the spelling of a fix differs between the two libraries (:class:`S
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _validate as v
 
 FLOAT_DTYPES = ("float32", "bfloat16", "float16", "float64")
+
+
+class LinearCrossEntropyOutput(NamedTuple):
+    """What ``linear_cross_entropy`` returns with ``return_lse`` or ``return_stats``.
+
+    The same for ``crossent.torch`` and ``crossent.jax``: its fields are arrays of the
+    caller's library (``torch.Tensor`` or ``jax.Array``), and as a ``NamedTuple`` it is a JAX
+    pytree (it can leave ``jax.jit``). Per-token fields have ``hidden.shape[:-1]``, are
+    computed for every token (ignored ones too) from the logits ``z = cap(W h + b) / T``,
+    carry no gradient, and are ``None`` when not asked for (``return_lse`` gives ``lse`` only).
+
+    Attributes:
+      loss: the loss (scalar, or per token for ``reduction='none'``).
+      lse: log-sum-exp of each token's logits, in the computation dtype (float32 for 16-bit
+        inputs).
+      target_logprob: ``log softmax(z)_y``; NaN for an ignored token.
+      entropy: ``-Σ_c p_c log p_c`` of ``p = softmax(z)``.
+      predicted: the argmax class, the lowest index among ties (torch: int64; JAX: its
+        default integer, int64 with ``jax_enable_x64``, else int32).
+      correct: ``predicted == target`` (bool).
+    """
+
+    loss: Any
+    lse: Any = None
+    target_logprob: Any = None
+    entropy: Any = None
+    predicted: Any = None
+    correct: Any = None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ import numpy as np
 
 from .. import _linear_spec as spec
 from .. import _validate as v
+from .._linear_spec import LinearCrossEntropyOutput
 
 __all__ = [
     "linear_cross_entropy",
@@ -74,30 +75,6 @@ _AUTO_BUDGET_FRACTION = 0.10
 _AUTO_BUDGET_MIN = 12 * 2**20
 _AUTO_BUDGET_MAX = 64 * 2**20
 _MIN_AUTO_ROWS = 8
-
-
-class LinearCrossEntropyOutput(NamedTuple):
-    """What :func:`linear_cross_entropy` returns with ``return_lse`` or ``return_stats``.
-
-    A ``NamedTuple``, so a pytree (it can leave ``jax.jit``). Per-token fields have
-    ``hidden.shape[:-1]``, are computed for every token (ignored ones too) and carry no
-    gradient; fields not asked for are ``None``.
-
-    Attributes:
-      loss: the loss (scalar, or per token for ``reduction='none'``).
-      lse: log-sum-exp of each token's logits ``z`` (float32 for 16-bit inputs).
-      target_logprob: ``log softmax(z)_y``; NaN for an ignored token.
-      entropy: ``-Σ p log p`` of ``softmax(z)``.
-      predicted: the argmax class (int64 with ``jax_enable_x64``, else int32).
-      correct: ``predicted == target`` (bool).
-    """
-
-    loss: jax.Array
-    lse: jax.Array | None = None
-    target_logprob: jax.Array | None = None
-    entropy: jax.Array | None = None
-    predicted: jax.Array | None = None
-    correct: jax.Array | None = None
 
 
 @dataclass(frozen=True)

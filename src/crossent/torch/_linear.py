@@ -57,6 +57,7 @@ import torch
 
 from .. import _linear_spec as spec
 from .. import _validate as v
+from .._linear_spec import LinearCrossEntropyOutput
 from .._linear_spec import LinearOptions as _Options
 from .._linear_spec import check_options as _check_options
 from ._cross_entropy import _in_transform
@@ -74,32 +75,6 @@ _AUTO_BUDGET_FRACTION = 0.10
 _AUTO_BUDGET_MIN = 4 * 2**20  # below 40 MB of gradients, 4 MiB of buffers (speed over 10%)
 _AUTO_BUDGET_MAX = 64 * 2**20
 _MIN_AUTO_ROWS = 8  # the budget wins down to 8 rows; below, a row of logits alone is too big
-
-
-@dataclass(frozen=True)
-class LinearCrossEntropyOutput:
-    """What :func:`linear_cross_entropy` returns with ``return_lse`` or ``return_stats``.
-
-    Per-token fields have ``hidden.shape[:-1]``, are computed for every token (ignored ones
-    too) from the logits ``z = cap(W h + b) / T``, carry no gradient, and are ``None`` when
-    not asked for (``return_lse`` gives ``lse`` only).
-
-    Attributes:
-      loss: the loss (scalar, or per token for ``reduction='none'``).
-      lse: log-sum-exp of each token's logits, in the computation dtype (float32 for 16-bit
-        inputs).
-      target_logprob: ``log softmax(z)_y``; NaN for an ignored token.
-      entropy: ``-Σ_c p_c log p_c`` of ``p = softmax(z)``.
-      predicted: the argmax class (int64; the lowest index among ties).
-      correct: ``predicted == target`` (bool).
-    """
-
-    loss: torch.Tensor
-    lse: torch.Tensor | None = None
-    target_logprob: torch.Tensor | None = None
-    entropy: torch.Tensor | None = None
-    predicted: torch.Tensor | None = None
-    correct: torch.Tensor | None = None
 
 
 @dataclass

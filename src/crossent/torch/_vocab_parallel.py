@@ -45,7 +45,7 @@ is reported by every rank instead of leaving the others waiting in a collective.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -233,17 +233,7 @@ def vocab_parallel_linear_cross_entropy(
     group: Any = None,
     bias_shard: torch.Tensor | None = None,
     class_weight_shard: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
-    token_weight: torch.Tensor | None = None,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
-    temperature: float = 1.0,
-    reduction: v.Reduction = "mean",
-    normalizer: torch.Tensor | float | None = None,
-    return_lse: bool = False,
-    return_stats: bool = False,
-    chunk_size: int | Literal["auto"] = "auto",
+    **options: Any,
 ) -> torch.Tensor | _linear.LinearCrossEntropyOutput:
     r"""Cross-entropy of a linear output layer whose rows (the vocabulary) are sharded.
 
@@ -275,9 +265,10 @@ def vocab_parallel_linear_cross_entropy(
         rank order.
       group: the process group (default: the world).
       bias_shard, class_weight_shard: optional ``[shard_size]``, this rank's entries.
-      ignore_index, label_smoothing, token_weight, z_loss, softcap, temperature, reduction,
-        normalizer, return_lse, return_stats, chunk_size: as
-        :func:`crossent.torch.linear_cross_entropy` (``token_weight`` identical on every rank).
+      **options: every other keyword of :func:`crossent.torch.linear_cross_entropy`
+        (``ignore_index``, ``label_smoothing``, ``token_weight`` identical on every rank,
+        ``z_loss``, ``softcap``, ``temperature``, ``reduction``, ``normalizer``, ``return_lse``,
+        ``return_stats``, ``chunk_size``), with its meaning.
 
     Returns:
       As :func:`crossent.torch.linear_cross_entropy`, identical on every rank.
@@ -307,10 +298,6 @@ def vocab_parallel_linear_cross_entropy(
     """
     check_group(group)
     return _linear.linear_cross_entropy(
-        hidden, weight_shard, target, bias=bias_shard, ignore_index=ignore_index,
-        label_smoothing=label_smoothing, class_weight=class_weight_shard,
-        token_weight=token_weight, z_loss=z_loss, softcap=softcap, temperature=temperature,
-        reduction=reduction, normalizer=normalizer, return_lse=return_lse,
-        return_stats=return_stats, chunk_size=chunk_size,
-        group=dist.group.WORLD if group is None else group, vocab_start=vocab_start,
+        hidden, weight_shard, target, bias=bias_shard, class_weight=class_weight_shard,
+        group=dist.group.WORLD if group is None else group, vocab_start=vocab_start, **options,
     )
