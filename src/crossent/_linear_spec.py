@@ -117,10 +117,13 @@ def check_inputs(
     spelling: Spelling,
     *,
     sharded: bool = False,
+    bias_like_hidden: bool = True,
 ) -> None:
     """Shapes and dtypes of the arrays of ``linear_cross_entropy`` (not the target values).
 
     ``sharded``: ``weight`` holds one rank's rows of the vocabulary (it may be empty).
+    ``bias_like_hidden``: the bias must have hidden's dtype (torch adds it to the product in
+    place; JAX converts it to the computation dtype).
     """
     if _name(hidden.dtype) not in FLOAT_DTYPES:
         raise TypeError(
@@ -166,7 +169,7 @@ def check_inputs(
                 f"{name} must have shape ({num_classes},), one entry per row of weight, "
                 f"got shape {_shape(array)}"
             )
-    if bias is not None and bias.dtype != hidden.dtype:
+    if bias_like_hidden and bias is not None and bias.dtype != hidden.dtype:
         raise TypeError(
             f"bias has dtype {bias.dtype}, but hidden has dtype {hidden.dtype}; expected the same dtype"
         )

@@ -790,7 +790,7 @@ def linear_cross_entropy(
     class_weight = None if class_weight is None else jnp.asarray(class_weight)
     token_weight = None if token_weight is None else jnp.asarray(token_weight)
     spec.check_inputs(hidden, weight, target, bias, class_weight, token_weight, spec.JAX,
-                      sharded=vocab_axis is not None)
+                      sharded=vocab_axis is not None, bias_like_hidden=False)
     num_classes, hidden_size = weight.shape
     if vocab_axis is None:
         _check_class_indices(target, num_classes, ignore_index)
