@@ -790,7 +790,7 @@ def _problem(
 ) -> _Problem:
     """The call's problem. Tokens that cannot count (``ignore_index``, token weight 0) are
     dropped (``index``: the others), unless every token is wanted (lse, stats) or traced."""
-    compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(hidden.dtype)
     token_weight, index = tokens.weight, None
     if tokens.drop and not options.stats and not torch.compiler.is_compiling() and not _in_transform(target):
         keep = target != options.ignore_index
@@ -800,17 +800,17 @@ def _problem(
             index = keep.nonzero()[:, 0]
             target = target[index]
             token_weight = None if token_weight is None else token_weight[index]
-    rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, combine,
+    rows = _rows(target, class_weight, options, int(weight.shape[0]), dtype, combine,
                  token_weight, tokens.normalizer)
     stats = None
     if options.stats:
         size, device = int(target.shape[0]), target.device
         stats = _Stats(
-            torch.empty(size, dtype=compute_dtype, device=device),
-            torch.empty(size, dtype=compute_dtype, device=device),
+            torch.empty(size, dtype=dtype, device=device),
+            torch.empty(size, dtype=dtype, device=device),
             torch.empty(size, dtype=torch.int64, device=device),
         )
-    return _Problem(hidden, weight, bias, rows, options, compute_dtype, combine, index, stats)
+    return _Problem(hidden, weight, bias, rows, options, dtype, combine, index, stats)
 
 
 # ==================================================================================
