@@ -43,8 +43,14 @@ class Combine:
     def _reduce(self, tensor: torch.Tensor, op: str) -> torch.Tensor:
         if self.group is None:
             return tensor
+        import torch.distributed as dist
+
+        backend_device = (
+            torch.device("cuda", torch.cuda.current_device())
+            if dist.get_backend(self.group) == "nccl" else torch.device("cpu")
+        )
         wide = tensor.dtype in (torch.float16, torch.bfloat16)  # summed in float32
-        moved = tensor.to(_group_device(self.group), dtype=torch.float32 if wide else tensor.dtype, copy=True)
+        moved = tensor.to(backend_device, dtype=torch.float32 if wide else tensor.dtype, copy=True)
         dist.all_reduce(moved, op=getattr(dist.ReduceOp, op), group=self.group)
         return moved.to(tensor.device, dtype=tensor.dtype)
 
