@@ -27,7 +27,6 @@ import torch.nn.functional as F  # noqa: E402
 
 import crossent  # noqa: E402
 from crossent.torch import (  # noqa: E402
-    _vocab_parallel,  # noqa: E402
     linear_cross_entropy,
     vocab_parallel_cross_entropy,
     vocab_parallel_linear_cross_entropy,
@@ -44,7 +43,6 @@ LAYOUTS = {
     "empty3": [(0, 6), (6, 0), (6, 4)],
 }
 HIDDEN_SIZE = 4
-DEFAULT_BLOCK_ELEMENTS = _vocab_parallel._BLOCK_ELEMENTS
 SPAWN_DEADLINE_S = 240
 
 
@@ -71,12 +69,22 @@ class Case:
     z_loss: float = 0.0  # linear only
     softcap: float | None = None  # linear only
     return_lse: bool = False  # linear only
+    token_weight: bool = False  # linear only: random token weights, some 0
+    temperature: float = 1.0  # linear only
+    normalizer: float | None = None  # linear only, with 'mean'
+    return_stats: bool = False  # linear only
     seed: int = 0
 
     @property
     def engine_options(self) -> bool:
         """Options of the linear engine that the logits form and crossent.cross_entropy lack."""
         return self.class_weight or self.z_loss > 0 or self.softcap is not None or self.return_lse
+
+    @property
+    def token_options(self) -> bool:
+        """The per-token options of the linear engine (token weights, temperature, normalizer, stats)."""
+        return (self.token_weight or self.temperature != 1.0 or self.normalizer is not None
+                or self.return_stats)
 
 
 def _cases() -> list[Case]:
@@ -138,11 +146,27 @@ def _cases() -> list[Case]:
                 through_linear_cross_entropy=layout != "swapped2" and reduction != "sum",
                 seed=seed + world,
             ))
+        # the per-token options, on both entry points, with and without the engine's others
+        for name, reduction, changes, seed in (
+            ("mean-normalizer-stats", "mean", dict(normalizer=4.5, return_stats=True), 3000),
+            ("mean-dropped", "mean", dict(), 3100),
+            ("none-stats", "none", dict(return_stats=True), 3200),
+            ("sum-all_options-stats", "sum", dict(return_stats=True, class_weight=True, z_loss=0.05,
+                                                   softcap=3.0, return_lse=True), 3300),
+        ):
+            extra.append(Case(
+                f"linear-{layout}-tokens-{name}", "linear", layout, positions=(7,), ignore="some",
+                label_smoothing=0.1, reduction=reduction, chunk_size=3, token_weight=True,
+                temperature=0.7, rank_order=layout != "swapped2",
+                through_linear_cross_entropy=layout != "swapped2" and seed % 200 == 0,
+                seed=seed + world, **changes,
+            ))
         cases += extra
     return cases
 
 
 CASES = _cases()
+STATS = ("lse", "target_logprob", "entropy", "predicted", "correct")
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -180,6 +204,9 @@ def make_inputs(case: Case) -> dict:
         inputs["bias"] = bias.to(DTYPES[case.dtype]) if case.bias else None
         class_weight = torch.rand(num_classes, generator=generator, dtype=torch.float64) + 0.5
         inputs["class_weight"] = class_weight.to(DTYPES[case.dtype]) if case.class_weight else None
+        token_weight = torch.rand(case.positions, generator=generator, dtype=torch.float64)
+        token_weight.view(-1)[1] = 0.0  # a counted token of weight 0: dropped, gradient 0
+        inputs["token_weight"] = token_weight if case.token_weight else None
     return inputs
 
 
@@ -197,8 +224,6 @@ def _backward(loss: torch.Tensor, case: Case, upstream: torch.Tensor) -> None:
 
 
 def _run_case(case: Case, rank: int) -> dict:
-    # blocks of 7 logits for half the cases: the block loops run many times
-    _vocab_parallel._BLOCK_ELEMENTS = 7 if case.seed % 2 else DEFAULT_BLOCK_ELEMENTS
     inputs = make_inputs(case)
     start, size = LAYOUTS[case.layout][rank]
     options = dict(vocab_start=None if case.rank_order else start, ignore_index=case.ignore_index,
@@ -223,7 +248,9 @@ def _run_case(case: Case, rank: int) -> dict:
         class_weight = class_weight[start:start + size]
     engine = dict(z_loss=case.z_loss, softcap=case.softcap, return_lse=case.return_lse,
                   chunk_size=case.chunk_size, ignore_index=case.ignore_index,
-                  label_smoothing=case.label_smoothing, reduction=case.reduction)
+                  label_smoothing=case.label_smoothing, reduction=case.reduction,
+                  token_weight=inputs["token_weight"], temperature=case.temperature,
+                  normalizer=case.normalizer, return_stats=case.return_stats)
     if case.through_linear_cross_entropy:  # the public entry point
         loss = linear_cross_entropy(
             hidden, weight, inputs["target"], bias=bias, group=dist.group.WORLD,
@@ -234,12 +261,13 @@ def _run_case(case: Case, rank: int) -> dict:
             hidden, weight, inputs["target"], bias_shard=bias, class_weight_shard=class_weight,
             vocab_start=options["vocab_start"], **engine,
         )
-    lse = None
-    if case.return_lse:
-        loss, lse = loss.loss, loss.lse
+    stats = {}
+    if case.return_lse or case.return_stats:
+        stats = {name: getattr(loss, name) for name in STATS}
+        loss = loss.loss
     _backward(loss, case, inputs["upstream"])
     return {"loss": loss.detach(), "grad_hidden": hidden.grad, "grad_weight": weight.grad,
-            "grad_bias": None if bias is None else bias.grad, "lse": lse}
+            "grad_bias": None if bias is None else bias.grad, **stats}
 
 
 def _error_calls(world_size: int, rank: int) -> dict:
@@ -413,9 +441,9 @@ def _references(case: Case) -> dict:
             logits = F.linear(leaves["hidden"], leaves["weight"], leaves.get("bias"))
         options = dict(ignore_index=case.ignore_index, label_smoothing=case.label_smoothing,
                        reduction=case.reduction)
-        if case.engine_options:  # the spec's formula on the whole logits, both references
-            loss, lse = _dense_engine_loss(logits, inputs, case)
-            results[name] = {"loss": loss.detach(), "lse": lse.detach()}
+        if case.engine_options or case.token_options:  # the spec's formula on the whole logits
+            loss, stats = _dense_engine_loss(logits, inputs, case)
+            results[name] = {"loss": loss.detach(), **stats}
             _backward(loss, case, inputs["upstream"])
             results[name] |= {k: t.grad for k, t in leaves.items() if t.requires_grad}
             continue
@@ -432,22 +460,38 @@ def _references(case: Case) -> dict:
 
 
 def _dense_engine_loss(logits: torch.Tensor, inputs: dict, case: Case) -> tuple:
-    """cap(z), PyTorch's weighted smoothed cross-entropy, plus λ·lse² averaged over counted tokens."""
+    """z = cap(x)/T, PyTorch's weighted smoothed per-token cross-entropy plus λ·lse², token
+    weights t_i; 'mean' divides the first by Σ t_i w_y and the second by Σ t_i (or both by
+    the normalizer); and the per-token statistics of softmax(z)."""
     if case.softcap is not None:
         logits = case.softcap * torch.tanh(logits / case.softcap)
+    logits = logits / case.temperature
     weight = inputs["class_weight"]
     weight = None if weight is None else weight.double()
     target = inputs["target"]
     ce = F.cross_entropy(logits, target, weight=weight, ignore_index=case.ignore_index,
-                         label_smoothing=case.label_smoothing, reduction=case.reduction)
+                         label_smoothing=case.label_smoothing, reduction="none")
     lse = torch.logsumexp(logits, dim=-1)
-    counted = (target != case.ignore_index).double()
+    counted = target != case.ignore_index
+    tokens = torch.ones_like(lse) if inputs["token_weight"] is None else inputs["token_weight"]
+    tokens = torch.where(counted, tokens, 0.0)
     z_term = case.z_loss * lse.square() * counted
+    target_weight = counted.double() if weight is None else weight[torch.where(counted, target, 0)] * counted
     if case.reduction == "none":
-        return ce + z_term, lse
-    if case.reduction == "sum":
-        return ce + z_term.sum(), lse
-    return ce + z_term.sum() / counted.sum(), lse
+        loss = tokens * (ce + z_term)
+    elif case.reduction == "sum":
+        loss = (tokens * (ce + z_term)).sum()
+    elif case.normalizer is not None:
+        loss = (tokens * (ce + z_term)).sum() / case.normalizer
+    else:
+        loss = (tokens * ce).sum() / (tokens * target_weight).sum() + (tokens * z_term).sum() / tokens.sum()
+    log_probs = torch.log_softmax(logits, dim=-1).detach()
+    picked = log_probs.gather(-1, torch.where(counted, target, 0)[..., None])[..., 0]
+    predicted = logits.argmax(dim=-1)
+    stats = {"lse": lse.detach(), "target_logprob": torch.where(counted, picked, torch.nan),
+             "entropy": -(log_probs.exp() * log_probs).sum(dim=-1), "predicted": predicted,
+             "correct": predicted == target}
+    return loss, stats
 
 
 def _tolerance(case: Case) -> dict:
@@ -468,7 +512,7 @@ def _check_case(case: Case, ranks: list[dict]) -> None:
     expected = references["crossent"]
     torch_says = references["torch"]
     nothing_counted = case.ignore == "all"
-    for name in ("loss", *(k for k in expected if k != "loss")):
+    for name in ("loss", *(k for k in expected if k not in ("loss", *STATS[1:]))):
         if nothing_counted and case.reduction == "mean":
             # crossent: 0 with a zero gradient; PyTorch: NaN (its documented behaviour)
             assert torch.isnan(torch_says["loss"]), case.name
@@ -478,8 +522,14 @@ def _check_case(case: Case, ranks: list[dict]) -> None:
         outcome = result["cases"][case.name]
         assert "error" not in outcome, f"rank {rank}: {outcome.get('error')}"
         _close(outcome["loss"], expected["loss"], case, f"rank {rank} loss")
-        if case.return_lse:
+        if case.return_lse or case.return_stats:
             _close(outcome["lse"], expected["lse"], case, f"rank {rank} lse")
+        if case.return_stats:
+            torch.testing.assert_close(outcome["target_logprob"], expected["target_logprob"],
+                                       **_tolerance(case), equal_nan=True)
+            _close(outcome["entropy"], expected["entropy"], case, f"rank {rank} entropy")
+            assert torch.equal(outcome["predicted"], expected["predicted"]), case.name
+            assert torch.equal(outcome["correct"], expected["correct"]), case.name
         start, size = LAYOUTS[case.layout][rank]
         if case.no_grad:
             assert set(outcome) == {"loss"}
@@ -617,6 +667,12 @@ def test_cases_cover_every_option():
     assert {c.reduction for c in engine} == {"mean", "sum", "none"}
     assert {c.through_linear_cross_entropy for c in engine} == {True, False}
     assert all(c.class_weight and c.z_loss and c.softcap and c.return_lse for c in engine)
+    tokens = [c for c in CASES if c.token_options]
+    assert {c.reduction for c in tokens} == {"mean", "sum", "none"}
+    assert {c.through_linear_cross_entropy for c in tokens} == {True, False}
+    assert {len(LAYOUTS[c.layout]) for c in tokens} == {2, 3}
+    assert all(c.token_weight and c.temperature != 1.0 for c in tokens)
+    assert any(c.normalizer for c in tokens) and any(c.return_stats for c in tokens)
 
 
 def test_the_example_prints_the_single_process_loss_under_torchrun():

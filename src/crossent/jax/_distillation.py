@@ -25,14 +25,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as v
+from .._validate import check_chunk_size, check_normalizer, check_temperature
 from ._linear import (
     _FLOAT_DTYPES,
     _compute_dtype,
     _over_blocks,
     auto_chunk_rows,
-    check_chunk_size,
-    check_normalizer,
-    check_temperature,
     chunk_logits,
     safe_divide,
 )

@@ -57,8 +57,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _linear_spec as spec
 from .. import _validate as v
-from .._validate import check_chunk_size, check_normalizer, check_softcap, check_temperature
+from .._linear_spec import LinearCrossEntropyOutput
 
 __all__ = [
     "linear_cross_entropy",
@@ -74,30 +75,6 @@ _AUTO_BUDGET_FRACTION = 0.10
 _AUTO_BUDGET_MIN = 12 * 2**20
 _AUTO_BUDGET_MAX = 64 * 2**20
 _MIN_AUTO_ROWS = 8
-
-
-class LinearCrossEntropyOutput(NamedTuple):
-    """What :func:`linear_cross_entropy` returns with ``return_lse`` or ``return_stats``.
-
-    A ``NamedTuple``, so a pytree (it can leave ``jax.jit``). Per-token fields have
-    ``hidden.shape[:-1]``, are computed for every token (ignored ones too) and carry no
-    gradient; fields not asked for are ``None``.
-
-    Attributes:
-      loss: the loss (scalar, or per token for ``reduction='none'``).
-      lse: log-sum-exp of each token's logits ``z`` (float32 for 16-bit inputs).
-      target_logprob: ``log softmax(z)_y``; NaN for an ignored token.
-      entropy: ``-Σ p log p`` of ``softmax(z)``.
-      predicted: the argmax class (int64 with ``jax_enable_x64``, else int32).
-      correct: ``predicted == target`` (bool).
-    """
-
-    loss: jax.Array
-    lse: jax.Array | None = None
-    target_logprob: jax.Array | None = None
-    entropy: jax.Array | None = None
-    predicted: jax.Array | None = None
-    correct: jax.Array | None = None
 
 
 @dataclass(frozen=True)
@@ -119,45 +96,6 @@ class _Options:
 # ==================================================================================
 
 
-def _check_arrays(
-    hidden: Any, weight: Any, target: Any, bias: Any, class_weight: Any, token_weight: Any
-) -> None:
-    for name, array in (("hidden", hidden), ("weight", weight)):
-        if array.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"{name} must be float32, float64, bfloat16 or float16, got {array.dtype}")
-    if weight.dtype != hidden.dtype:
-        raise TypeError(
-            f"weight has dtype {weight.dtype} but hidden has {hidden.dtype}; cast one "
-            f"(e.g. weight.astype(hidden.dtype))"
-        )
-    if hidden.ndim < 1 or weight.ndim != 2:
-        raise ValueError(
-            f"hidden must be [..., D] and weight [V, D], got shapes {hidden.shape} and {weight.shape}"
-        )
-    if weight.shape[1] != hidden.shape[-1]:
-        raise ValueError(
-            f"weight has hidden size {weight.shape[1]} (shape {weight.shape}) but hidden has "
-            f"{hidden.shape[-1]} (shape {hidden.shape}); weight must be [V, D] as in nn.Linear"
-        )
-    if not jnp.issubdtype(target.dtype, jnp.integer):
-        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
-    if target.shape != hidden.shape[:-1]:
-        raise ValueError(
-            f"target has shape {target.shape}, but hidden {hidden.shape} has tokens "
-            f"{hidden.shape[:-1]}; expected target of shape hidden.shape[:-1]"
-        )
-    num_classes = weight.shape[0]
-    for name, array in (("bias", bias), ("class_weight", class_weight)):
-        if array is not None and array.shape != (num_classes,):
-            raise ValueError(
-                f"{name} must have shape ({num_classes},) (one value per class), got {array.shape}"
-            )
-    if token_weight is not None and token_weight.shape != hidden.shape[:-1]:
-        raise ValueError(
-            f"token_weight has shape {token_weight.shape}, expected hidden.shape[:-1] = {hidden.shape[:-1]}"
-        )
-
-
 def _check_class_indices(target: Any, num_classes: int, ignore_index: int) -> None:
     """Out-of-range targets, where target is concrete (under a trace it cannot be checked)."""
     if isinstance(target, jax.core.Tracer) or target.size == 0:
@@ -165,10 +103,8 @@ def _check_class_indices(target: Any, num_classes: int, ignore_index: int) -> No
     values = np.asarray(target)
     bad = values[(values != ignore_index) & ((values < 0) | (values >= num_classes))]
     if bad.size:
-        raise ValueError(
-            f"target contains class index {int(bad.flat[0])}, but weight has {num_classes} "
-            f"classes; valid targets are 0..{num_classes - 1} or ignore_index={ignore_index}"
-        )
+        raise v.class_index_error(int(bad.flat[0]), num_classes, f"weight has {num_classes} classes",
+                                  ignore_index)
 
 
 def _is_16_bit(dtype: Any) -> bool:
@@ -841,21 +777,20 @@ def linear_cross_entropy(
     >>> round(float(linear_cross_entropy(hidden, weight, jnp.array([0, 1]))), 4)
     0.5514
     """
-    reduction = v.check_reduction(reduction)
-    ignore_index = v.check_ignore_index(ignore_index)
-    smoothing = float(v.check_unit_interval("label_smoothing", label_smoothing, differentiable=False))
-    z_weight = float(v.check_non_negative("z_loss", z_loss, differentiable=False))
-    cap = check_softcap(softcap)
-    temp = check_temperature(temperature)
-    chunk_rows = check_chunk_size(chunk_size)
-    normalizer = check_normalizer(normalizer, reduction)
+    options = spec.check_options(
+        ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
+        reduction=reduction, chunk_size=chunk_size, temperature=temperature, normalizer=normalizer,
+        return_stats=return_stats,
+    )
+    reduction, ignore_index, z_weight = options.reduction, options.ignore_index, options.z_loss
     if vocab_axis is not None and not isinstance(vocab_axis, str):
         raise TypeError(f"vocab_axis must be a mesh axis name (str) or None, got {vocab_axis!r}")
     hidden, weight, target = jnp.asarray(hidden), jnp.asarray(weight), jnp.asarray(target)
     bias = None if bias is None else jnp.asarray(bias)
     class_weight = None if class_weight is None else jnp.asarray(class_weight)
     token_weight = None if token_weight is None else jnp.asarray(token_weight)
-    _check_arrays(hidden, weight, target, bias, class_weight, token_weight)
+    spec.check_inputs(hidden, weight, target, bias, class_weight, token_weight, spec.JAX,
+                      sharded=vocab_axis is not None, bias_like_hidden=False)
     num_classes, hidden_size = weight.shape
     if vocab_axis is None:
         _check_class_indices(target, num_classes, ignore_index)
@@ -866,15 +801,16 @@ def linear_cross_entropy(
     flat_target = target.reshape(-1)
     num_tokens = flat_target.shape[0]
     counted = flat_target != ignore_index
+    chunk_rows = options.chunk_size
     if chunk_rows is None:
         chunk_rows = auto_chunk_rows(max(num_tokens, 1), num_classes, hidden_size, hidden.dtype)
     chunk_rows = max(1, min(chunk_rows, max(num_tokens, 1)))
     opts = _Options(
-        smoothing,
-        cap,
-        temp,
+        options.label_smoothing,
+        options.softcap,
+        options.temperature,
         chunk_rows,
-        return_stats,
+        options.stats,
         *class_blocks(chunk_rows, num_tokens, num_classes, hidden_size, hidden.dtype),
         vocab_axis,
     )

@@ -199,40 +199,29 @@ def _agree(
     return table[rank][_START], num_classes, max(size for _, size, _ in shards)
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """16-bit floats are computed in float32 (crossent's dtype policy)."""
     return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
 
 
 def agree_on_shards(
-    group: Any,
-    vocab_start: int | None,
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    target: torch.Tensor,
-    class_weight: torch.Tensor | None,
-    check: Callable[[], Any],
+    group: Any, vocab_start: int | None, target: torch.Tensor, check: Callable[[], tuple]
 ) -> tuple[Any, Combine]:
     """Check this rank's inputs (``check``), agree with the others, return the combine step.
 
-    ``check`` validates this rank's arguments and returns the engine's options.
-
-    Every rank raises the same error when one rank's inputs (or the layout) are wrong, so
-    no rank is left waiting in a collective of the engine.
+    ``check`` validates this rank's arguments and returns ``(options, shard size, hidden size
+    or -1, what must be equal on every rank)``; ``options.ignore_index`` says which targets
+    count. Every rank raises the same error when one rank's inputs (or the layout) are
+    wrong, so no rank is left waiting in a collective of the engine.
     """
     check_group(group)
     group = dist.group.WORLD if group is None else group  # Combine(group=None) is one process
     row, error, options = None, None, None
     try:
-        options = check()
         start = _check_vocab_start(vocab_start)
-        wants_hidden = torch.is_grad_enabled() and hidden.requires_grad
-        # equal on every rank: the engine's collectives depend on all of these
-        fingerprint = _options_fingerprint(
-            "linear", options, class_weight is not None, _compute_dtype(hidden.dtype), wants_hidden,
-        )
-        row = _local_row(start, int(weight.shape[0]), target, options.ignore_index,
-                         int(hidden.shape[-1]), fingerprint)
+        options, shard_size, hidden_size, equal = check()
+        row = _local_row(start, shard_size, target, options.ignore_index, hidden_size,
+                         _options_fingerprint(*equal))
     except Exception as local_error:  # reported to every rank by _agree, then raised here
         error = local_error
     start, num_classes, widest = _agree(group, row, error)

@@ -55,15 +55,18 @@ from typing import Any, Literal
 
 import torch
 
+from .. import _linear_spec as spec
 from .. import _validate as v
+from .._linear_spec import LinearCrossEntropyOutput
+from .._linear_spec import LinearOptions as _Options
+from .._linear_spec import check_options as _check_options
 from ._cross_entropy import _in_transform
-from ._group import _LOCAL, Combine, agree_on_shards, check_group
+from ._group import _LOCAL, Combine, agree_on_shards, check_group, compute_dtype
 
 __all__ = [
     "linear_cross_entropy", "count_targets", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput",
 ]
 
-_FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 # chunk_size='auto': every chunk-sized buffer together (float32 logits, the 16-bit product and
 # its reuse for g, the soft cap's slope) takes at most 10% of the gradients' bytes, leaving 5
 # points of the 1.15× memory target for what does not scale with the chunk (per-token vectors,
@@ -72,70 +75,6 @@ _AUTO_BUDGET_FRACTION = 0.10
 _AUTO_BUDGET_MIN = 4 * 2**20  # below 40 MB of gradients, 4 MiB of buffers (speed over 10%)
 _AUTO_BUDGET_MAX = 64 * 2**20
 _MIN_AUTO_ROWS = 8  # the budget wins down to 8 rows; below, a row of logits alone is too big
-
-
-@dataclass(frozen=True)
-class LinearCrossEntropyOutput:
-    r"""What :func:`linear_cross_entropy` returns with ``return_lse`` or ``return_stats``.
-
-    With the logits :math:`z_i = \operatorname{cap}(W h_i + b) / T` of token :math:`i` and
-    :math:`p_i = \operatorname{softmax}(z_i)`:
-
-    .. math::
-        \mathrm{lse}_i = \log \sum_c e^{z_{ic}}, \quad
-        \text{target\_logprob}_i = z_{i y_i} - \mathrm{lse}_i, \quad
-        \text{entropy}_i = -\sum_c p_{ic} \log p_{ic}, \quad
-        \text{predicted}_i = \operatorname{argmax}_c z_{ic}.
-
-    Per-token fields have ``hidden.shape[:-1]``, are computed for every token (ignored ones
-    too; no token is dropped in such a call), carry no gradient, and are ``None`` when not
-    asked for (``return_lse`` gives ``lse`` only). For a differentiable per-token
-    log-likelihood use ``-loss`` of ``reduction='none'``.
-
-    Attributes:
-      loss: the loss (scalar, or per token for ``reduction='none'``), differentiable.
-      lse: log-sum-exp of each token's logits, in the computation dtype (float32 for 16-bit
-        inputs).
-      target_logprob: ``log softmax(z)_y``; NaN for an ignored token.
-      entropy: ``-Σ_c p_c log p_c`` of ``p = softmax(z)``.
-      predicted: the argmax class (int64; the lowest index among ties).
-      correct: ``predicted == target`` (bool; False for an ignored token).
-
-    Four equal logits (all zero): lse = entropy = log 4 and log p_y = -log 4 for every token.
-
-    >>> import torch
-    >>> from crossent.torch import linear_cross_entropy
-    >>> out = linear_cross_entropy(torch.zeros(2, 3), torch.zeros(4, 3), torch.tensor([0, -100]),
-    ...                            return_stats=True)
-    >>> out.lse, out.entropy
-    (tensor([1.3863, 1.3863]), tensor([1.3863, 1.3863]))
-    >>> out.target_logprob, out.predicted, out.correct
-    (tensor([-1.3863,     nan]), tensor([0, 0]), tensor([ True, False]))
-
-    NOTE: PyTorch's ``F.cross_entropy`` and ``F.linear_cross_entropy`` return the loss only;
-    these statistics would need the ``N × V`` logits there.
-    """
-
-    loss: torch.Tensor
-    lse: torch.Tensor | None = None
-    target_logprob: torch.Tensor | None = None
-    entropy: torch.Tensor | None = None
-    predicted: torch.Tensor | None = None
-    correct: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class _Options:
-    """Checked, hashable settings of one call."""
-
-    ignore_index: int
-    label_smoothing: float
-    z_loss: float
-    softcap: float | None
-    reduction: Literal["none", "mean", "sum"]
-    chunk_size: int | None  # None = auto
-    temperature: float = 1.0
-    stats: bool = False  # per-token statistics (return_stats): every token is computed
 
 
 @dataclass
@@ -161,36 +100,8 @@ _NO_TOKENS = _Tokens()
 
 
 # ==================================================================================
-# Checks
+# Checks: the options and shapes are those of every linear engine (crossent._linear_spec)
 # ==================================================================================
-
-
-def _check_options(
-    *,
-    ignore_index: object,
-    label_smoothing: object,
-    z_loss: object,
-    softcap: object,
-    reduction: object,
-    chunk_size: object,
-    temperature: object = 1.0,
-    normalizer: object = None,
-    return_stats: object = False,
-) -> _Options:
-    checked_reduction = v.check_reduction(reduction)
-    v.check_normalizer(normalizer, checked_reduction)
-    return _Options(
-        v.check_ignore_index(ignore_index),
-        v.check_unit_interval(
-            "label_smoothing", label_smoothing, differentiable=False  # type: ignore[arg-type]
-        ),
-        v.check_non_negative("z_loss", z_loss, differentiable=False),  # type: ignore[arg-type]
-        v.check_softcap(softcap),
-        checked_reduction,
-        v.check_chunk_size(chunk_size),
-        v.check_temperature(temperature),
-        bool(return_stats),
-    )
 
 
 def _check_tensors(
@@ -209,97 +120,21 @@ def _check_tensors(
     for name, value in (("bias", bias), ("class_weight", class_weight), ("token_weight", token_weight)):
         if value is not None and not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
-    assert isinstance(hidden, torch.Tensor) and isinstance(weight, torch.Tensor)  # for mypy
-    assert isinstance(target, torch.Tensor)
-    if hidden.dtype not in _FLOAT_DTYPES:
-        raise TypeError(
-            f"hidden must have dtype float32, bfloat16, float16 or float64, got {hidden.dtype}; "
-            f"convert it first (e.g. hidden.float())"
-        )
-    if weight.dtype != hidden.dtype:
-        raise TypeError(
-            f"weight has dtype {weight.dtype}, but hidden has dtype {hidden.dtype}; "
-            f"expected the same dtype (convert one of them, e.g. weight.to(hidden.dtype))"
-        )
-    if hidden.ndim < 1:
-        raise ValueError("hidden must have at least one dimension (the hidden size D), got a scalar")
-    if weight.ndim != 2:
-        raise ValueError(
-            f"weight must have shape (num_classes, hidden_size), got shape {tuple(weight.shape)}"
-        )
-    num_classes, hidden_size = (int(d) for d in weight.shape)
-    if int(hidden.shape[-1]) != hidden_size:
-        raise ValueError(
-            f"hidden has hidden size {int(hidden.shape[-1])} (its last dimension), but weight has "
-            f"shape {tuple(weight.shape)}, i.e. hidden size {hidden_size}; expected "
-            f"hidden of shape (..., {hidden_size}) and weight of shape (num_classes, "
-            f"{int(hidden.shape[-1])})"
-        )
-    if num_classes == 0 and check_range:  # a shard of a group may be empty
-        raise ValueError("weight has 0 rows; expected at least one class")
-    if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise TypeError(
-            f"target must hold integer class indices, got dtype {target.dtype}; convert it "
-            f"(e.g. target.long())"
-        )
-    positions = tuple(int(d) for d in hidden.shape[:-1])
-    if tuple(int(d) for d in target.shape) != positions:
-        raise ValueError(
-            f"target has shape {tuple(target.shape)}, but hidden has shape {tuple(hidden.shape)}; "
-            f"expected one class index per token, shape {positions}"
-        )
-    for name, value in (("bias", bias), ("class_weight", class_weight)):
-        if value is None:
-            continue
-        assert isinstance(value, torch.Tensor)
-        if tuple(value.shape) != (num_classes,):
-            raise ValueError(
-                f"{name} must have shape ({num_classes},), one entry per row of weight, "
-                f"got shape {tuple(value.shape)}"
-            )
-        if name == "bias" and value.dtype != hidden.dtype:
-            raise TypeError(
-                f"bias has dtype {value.dtype}, but hidden has dtype {hidden.dtype}; expected "
-                f"the same dtype"
-            )
-        if name == "class_weight" and value.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"class_weight must have a floating dtype, got {value.dtype}")
-    if isinstance(token_weight, torch.Tensor):
-        if tuple(token_weight.shape) != positions:
-            raise ValueError(
-                f"token_weight has shape {tuple(token_weight.shape)}, expected hidden.shape[:-1] = "
-                f"{positions} (one weight per token)"
-            )
-        if token_weight.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"token_weight must have a floating dtype, got {token_weight.dtype}")
-    tensors = [
-        t for t in (hidden, weight, target, bias, class_weight, token_weight)
-        if isinstance(t, torch.Tensor)
-    ]
-    devices = {t.device for t in tensors}
+    spec.check_inputs(hidden, weight, target, bias, class_weight, token_weight, spec.TORCH,
+                      sharded=not check_range)
+    assert isinstance(weight, torch.Tensor) and isinstance(target, torch.Tensor)  # for mypy
+    tensors = [t for t in (hidden, weight, target, bias, class_weight, token_weight) if t is not None]
+    devices = {t.device for t in tensors}  # type: ignore[union-attr]
     if len(devices) > 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
     if not check_range:  # a shard of the vocabulary: the group checks the whole range
         return
     if torch.compiler.is_compiling() or _in_transform(target):
         return  # no data-dependent check inside a trace or vmap: the gather fails on a bad index
+    num_classes = int(weight.shape[0])
     bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
     if bool(bad.any()):
-        found = int(target[bad].reshape(-1)[0])
-        kind = "negative class index" if found < 0 else "class index"
-        raise ValueError(
-            f"target contains {kind} {found}, but weight has {num_classes} rows (classes); "
-            f"expected indices in [0, {num_classes - 1}] or ignore_index={ignore_index}"
-        )
-
-
-# ==================================================================================
-# combine: the identity on one process, the all-reduces on a vocabulary-parallel group
-# ==================================================================================
-
-
-
-
+        raise spec.class_index_error(int(target[bad].reshape(-1)[0]), num_classes, ignore_index)
 
 
 # ==================================================================================
@@ -552,7 +387,6 @@ def _logits(
 
 
 def _finish_grad(
-    problem: _Problem,
     probs_scaled: torch.Tensor,
     hit: torch.Tensor,
     target_local: torch.Tensor,
@@ -701,15 +535,10 @@ def _run(
                 candidate = torch.where(local_max == row_max, local_arg + combine.vocab_start,
                                         torch.full_like(local_arg, 2**62))
                 _write_stats(stats, start, entropy, target_logit, combine.max(candidate.neg()).neg())
-        # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
-        # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
-        picked = rows.hit[start:stop] * (row_max - target_logit)
-        if spread_dot is not None:
-            picked = picked + rows.smooth[start:stop] * (rows.weight_sum * row_max - spread_dot)
         chunk_lse = row_max + log_sum_exp
         lse[start:stop] = chunk_lse
-        # ℓ_i = A_i lse_i - Σ_c a_ic z_ic
-        losses[start:stop] = rows.total_mass[start:stop] * log_sum_exp + picked
+        losses[start:stop] = _row_losses(rows, slice(start, stop), row_max, target_logit, spread_dot,
+                                         log_sum_exp)
         if upstream is None:
             continue
         u = upstream[0] if upstream[0].ndim == 0 else upstream[0][start:stop]
@@ -729,7 +558,6 @@ def _run(
         # on a group the buffer holds exp(z - m): P = exp(z - m) / S
         probs_coef = row_coef if inverse_sum is None else row_coef * inverse_sum
         grad = _finish_grad(
-            problem,
             logits.mul_(probs_coef.unsqueeze(1)),
             u * rows.owned_hit[start:stop],
             target_chunk,
@@ -764,6 +592,19 @@ def _run(
         assert bias is not None
         grad_bias = grad_bias_acc.to(bias.dtype)
     return losses, lse, _Grads(grad_hidden, grad_weight, grad_bias)
+
+
+def _row_losses(
+    rows: _Rows, part: slice, row_max: torch.Tensor, target_logit: torch.Tensor,
+    spread_dot: torch.Tensor | None, log_sum_exp: torch.Tensor,
+) -> torch.Tensor:
+    """ℓ_i = A_i lse_i - Σ_c a_ic z_ic of the tokens ``part``, from the combined statistics."""
+    # Σ_c a_ic (m_i - z_ic) = (1-ε) w_y (m - z_y) + (ε/V) Σ_c w_c (m - z_c): the part of the
+    # loss beside A_i·log Σ exp(z - m), shifted by the row maximum m
+    picked = rows.hit[part] * (row_max - target_logit)
+    if spread_dot is not None:
+        picked = picked + rows.smooth[part] * (rows.weight_sum * row_max - spread_dot)
+    return rows.total_mass[part] * log_sum_exp + picked
 
 
 def _write_stats(
@@ -821,7 +662,6 @@ def _second_pass(
         in_block = (rows.target >= start) & (rows.target < stop)
         local_target = torch.where(in_block, rows.target - start, torch.zeros_like(rows.target))
         grad = _finish_grad(
-            problem,
             logits,
             torch.where(in_block, hit, torch.zeros_like(hit)),
             local_target,
@@ -858,16 +698,20 @@ def _scales(rows: _Rows, options: _Options) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _loss(losses: torch.Tensor, lse: torch.Tensor, problem: _Problem) -> torch.Tensor:
-    """The call's loss from the per-token cross-entropy terms and lse: z-loss, token weights,
-    then the reduction (per token of all tokens for 'none')."""
-    rows, options = problem.rows, problem.options
+    """The call's loss from the per-token cross-entropy terms and lse (per token of all tokens
+    for 'none')."""
+    loss = _reduce_rows(losses, lse, problem.rows, problem.options)
+    return problem.full(loss) if problem.options.reduction == "none" else loss
+
+
+def _reduce_rows(losses: torch.Tensor, lse: torch.Tensor, rows: _Rows, options: _Options) -> torch.Tensor:
+    """z-loss, token weights, then the reduction of the per-token terms."""
     ce_scale, z_scale = _scales(rows, options)
     terms = [(losses, ce_scale)]
     if options.z_loss > 0:  # PaLM: λ lse², counted tokens
         terms.append((options.z_loss * torch.square(lse) * rows.counted, z_scale))
     if options.reduction == "none":
-        per_token = sum((term * scale if rows.token is not None else term for term, scale in terms))
-        return problem.full(per_token)  # type: ignore[arg-type]
+        return sum((term * scale if rows.token is not None else term for term, scale in terms))  # type: ignore[return-value]
     total = [term.sum() * scale if scale.ndim == 0 else term @ scale for term, scale in terms]
     return total[0] if len(total) == 1 else total[0] + total[1]
 
@@ -946,7 +790,7 @@ def _problem(
 ) -> _Problem:
     """The call's problem. Tokens that cannot count (``ignore_index``, token weight 0) are
     dropped (``index``: the others), unless every token is wanted (lse, stats) or traced."""
-    compute_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(hidden.dtype)
     token_weight, index = tokens.weight, None
     if tokens.drop and not options.stats and not torch.compiler.is_compiling() and not _in_transform(target):
         keep = target != options.ignore_index
@@ -956,17 +800,17 @@ def _problem(
             index = keep.nonzero()[:, 0]
             target = target[index]
             token_weight = None if token_weight is None else token_weight[index]
-    rows = _rows(target, class_weight, options, int(weight.shape[0]), compute_dtype, combine,
+    rows = _rows(target, class_weight, options, int(weight.shape[0]), dtype, combine,
                  token_weight, tokens.normalizer)
     stats = None
     if options.stats:
         size, device = int(target.shape[0]), target.device
         stats = _Stats(
-            torch.empty(size, dtype=compute_dtype, device=device),
-            torch.empty(size, dtype=compute_dtype, device=device),
+            torch.empty(size, dtype=dtype, device=device),
+            torch.empty(size, dtype=dtype, device=device),
             torch.empty(size, dtype=torch.int64, device=device),
         )
-    return _Problem(hidden, weight, bias, rows, options, compute_dtype, combine, index, stats)
+    return _Problem(hidden, weight, bias, rows, options, dtype, combine, index, stats)
 
 
 # ==================================================================================
@@ -1115,6 +959,7 @@ def linear_cross_entropy(
     return_stats: bool = False,
     chunk_size: int | Literal["auto"] = "auto",
     group: Any = None,
+    vocab_start: int | None = None,
 ) -> torch.Tensor | LinearCrossEntropyOutput:
     r"""Cross-entropy of a linear layer's logits, without materialising the ``N × V`` logits.
 
@@ -1175,6 +1020,8 @@ def linear_cross_entropy(
         ``target`` and ``token_weight``; the chunk statistics are all-reduced, so the loss
         (every option) is that of the whole vocabulary and the gradient of ``hidden`` is the
         full one.
+      vocab_start: with ``group``, the first class this rank's ``weight`` holds (the shards
+        may then lie in any rank order); None: the shards lie in rank order.
 
     Returns:
       The loss (float32 for 16-bit inputs, else the input dtype): a scalar, or per token for
@@ -1220,7 +1067,7 @@ def linear_cross_entropy(
     (under torch.compile each chunk is checkpointed instead), and with ``group=`` they raise
     ``NotImplementedError``.
     """
-    def check() -> _Options:
+    def check() -> tuple:
         options = _check_options(
             ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
             softcap=softcap, reduction=reduction, chunk_size=chunk_size, temperature=temperature,
@@ -1228,13 +1075,18 @@ def linear_cross_entropy(
         )
         _check_tensors(hidden, weight, target, bias, class_weight, options.ignore_index,
                        check_range=group is None, token_weight=token_weight)
-        return options
+        wants_hidden = torch.is_grad_enabled() and hidden.requires_grad
+        # equal on every rank: the engine's collectives depend on all of these
+        equal = ("linear", options, class_weight is not None, compute_dtype(hidden.dtype), wants_hidden)
+        return options, int(weight.shape[0]), int(hidden.shape[-1]), equal
 
     combine = _LOCAL
     if group is None:
-        options = check()
+        if vocab_start is not None:
+            raise ValueError(f"vocab_start={vocab_start!r} needs group= (the ranks sharing the vocabulary)")
+        options = check()[0]
     else:
-        options, combine = agree_on_shards(group, None, hidden, weight, target, class_weight, check)
+        options, combine = agree_on_shards(group, vocab_start, target, check)
     return _apply(hidden, weight, target, bias, class_weight, options, return_lse, combine,
                   token_weight, normalizer)
 
@@ -1286,7 +1138,7 @@ def count_targets(
     """
     ignore_index = v.check_ignore_index(ignore_index)
     for name, value in (("class_weight", class_weight), ("token_weight", token_weight)):
-        if value is not None and not (isinstance(value, torch.Tensor) and value.dtype in _FLOAT_DTYPES):
+        if value is not None and not (isinstance(value, torch.Tensor) and value.is_floating_point()):
             raise TypeError(f"{name} must be a floating torch.Tensor or None, got {value!r}")
     if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.is_complex():
         raise TypeError(f"target must be a tensor of integer class indices, got {target!r}")
