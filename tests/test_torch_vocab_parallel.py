@@ -349,9 +349,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _spawn(world_size: int) -> list[dict]:
+def _spawn(world_size: int, worker=None) -> list[dict]:
+    """Run ``worker(rank, world_size, port, outdir)`` (default ``_worker``) on a gloo world;
+    return what each rank saved to ``outdir/rank{r}.pt``."""
     with tempfile.TemporaryDirectory() as outdir:
-        context = mp.start_processes(_worker, args=(world_size, _free_port(), outdir),
+        context = mp.start_processes(worker or _worker, args=(world_size, _free_port(), outdir),
                                      nprocs=world_size, join=False, start_method="spawn")
         deadline = time.monotonic() + SPAWN_DEADLINE_S
         while not context.join(timeout=5):

@@ -542,7 +542,7 @@ def vocab_parallel_linear_cross_entropy(
         return options
 
     options, combine = agree_on_shards(
-        group, vocab_start, hidden, weight_shard, target, class_weight_shard, check
+        group, vocab_start, hidden, weight_shard, target, class_weight_shard, check, bias=bias_shard
     )
     return _linear._apply(hidden, weight_shard, target, bias_shard, class_weight_shard, options,
                           return_lse, combine)
