@@ -401,9 +401,11 @@ def test_torch_compile_fullgraph_raises_on_every_rank_saying_why(world_size):
         for backend in ("aot_eager", "eager"):
             message = outcome[f"fullgraph-{backend}"]
             assert isinstance(message, str), f"rank {rank}: no error under fullgraph=True"
+            # dynamo reports the loss's NotImplementedError inside its own Unsupported error
+            assert message.startswith(("NotImplementedError", "Unsupported")), message
             assert re.search(
-                r"NotImplementedError: linear_cross_entropy with a vocabulary-parallel group= cannot "
-                r"run under torch.compile: .* all-gather .* torch.compiler.disable", message, re.DOTALL
+                r"linear_cross_entropy with a vocabulary-parallel group= cannot run under "
+                r"torch.compile: .* all-gather .* torch.compiler.disable", message, re.DOTALL
             ), message
 
 

@@ -926,9 +926,10 @@ def _shard_terms(
     """
     combine, rows, stats = problem.combine, problem.rows, problem.stats
     rows_in_chunk, width = int(logits.shape[0]), int(logits.shape[1])
+    detached = logits.detach()  # (no_grad alone leaves forward-mode tangents, torch.func.jacfwd)
     with torch.no_grad():  # an empty shard has no maximum
         local_max, local_arg = (
-            logits.max(dim=1) if width else
+            detached.max(dim=1) if width else
             (logits.new_full((rows_in_chunk,), -math.inf), rows.target.new_zeros(rows_in_chunk))
         )
         row_max = combine.max(local_max)
@@ -946,10 +947,12 @@ def _shard_terms(
     if stats is not None:
         with torch.no_grad():
             # H = -Σ_c p_c log p_c over every shard; the lowest class index at the maximum
-            entropy = combine.sum(torch.special.entr(torch.exp(logits - lse[:, None])).sum(dim=1))
+            entropy = combine.sum(
+                torch.special.entr(torch.exp(detached - lse.detach()[:, None])).sum(dim=1)
+            )
             candidate = torch.where(local_max == row_max, local_arg + combine.vocab_start,
                                     torch.full_like(local_arg, 2**62))
-            _write_stats(stats, start, entropy, totals[1], combine.max(candidate.neg()).neg())
+            _write_stats(stats, start, entropy, totals[1].detach(), combine.max(candidate.neg()).neg())
     return lse, totals[1], totals[2] if len(parts) > 2 else None
 
 
