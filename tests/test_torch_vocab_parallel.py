@@ -290,10 +290,13 @@ def _error_calls(world_size: int, rank: int) -> dict:
         if not torch.allclose(leaf.grad, 2 * once):
             raise AssertionError(f"second backward: {leaf.grad} != 2 × {once}")
 
-    def create_graph():
+    def create_graph():  # the gradient with a graph is the fused engine's gradient
         leaf = hidden.clone().requires_grad_(True)
         loss = vocab_parallel_linear_cross_entropy(leaf, weight, target, vocab_start=start)
-        torch.autograd.grad(loss, leaf, create_graph=True)
+        (with_graph,) = torch.autograd.grad(loss, leaf, create_graph=True, retain_graph=True)
+        (fused,) = torch.autograd.grad(loss, leaf)
+        if not with_graph.requires_grad or not torch.allclose(with_graph, fused, atol=1e-6):
+            raise AssertionError(f"create_graph: {with_graph} != {fused}")
 
     calls["linear_backward_twice"] = backward_twice
     calls["linear_create_graph"] = create_graph
@@ -532,8 +535,6 @@ EVERY_RANK = {
     "bad_reduction_everywhere": (r"reduction must be one of 'none', 'mean', 'sum', got 'avg'",
                                  "ValueError"),
     "linear_hidden_size_differs": (r"the ranks disagree on the hidden size: \[4, (4, )?3\]", "ValueError"),
-    "linear_create_graph": (r"with a vocabulary-parallel group= has no differentiable path: "
-                            r"create_graph=True \(double backward\)", "NotImplementedError"),
 }
 ONE_RANK = {  # the bad rank (the last) raises its own message, the others name it
     "integer_logits_on_one_rank": (r"logits_shard must be a floating-point torch.Tensor, got torch.int64",
@@ -574,6 +575,13 @@ def test_bad_input_on_one_rank_is_reported_by_every_rank(worlds, world_size, err
 def test_second_backward_on_a_group_recomputes(worlds, world_size):
     for result in _world(worlds, world_size):
         assert result["errors"]["linear_backward_twice"] == ("no error", "")
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_create_graph_on_a_group_gives_a_differentiable_gradient(worlds, world_size):
+    # its second derivatives: tests/test_torch_vocab_parallel_autodiff.py
+    for result in _world(worlds, world_size):
+        assert result["errors"]["linear_create_graph"] == ("no error", "")
 
 
 @pytest.mark.parametrize("world_size", [2, 3])

@@ -216,6 +216,21 @@ def _rank_compile(rank: int, world_size: int) -> dict:
     return results
 
 
+def _rank_stats(rank: int, world_size: int) -> dict:
+    """return_stats on the differentiable path (a class weight that requires grad)."""
+    start, size = LAYOUTS[world_size][rank]
+    inputs = make_inputs("plain", sum(s for _, s in LAYOUTS[world_size]))
+    class_weight = inputs["class_weight"][start:start + size].clone().requires_grad_(True)
+    out = linear_cross_entropy(
+        inputs["hidden"], inputs["weight"][start:start + size], inputs["target"],
+        class_weight=class_weight, softcap=2.0, temperature=1.5, return_stats=True, chunk_size=3,
+        group=dist.group.WORLD,
+    )
+    out.loss.backward()
+    return {"lse": out.lse, "target_logprob": out.target_logprob, "entropy": out.entropy,
+            "predicted": out.predicted, "correct": out.correct, "grad": class_weight.grad}
+
+
 def _rank_errors(rank: int, world_size: int) -> dict:
     """Ranks that disagree on what requires grad (the paths and backward collectives differ)."""
     start, size = LAYOUTS[world_size][rank]
@@ -245,6 +260,7 @@ def _worker(rank: int, world_size: int, port: int, outdir: str) -> None:
     for name in OPTION_SETS:
         results["cases"][name] = _outcome(lambda name=name: _rank_case(name, rank, world_size))
     results["compile"] = _outcome(lambda: _rank_compile(rank, world_size))
+    results["stats"] = _outcome(lambda: _rank_stats(rank, world_size))
     results["errors"] = _outcome(lambda: _rank_errors(rank, world_size))
     torch.save(results, os.path.join(outdir, f"rank{rank}.pt"))
     dist.destroy_process_group()
@@ -433,3 +449,32 @@ def test_ranks_that_disagree_on_what_requires_grad_raise_on_every_rank(world_siz
             assert isinstance(message, str), f"rank {rank} {call}: no error"
             assert message.startswith("ValueError: the ranks disagree on the options"), message
             assert "which inputs require grad" in message, message
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_stats_on_the_differentiable_path_over_a_group(world_size):
+    num_classes = sum(s for _, s in LAYOUTS[world_size])
+    inputs = make_inputs("plain", num_classes)
+    class_weight = inputs["class_weight"].clone().requires_grad_(True)
+    logits = 2.0 * torch.tanh(inputs["hidden"] @ inputs["weight"].T / 2.0) / 1.5
+    log_probs = torch.log_softmax(logits, dim=1)
+    target = inputs["target"]
+    counted = target != IGNORE
+    safe = torch.where(counted, target, 0)
+    picked = log_probs.gather(1, safe[:, None])[:, 0]
+    target_weight = class_weight[safe] * counted
+    (-(target_weight * picked).sum() / target_weight.sum()).backward()
+    want = {
+        "lse": torch.logsumexp(logits, dim=1),
+        "target_logprob": torch.where(counted, picked, torch.nan),
+        "entropy": -(log_probs.exp() * log_probs).sum(dim=1),
+        "predicted": logits.argmax(dim=1),
+        "correct": logits.argmax(dim=1) == target,
+    }
+    for rank, result in enumerate(_world(world_size)):
+        outcome = result["stats"]
+        assert not isinstance(outcome, str), f"rank {rank}: {outcome}"
+        for key, value in want.items():
+            torch.testing.assert_close(outcome[key], value, **EXACT, equal_nan=True)
+        start, size = LAYOUTS[world_size][rank]
+        torch.testing.assert_close(outcome["grad"], class_weight.grad[start:start + size], **EXACT)
