@@ -1206,8 +1206,10 @@ def linear_cross_entropy(
 
     Raises:
       ValueError: mismatched hidden size, target or token weight shape, class index out of
-        range, bad option values, ``normalizer`` without ``reduction='mean'``.
+        range, bad option values, ``normalizer`` without ``reduction='mean'``; with
+        ``group=``, ranks that disagree on the options or on which inputs require grad.
       TypeError: non-floating or mixed dtypes, non-integer target.
+      NotImplementedError: ``group=`` under ``torch.compile``.
 
     Example:
 
@@ -1239,8 +1241,11 @@ def linear_cross_entropy(
     ``torch.compile(fullgraph=True)`` and a ``class_weight`` that requires grad (which
     PyTorch refuses) compute the same loss from differentiable torch ops, chunk by chunk, so
     their derivatives are the dense composition's; they keep all ``N × V`` logits for autograd
-    (under torch.compile each chunk is checkpointed instead), and with ``group=`` they raise
-    ``NotImplementedError``.
+    (under torch.compile each chunk is checkpointed instead). With ``group=`` the same holds
+    (the shards are combined by collectives that are autograd functions, each the other's
+    adjoint), except ``torch.compile``, which raises ``NotImplementedError`` on every rank: the
+    ranks' agreement check branches on all-gathered values in Python; call the loss outside
+    the compiled region (or through ``torch.compiler.disable``).
     """
     def check() -> _Options:
         options = _check_options(
