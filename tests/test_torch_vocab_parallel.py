@@ -373,22 +373,23 @@ def worlds(tmp_path_factory) -> dict:
     return {"tmp": tmp_path_factory}
 
 
-def _world(worlds: dict, world_size: int) -> list[dict]:
-    """Each world size is spawned once per test run, shared by pytest-xdist workers."""
+def _world(worlds: dict, world_size: int, worker=None, tag: str = "vocab_parallel") -> list[dict]:
+    """Each world size is spawned once per test run (and ``worker``: default ``_worker``, named
+    ``tag`` in the shared file), shared by pytest-xdist workers."""
     if world_size in worlds:
         return worlds[world_size]
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # set by pytest-xdist, one per run
     if run_id is None:
-        worlds[world_size] = _spawn(world_size)
+        worlds[world_size] = _spawn(world_size, worker)
         return worlds[world_size]
     import fcntl
 
     shared = worlds["tmp"].getbasetemp().parent  # common to this run's workers
-    path = shared / f"vocab_parallel_{run_id}_{world_size}.pt"
+    path = shared / f"{tag}_{run_id}_{world_size}.pt"
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker spawns, the others wait and load
         if not path.exists():
-            torch.save(_spawn(world_size), path)
+            torch.save(_spawn(world_size, worker), path)
         worlds[world_size] = torch.load(path, weights_only=False)
     return worlds[world_size]
 

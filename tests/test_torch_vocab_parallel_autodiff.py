@@ -24,7 +24,7 @@ from crossent.torch import linear_cross_entropy  # noqa: E402
 from crossent.torch._group import Combine  # noqa: E402
 
 from .test_torch_linear_options import oracle as cross_entropy_oracle  # noqa: E402
-from .test_torch_vocab_parallel import _spawn  # noqa: E402
+from .test_torch_vocab_parallel import _world as _shared_world  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="needs torch.distributed")
 
@@ -266,13 +266,14 @@ def _worker(rank: int, world_size: int, port: int, outdir: str) -> None:
     dist.destroy_process_group()
 
 
-_WORLDS: dict = {}
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory) -> dict:
+    return {"tmp": tmp_path_factory}
 
 
-def _world(world_size: int) -> list[dict]:
-    if world_size not in _WORLDS:
-        _WORLDS[world_size] = _spawn(world_size, _worker)
-    return _WORLDS[world_size]
+def _world(worlds: dict, world_size: int) -> list[dict]:
+    """Each world size spawned once per test run (shared by pytest-xdist workers)."""
+    return _shared_world(worlds, world_size, _worker, tag="vocab_parallel_autodiff")
 
 
 # ----------------------------------------------------------------------------------
@@ -365,12 +366,12 @@ def test_the_written_out_oracle_is_pytorchs(name):
 
 @pytest.mark.parametrize("world_size", [2, 3])
 @pytest.mark.parametrize("name", sorted(OPTION_SETS))
-def test_double_backward_over_a_group_is_the_dense_compositions(world_size, name):
+def test_double_backward_over_a_group_is_the_dense_compositions(worlds, world_size, name):
     """Loss, gradients (hidden whole on every rank; weight, bias and class weights the rank's
     shard) and the gradients of a penalty on them (second derivatives) on every rank."""
     reference = expected(name, sum(s for _, s in LAYOUTS[world_size]))
     names = _differentiated(name)
-    for rank, result in enumerate(_world(world_size)):
+    for rank, result in enumerate(_world(worlds, world_size)):
         outcome = result["cases"][name]
         assert not isinstance(outcome, str), f"rank {rank}: {outcome}"
         start, size = LAYOUTS[world_size][rank]
@@ -391,9 +392,9 @@ def test_double_backward_over_a_group_is_the_dense_compositions(world_size, name
 
 @pytest.mark.parametrize("world_size", [2, 3])
 @pytest.mark.parametrize("name", sorted(OPTION_SETS))
-def test_torch_func_over_a_group_is_the_dense_compositions(world_size, name):
+def test_torch_func_over_a_group_is_the_dense_compositions(worlds, world_size, name):
     reference = expected(name, sum(s for _, s in LAYOUTS[world_size]))
-    for rank, result in enumerate(_world(world_size)):
+    for rank, result in enumerate(_world(worlds, world_size)):
         outcome = result["cases"][name]
         assert not isinstance(outcome, str), f"rank {rank}: {outcome}"
         start, size = LAYOUTS[world_size][rank]
@@ -410,8 +411,8 @@ def test_torch_func_over_a_group_is_the_dense_compositions(world_size, name):
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_torch_compile_fullgraph_raises_on_every_rank_saying_why(world_size):
-    for rank, result in enumerate(_world(world_size)):
+def test_torch_compile_fullgraph_raises_on_every_rank_saying_why(worlds, world_size):
+    for rank, result in enumerate(_world(worlds, world_size)):
         outcome = result["compile"]
         assert not isinstance(outcome, str), f"rank {rank}: {outcome}"
         for backend in ("aot_eager", "eager"):
@@ -426,13 +427,13 @@ def test_torch_compile_fullgraph_raises_on_every_rank_saying_why(world_size):
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_torch_compile_with_the_loss_left_eager_is_the_dense_compositions(world_size):
+def test_torch_compile_with_the_loss_left_eager_is_the_dense_compositions(worlds, world_size):
     inputs = make_inputs("plain", sum(s for _, s in LAYOUTS[world_size]))
     hidden = inputs["hidden"].clone().requires_grad_(True)
     weight = inputs["weight"].clone().requires_grad_(True)
     loss = F.cross_entropy(F.linear(torch.tanh(hidden) * 2, weight), inputs["target"])
     loss.backward()
-    for rank, result in enumerate(_world(world_size)):
+    for rank, result in enumerate(_world(worlds, world_size)):
         start, size = LAYOUTS[world_size][rank]
         got_loss, got_hidden, got_weight = result["compile"]["disabled_loss"]
         torch.testing.assert_close(got_loss, loss.detach(), **EXACT)
@@ -441,8 +442,8 @@ def test_torch_compile_with_the_loss_left_eager_is_the_dense_compositions(world_
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_ranks_that_disagree_on_what_requires_grad_raise_on_every_rank(world_size):
-    for rank, result in enumerate(_world(world_size)):
+def test_ranks_that_disagree_on_what_requires_grad_raise_on_every_rank(worlds, world_size):
+    for rank, result in enumerate(_world(worlds, world_size)):
         outcome = result["errors"]
         assert not isinstance(outcome, str), f"rank {rank}: {outcome}"
         for call, message in outcome.items():
@@ -452,7 +453,7 @@ def test_ranks_that_disagree_on_what_requires_grad_raise_on_every_rank(world_siz
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_stats_on_the_differentiable_path_over_a_group(world_size):
+def test_stats_on_the_differentiable_path_over_a_group(worlds, world_size):
     num_classes = sum(s for _, s in LAYOUTS[world_size])
     inputs = make_inputs("plain", num_classes)
     class_weight = inputs["class_weight"].clone().requires_grad_(True)
@@ -471,7 +472,7 @@ def test_stats_on_the_differentiable_path_over_a_group(world_size):
         "predicted": logits.argmax(dim=1),
         "correct": logits.argmax(dim=1) == target,
     }
-    for rank, result in enumerate(_world(world_size)):
+    for rank, result in enumerate(_world(worlds, world_size)):
         outcome = result["stats"]
         assert not isinstance(outcome, str), f"rank {rank}: {outcome}"
         for key, value in want.items():
