@@ -318,10 +318,13 @@ def _error_calls(world_size: int, rank: int) -> dict:
         if not torch.allclose(leaf.grad, 2 * once):
             raise AssertionError(f"second backward: {leaf.grad} != 2 × {once}")
 
-    def create_graph():
+    def create_graph():  # the gradient with a graph is the fused engine's gradient
         leaf = hidden.clone().requires_grad_(True)
         loss = vocab_parallel_linear_cross_entropy(leaf, weight, target, vocab_start=start)
-        torch.autograd.grad(loss, leaf, create_graph=True)
+        (with_graph,) = torch.autograd.grad(loss, leaf, create_graph=True, retain_graph=True)
+        (fused,) = torch.autograd.grad(loss, leaf)
+        if not with_graph.requires_grad or not torch.allclose(with_graph, fused, atol=1e-6):
+            raise AssertionError(f"create_graph: {with_graph} != {fused}")
 
     calls["linear_backward_twice"] = backward_twice
     calls["linear_create_graph"] = create_graph
@@ -398,22 +401,23 @@ def worlds(tmp_path_factory) -> dict:
     return {"tmp": tmp_path_factory}
 
 
-def _world(worlds: dict, world_size: int) -> list[dict]:
-    """Each world size is spawned once per test run, shared by pytest-xdist workers."""
+def _world(worlds: dict, world_size: int, worker=None, tag: str = "vocab_parallel") -> list[dict]:
+    """Each world size is spawned once per test run (and ``worker``: default ``_worker``, named
+    ``tag`` in the shared file), shared by pytest-xdist workers."""
     if world_size in worlds:
         return worlds[world_size]
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # set by pytest-xdist, one per run
     if run_id is None:
-        worlds[world_size] = _spawn(world_size)
+        worlds[world_size] = _spawn(world_size, worker)
         return worlds[world_size]
     import fcntl
 
     shared = worlds["tmp"].getbasetemp().parent  # common to this run's workers
-    path = shared / f"vocab_parallel_{run_id}_{world_size}.pt"
+    path = shared / f"{tag}_{run_id}_{world_size}.pt"
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker spawns, the others wait and load
         if not path.exists():
-            torch.save(_spawn(world_size), path)
+            torch.save(_spawn(world_size, worker), path)
         worlds[world_size] = torch.load(path, weights_only=False)
     return worlds[world_size]
 
@@ -582,8 +586,6 @@ EVERY_RANK = {
     "bad_reduction_everywhere": (r"reduction must be one of 'none', 'mean', 'sum', got 'avg'",
                                  "ValueError"),
     "linear_hidden_size_differs": (r"the ranks disagree on the hidden size: \[4, (4, )?3\]", "ValueError"),
-    "linear_create_graph": (r"with a vocabulary-parallel group= has no differentiable path: "
-                            r"create_graph=True \(double backward\)", "NotImplementedError"),
 }
 ONE_RANK = {  # the bad rank (the last) raises its own message, the others name it
     "integer_logits_on_one_rank": (r"logits_shard must be a floating-point torch.Tensor, got torch.int64",
@@ -624,6 +626,13 @@ def test_bad_input_on_one_rank_is_reported_by_every_rank(worlds, world_size, err
 def test_second_backward_on_a_group_recomputes(worlds, world_size):
     for result in _world(worlds, world_size):
         assert result["errors"]["linear_backward_twice"] == ("no error", "")
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_create_graph_on_a_group_gives_a_differentiable_gradient(worlds, world_size):
+    # its second derivatives: tests/test_torch_vocab_parallel_autodiff.py
+    for result in _world(worlds, world_size):
+        assert result["errors"]["linear_create_graph"] == ("no error", "")
 
 
 @pytest.mark.parametrize("world_size", [2, 3])

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ._cross_entropy import _in_transform
+
 # One int64 row per rank, gathered from every rank.
 _STATUS, _START, _SIZE, _POSITIONS, _HIDDEN, _TMIN, _TMAX, _SUM1, _SUM2, _OPTIONS = range(10)
 _ROW_LENGTH = 10
@@ -40,27 +42,120 @@ class Combine:
     num_classes: int | None = None  # None: the local weight's rows
     widest: int | None = None
 
-    def _reduce(self, tensor: torch.Tensor, op: str) -> torch.Tensor:
+    def max(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Element-wise maximum over the group (a new tensor on a group); not differentiated
+        (the callers detach it: ``lse = m + log Σ exp(z - m)`` is exact for any constant m)."""
         if self.group is None:
             return tensor
-        import torch.distributed as dist
-
-        backend_device = (
-            torch.device("cuda", torch.cuda.current_device())
-            if dist.get_backend(self.group) == "nccl" else torch.device("cpu")
-        )
-        wide = tensor.dtype in (torch.float16, torch.bfloat16)  # summed in float32
-        moved = tensor.to(backend_device, dtype=torch.float32 if wide else tensor.dtype, copy=True)
-        dist.all_reduce(moved, op=getattr(dist.ReduceOp, op), group=self.group)
-        return moved.to(tensor.device, dtype=tensor.dtype)
-
-    def max(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Element-wise maximum over the group (a new tensor on a group)."""
-        return self._reduce(tensor, "MAX")
+        return _MaxOverShards.apply(self.group, tensor)
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Element-wise sum over the group (a new tensor on a group)."""
-        return self._reduce(tensor, "SUM")
+        """Element-wise sum over the group (a new tensor on a group).
+
+        Differentiable to any order: its backward hands every rank the gradient of the sum
+        unchanged (:func:`to_shards` of it), as Megatron-LM's reduce-from-model-parallel
+        region, so a loss that every rank computes identically is differentiated once.
+        """
+        if self.group is None:
+            return tensor
+        if torch.is_grad_enabled() and (tensor.requires_grad or _in_transform(tensor)):
+            return _function(_SumOverShards).apply(self.group, tensor)
+        return _all_reduce(tensor, "SUM", self.group)
+
+    def to_shards(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The identity on a tensor every rank holds (``hidden``) before it meets this rank's
+        shard; its backward sums the gradient over the group (each rank's is a partial sum
+        over the vocabulary), Megatron-LM's copy-to-model-parallel region."""
+        if self.group is None or not torch.is_grad_enabled():
+            return tensor
+        return _function(_ToShards).apply(self.group, tensor)
+
+
+def _all_reduce(tensor: torch.Tensor, op: str, group: Any) -> torch.Tensor:
+    """A new tensor: ``tensor`` all-reduced with ``op`` over the group (16-bit in float32)."""
+    backend_device = _group_device(group)
+    wide = tensor.dtype in (torch.float16, torch.bfloat16)  # summed in float32
+    moved = tensor.to(backend_device, dtype=torch.float32 if wide else tensor.dtype, copy=True)
+    dist.all_reduce(moved, op=getattr(dist.ReduceOp, op), group=group)
+    return moved.to(tensor.device, dtype=tensor.dtype)
+
+
+# The collectives as autograd functions. ``_SumOverShards`` (forward: Σ over the ranks) and
+# ``_ToShards`` (forward: the identity) are each other's adjoints, so each one's backward
+# applies the other: gradients of any order are those of the whole vocabulary on one process.
+# Every rank builds the same graph (same chunks, same collectives), so their backward
+# collectives meet in the same order. The eager classes add forward-mode rules (``jvp``, for
+# torch.func.jacfwd / hessian); dynamo traces only functions without one, so under
+# torch.compile :func:`_function` picks the base classes.
+
+
+class _SumOverShards(torch.autograd.Function):
+    @staticmethod
+    def forward(group: Any, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return _all_reduce(tensor, "SUM", group)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.group = inputs[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # type: ignore[override]
+        return None, _function(_ToShards).apply(ctx.group, grad)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], group: Any, tensor: torch.Tensor) -> Any:
+        return _function(_SumOverShards).apply(group, tensor), in_dims[1]  # element-wise
+
+
+class _ToShards(torch.autograd.Function):
+    @staticmethod
+    def forward(group: Any, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.group = inputs[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # type: ignore[override]
+        return None, _function(_SumOverShards).apply(ctx.group, grad)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], group: Any, tensor: torch.Tensor) -> Any:
+        return _function(_ToShards).apply(group, tensor), in_dims[1]
+
+
+class _MaxOverShards(torch.autograd.Function):
+    @staticmethod
+    def forward(group: Any, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return _all_reduce(tensor, "MAX", group)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.mark_non_differentiable(output)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], group: Any, tensor: torch.Tensor) -> Any:
+        return _MaxOverShards.apply(group, tensor), in_dims[1]
+
+
+class _SumOverShardsForward(_SumOverShards):
+    @staticmethod
+    def jvp(ctx: Any, _group: None, tangent: torch.Tensor) -> torch.Tensor:
+        return _SumOverShardsForward.apply(ctx.group, tangent)
+
+
+class _ToShardsForward(_ToShards):
+    @staticmethod
+    def jvp(ctx: Any, _group: None, tangent: torch.Tensor) -> torch.Tensor:
+        return tangent
+
+
+def _function(base: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
+    """The eager class (with its forward-mode rule), or ``base`` while dynamo traces."""
+    if torch.compiler.is_compiling():
+        return base
+    return {_SumOverShards: _SumOverShardsForward, _ToShards: _ToShardsForward}[base]
 
 
 _LOCAL = Combine()
@@ -81,6 +176,17 @@ def check_group(group: Any) -> None:
             "launch with torchrun and call torch.distributed.init_process_group(backend) first "
             "(a single process can use a group of world size 1)"
         )
+
+
+_NOT_TRACEABLE = (
+    "linear_cross_entropy with a vocabulary-parallel group= cannot run under torch.compile: "
+    "before any collective of the loss, the ranks all-gather their shard sizes and input "
+    "checks and branch on the result in Python (the shard layout, the chunk count, the same "
+    "error on every rank), which dynamo cannot trace without a graph break. Compile the model "
+    "up to the hidden states and call the loss outside the compiled region (it is already one "
+    "fused chunked pass), or use torch.compile without fullgraph=True and call the loss from "
+    "a function decorated with torch.compiler.disable"
+)
 
 
 def _check_vocab_start(vocab_start: object) -> int:
@@ -146,8 +252,8 @@ def _agree(
             f"no collective was run on this rank either"
         )
     for field, what, fix in (
-        (_OPTIONS, "options (reduction, label_smoothing, ignore_index, dtype, gradients needed)",
-         "pass the same options on every rank"),
+        (_OPTIONS, "options (reduction, label_smoothing, ignore_index, dtype, which inputs "
+         "require grad, torch.func transforms)", "pass the same options on every rank"),
         (_POSITIONS, "number of positions", "pass the same target (and hidden states) on every rank"),
         (_HIDDEN, "hidden size", "pass the same hidden states on every rank"),
     ):
@@ -204,6 +310,16 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if torch.finfo(dtype).bits < 32 else dtype
 
 
+def autograd_state(*tensors: torch.Tensor | None) -> tuple:
+    """Grad mode, a torch.func transform, and which of ``tensors`` require grad: what decides
+    the engine's path and its backward collectives, so every rank must agree on it."""
+    present = [t for t in tensors if t is not None]
+    return (
+        torch.is_grad_enabled(), _in_transform(*present),
+        tuple(t is not None and t.requires_grad for t in tensors),
+    )
+
+
 def agree_on_shards(
     group: Any, vocab_start: int | None, target: torch.Tensor, check: Callable[[], tuple]
 ) -> tuple[Any, Combine]:
@@ -212,8 +328,11 @@ def agree_on_shards(
     ``check`` validates this rank's arguments and returns ``(options, shard size, hidden size
     or -1, what must be equal on every rank)``; ``options.ignore_index`` says which targets
     count. Every rank raises the same error when one rank's inputs (or the layout) are
-    wrong, so no rank is left waiting in a collective of the engine.
+    wrong, so no rank is left waiting in a collective of the engine; a linear loss puts
+    :func:`autograd_state` among what must be equal.
     """
+    if torch.compiler.is_compiling():
+        raise NotImplementedError(_NOT_TRACEABLE)
     check_group(group)
     group = dist.group.WORLD if group is None else group  # Combine(group=None) is one process
     row, error, options = None, None, None

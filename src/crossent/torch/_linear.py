@@ -49,6 +49,7 @@ gradients' bytes (at least 8 rows and 4 MiB, at most 64 MiB): :func:`_auto_chunk
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -61,7 +62,7 @@ from .._linear_spec import LinearCrossEntropyOutput
 from .._linear_spec import LinearOptions as _Options
 from .._linear_spec import check_options as _check_options
 from ._cross_entropy import _in_transform
-from ._group import _LOCAL, Combine, agree_on_shards, check_group, compute_dtype
+from ._group import _LOCAL, Combine, agree_on_shards, autograd_state, check_group, compute_dtype
 
 __all__ = [
     "linear_cross_entropy", "count_targets", "LinearCrossEntropyLoss", "LinearCrossEntropyOutput",
@@ -150,6 +151,7 @@ class _Rows:
     counted: torch.Tensor  # [N] compute dtype, 1 where the token enters the loss
     hit: torch.Tensor  # [N] (1-ε) w_y: coefficient of the target class (0 when ignored)
     owned_hit: torch.Tensor  # [N] hit where this shard holds the target class, else 0
+    owned: torch.Tensor  # [N] bool: counted, and this shard holds the target class
     smooth: torch.Tensor  # [N] (ε/V)·counted: the row's multiplier of the class-weight vector w
     total_mass: torch.Tensor  # [N] A_i = Σ_c a_ic = (1-ε) w_y + (ε/V)·counted·Σ w
     class_weight: torch.Tensor | None  # [V] compute dtype (this shard's entries)
@@ -183,7 +185,8 @@ def _rows(
     if weight is None:
         target_weight, weight_sum = counted, float(total_classes)
     else:  # w_y from the shard that holds y; Σ w over every shard
-        picked = weight[safe_target] * owned if num_classes else torch.zeros_like(owned)
+        # (an empty shard's zeros still depend on w: every rank's graph has the same collectives)
+        picked = weight[safe_target] * owned if num_classes else weight.sum() * owned
         target_weight = combine.sum(picked)
         weight_sum = combine.sum(weight.sum())
     eps = options.label_smoothing
@@ -195,6 +198,7 @@ def _rows(
         counted=counted,
         hit=hit,
         owned_hit=hit if combine.group is None else hit * owned,
+        owned=owned_mask,
         smooth=smooth,
         total_mass=hit + smooth * weight_sum,
         class_weight=weight,
@@ -524,7 +528,7 @@ def _run(
                     (logits.new_full((size,), -math.inf), target_chunk.new_zeros(size))
                 )
             row_max, target_logit, spread_dot, log_sum_exp, inverse_sum = _combined_stats(
-                logits, target_chunk, rows.owned_hit[start:stop] != 0, class_weight,
+                logits, target_chunk, rows.owned[start:stop], class_weight,
                 smoothing, combine,
             )
             if stats is not None:
@@ -727,13 +731,9 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
     composition); under ``torch.compile`` each chunk is checkpointed, so the compiled graph
     recomputes its logits in backward instead of saving them.
     """
-    if problem.combine.group is not None:
-        raise NotImplementedError(
-            "linear_cross_entropy with a vocabulary-parallel group= has no differentiable path: "
-            "create_graph=True (double backward), torch.func transforms, torch.compile and "
-            "class_weight requiring grad are not supported with a group; call it eagerly, or "
-            "gather the vocabulary and call it without group="
-        )
+    combine = problem.combine
+    if combine.group is not None:  # ∂h of each rank is a partial sum: to_shards sums it
+        problem = dataclasses.replace(problem, hidden=combine.to_shards(problem.hidden))
     weight, rows, options, stats = problem.weight, problem.rows, problem.options, problem.stats
     dtype = problem.compute_dtype
     losses, lses = [], []
@@ -749,16 +749,20 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
             logits = options.softcap * torch.tanh(logits / options.softcap)
         if options.temperature != 1.0:
             logits = logits / options.temperature
-        lse = torch.logsumexp(logits, dim=1)
-        if stats is not None:
-            with torch.no_grad():
-                log_probs = logits - lse[:, None]
-                entropy = -(log_probs.exp() * log_probs).sum(dim=1)
-                target_logit = logits.gather(1, rows.target[start:stop, None])[:, 0]
-                _write_stats(stats, start, entropy, target_logit, logits.argmax(dim=1))
-        picked = rows.hit[start:stop] * logits.gather(1, rows.target[start:stop, None])[:, 0]
-        if options.label_smoothing > 0:
-            picked = picked + rows.smooth[start:stop] * _spread_dot(logits, rows.class_weight)
+        if combine.group is not None:
+            lse, target_logit, spread_dot = _shard_terms(problem, logits, start, stop)
+        else:
+            lse = torch.logsumexp(logits, dim=1)
+            target_logit = logits.gather(1, rows.target[start:stop, None])[:, 0]
+            spread_dot = _spread_dot(logits, rows.class_weight) if options.label_smoothing > 0 else None
+            if stats is not None:
+                with torch.no_grad():
+                    log_probs = logits - lse[:, None]
+                    entropy = -(log_probs.exp() * log_probs).sum(dim=1)
+                    _write_stats(stats, start, entropy, target_logit, logits.argmax(dim=1))
+        picked = rows.hit[start:stop] * target_logit
+        if spread_dot is not None:
+            picked = picked + rows.smooth[start:stop] * spread_dot
         return rows.total_mass[start:stop] * lse - picked, lse
 
     for start in range(0, problem.num_tokens, chunk):
@@ -776,6 +780,48 @@ def _differentiable(problem: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
         losses = lses = [problem.hidden.new_zeros(0, dtype=dtype)]
     lse = torch.cat(lses)
     return _loss(torch.cat(losses), lse, problem), lse.detach()
+
+
+def _shard_terms(
+    problem: _Problem, logits: torch.Tensor, start: int, stop: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """lse, target logit and Σ_c w_c z_c (smoothing only) of a chunk over every shard, as
+    differentiable ops (:meth:`Combine.sum`): one MAX (not differentiated:
+    ``lse = m + log Σ exp(z - m)`` is exact for any constant m) and one packed SUM.
+
+    Each rank's graph is the same whatever its shard (an empty one sums over 0 columns), so
+    the ranks' backward collectives meet. Fills ``problem.stats`` when asked.
+    """
+    combine, rows, stats = problem.combine, problem.rows, problem.stats
+    rows_in_chunk, width = int(logits.shape[0]), int(logits.shape[1])
+    detached = logits.detach()  # (no_grad alone leaves forward-mode tangents, torch.func.jacfwd)
+    with torch.no_grad():  # an empty shard has no maximum
+        local_max, local_arg = (
+            detached.max(dim=1) if width else
+            (logits.new_full((rows_in_chunk,), -math.inf), rows.target.new_zeros(rows_in_chunk))
+        )
+        row_max = combine.max(local_max)
+    owned = rows.owned[start:stop]
+    if width:
+        picked = logits.gather(1, rows.target[start:stop, None])[:, 0]
+        picked = torch.where(owned, picked, torch.zeros_like(picked))
+    else:
+        picked = logits.sum(dim=1)  # zeros that depend on the logits
+    parts = [torch.exp(logits - row_max[:, None]).sum(dim=1), picked]
+    if problem.options.label_smoothing > 0:
+        parts.append(_spread_dot(logits, rows.class_weight))
+    totals = combine.sum(torch.stack(parts))
+    lse = row_max + torch.log(totals[0])
+    if stats is not None:
+        with torch.no_grad():
+            # H = -Σ_c p_c log p_c over every shard; the lowest class index at the maximum
+            entropy = combine.sum(
+                torch.special.entr(torch.exp(detached - lse.detach()[:, None])).sum(dim=1)
+            )
+            candidate = torch.where(local_max == row_max, local_arg + combine.vocab_start,
+                                    torch.full_like(local_arg, 2**62))
+            _write_stats(stats, start, entropy, totals[1].detach(), combine.max(candidate.neg()).neg())
+    return lse, totals[1], totals[2] if len(parts) > 2 else None
 
 
 def _problem(
@@ -1031,8 +1077,10 @@ def linear_cross_entropy(
 
     Raises:
       ValueError: mismatched hidden size, target or token weight shape, class index out of
-        range, bad option values, ``normalizer`` without ``reduction='mean'``.
+        range, bad option values, ``normalizer`` without ``reduction='mean'``; with
+        ``group=``, ranks that disagree on the options or on which inputs require grad.
       TypeError: non-floating or mixed dtypes, non-integer target.
+      NotImplementedError: ``group=`` under ``torch.compile``.
 
     Example:
 
@@ -1064,8 +1112,11 @@ def linear_cross_entropy(
     ``torch.compile(fullgraph=True)`` and a ``class_weight`` that requires grad (which
     PyTorch refuses) compute the same loss from differentiable torch ops, chunk by chunk, so
     their derivatives are the dense composition's; they keep all ``N × V`` logits for autograd
-    (under torch.compile each chunk is checkpointed instead), and with ``group=`` they raise
-    ``NotImplementedError``.
+    (under torch.compile each chunk is checkpointed instead). With ``group=`` the same holds
+    (the shards are combined by collectives that are autograd functions, each the other's
+    adjoint), except ``torch.compile``, which raises ``NotImplementedError`` on every rank: the
+    ranks' agreement check branches on all-gathered values in Python; call the loss outside
+    the compiled region (or through ``torch.compiler.disable``).
     """
     def check() -> tuple:
         options = _check_options(
@@ -1075,9 +1126,9 @@ def linear_cross_entropy(
         )
         _check_tensors(hidden, weight, target, bias, class_weight, options.ignore_index,
                        check_range=group is None, token_weight=token_weight)
-        wants_hidden = torch.is_grad_enabled() and hidden.requires_grad
-        # equal on every rank: the engine's collectives depend on all of these
-        equal = ("linear", options, class_weight is not None, compute_dtype(hidden.dtype), wants_hidden)
+        # equal on every rank: the engine's path and its collectives depend on all of these
+        equal = ("linear", options, class_weight is not None, compute_dtype(hidden.dtype),
+                 autograd_state(hidden, weight, bias, class_weight))
         return options, int(weight.shape[0]), int(hidden.shape[-1]), equal
 
     combine = _LOCAL

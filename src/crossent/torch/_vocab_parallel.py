@@ -275,11 +275,12 @@ def vocab_parallel_linear_cross_entropy(
 
     Raises:
       As :func:`vocab_parallel_cross_entropy` and :func:`crossent.torch.linear_cross_entropy`,
-      on every rank; also ranks that disagree on the hidden size or on whether ``hidden``
-      needs a gradient (the backward all-reduce would otherwise wait forever).
-      NotImplementedError: double backward (``create_graph=True``), ``torch.func``,
-      ``torch.compile`` or a ``class_weight_shard`` that requires grad: a group has no
-      differentiable path.
+      on every rank; also ranks that disagree on the hidden size or on which inputs require
+      grad (the backward all-reduces would otherwise wait forever).
+      NotImplementedError: under ``torch.compile`` (the agreement branches on all-gathered
+      values in Python). Double backward (``create_graph=True``), ``torch.func`` and a
+      ``class_weight_shard`` that requires grad work: the shards are combined by
+      differentiable collectives (``docs/linear_cross_entropy.md``).
 
     Example (a world of one process):
 
