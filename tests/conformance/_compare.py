@@ -14,6 +14,8 @@ TOLERANCES = {  # (rtol, atol) per dtype of y_pred
 
 
 def tolerance(dtype: Any) -> tuple[float, float]:
+    if np.dtype(dtype).name == "bfloat16":  # 8 bits of mantissa; frameworks round each step
+        return (4e-2, 4e-2)
     return TOLERANCES[np.dtype(dtype)]
 
 
@@ -23,15 +25,37 @@ def torch_value_and_grad(function: Any, first: Any, second: Any, *, grad_of: str
     w.r.t. the argument named by ``grad_of`` ("first", "second" or None)."""
     import torch
 
-    first_t = torch.tensor(np.asarray(first), requires_grad=grad_of == "first")
-    second_t = torch.tensor(np.asarray(second), requires_grad=grad_of == "second")
+    first_t = _torch_tensor(first).requires_grad_(grad_of == "first")
+    second_t = _torch_tensor(second).requires_grad_(grad_of == "second")
     value = function(first_t, second_t, **kwargs)
     grad = None
     if grad_of is not None:
         wrt = first_t if grad_of == "first" else second_t
         (grad,) = torch.autograd.grad(value.sum(), wrt, allow_unused=True)
-        grad = np.zeros(wrt.shape) if grad is None else grad.detach().numpy()
-    return value.detach().numpy(), grad
+        grad = np.zeros(wrt.shape) if grad is None else _numpy(grad)
+    return _numpy(value), grad
+
+
+def _torch_tensor(array: Any) -> Any:
+    """``torch.tensor(array)``, also for ml_dtypes' bfloat16 (which torch cannot read)."""
+    import torch
+
+    array = np.asarray(array)
+    if array.dtype.name == "bfloat16":
+        return torch.tensor(array.astype(np.float32)).to(torch.bfloat16)
+    return torch.tensor(array)
+
+
+def _numpy(tensor: Any) -> np.ndarray:
+    """A torch tensor as NumPy; bfloat16 becomes ml_dtypes' bfloat16."""
+    import torch
+
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return tensor.float().numpy().astype(ml_dtypes.bfloat16)
+    return tensor.numpy()
 
 
 def assert_close(actual: Any, expected: Any, dtype: Any, what: str) -> None:

@@ -163,6 +163,29 @@ def keras_derivatives(backend, name, arrays, wrt, kwargs=None, kind="function", 
     return derivatives(backend, function, arrays, tuple(wrt), seed)
 
 
+def _torch_tensor(array):
+    """``torch.tensor(array)``, also for ml_dtypes' bfloat16 (which torch cannot read)."""
+    import torch
+
+    if array.dtype.name == "bfloat16":
+        return torch.tensor(array.astype(np.float32)).to(torch.bfloat16)
+    return torch.tensor(array)
+
+
+def _numpy(value):
+    """A backend's tensor as NumPy; torch's bfloat16 becomes ml_dtypes' bfloat16."""
+    if hasattr(value, "detach"):
+        import torch
+
+        value = value.detach()
+        if value.dtype == torch.bfloat16:
+            import ml_dtypes
+
+            return value.float().numpy().astype(ml_dtypes.bfloat16)
+        return value.numpy()
+    return np.asarray(value)
+
+
 def _short_id(nodeid: str) -> str:
     """``Class::test`` of a pytest node id (the file path dropped)."""
     return "::".join(nodeid.split("::")[1:])
@@ -179,14 +202,14 @@ def main() -> None:
         import torch
 
         def value_and_grad(fn, y_true, y_pred, want_grad):
-            pred = torch.tensor(y_pred, requires_grad=bool(want_grad))
-            true = torch.tensor(y_true)
+            pred = _torch_tensor(y_pred).requires_grad_(bool(want_grad))
+            true = _torch_tensor(y_true)
             value = fn(true, pred)
             grad = None
             if want_grad:
                 (grad,) = torch.autograd.grad(value.sum(), pred, allow_unused=True)
-                grad = None if grad is None else grad.detach().numpy()
-            return value.detach().numpy(), grad
+                grad = None if grad is None else _numpy(grad)
+            return _numpy(value), grad
 
     elif backend == "jax":
         import jax
@@ -213,7 +236,8 @@ def main() -> None:
                 value = fn(true, pred)
                 total = tf.reduce_sum(value)
             grad = tape.gradient(total, pred) if want_grad else None
-            return np.asarray(value), None if grad is None else np.asarray(grad)
+            # (.numpy(): np.asarray of a bfloat16 scalar tensor fails)
+            return value.numpy(), None if grad is None else grad.numpy()
 
     else:
         raise SystemExit(f"unsupported backend {backend}")

@@ -52,11 +52,12 @@ def check(name, y_true, y_pred, *, backends=KERAS_BACKENDS, grad=True, kind="fun
         value, gradient = differentiate(function, y_true, y_pred,
                                         grad_of="second" if grad else None)
         what = f"{name}({kwargs}) on Keras's {backend} backend"
-        if not (backend == "jax" and name == "sparse_categorical_crossentropy"):
-            # (under jax_enable_x64, which the worker sets for float64 references,
-            # jax.nn.one_hot defaults to float64 and promotes Keras's float32 result)
-            assert value.dtype == reference["value"].dtype, what
+        # (under jax_enable_x64, which the worker sets for float64 references, Keras's
+        # sparse CE on JAX is promoted to float64 by jax.nn.one_hot; crossent does the same)
+        assert value.dtype == reference["value"].dtype, what
         dtype = value.dtype  # the computation's dtype (the Loss classes compute in float32)
+        if kind == "function" and y_pred.dtype.itemsize < dtype.itemsize:
+            dtype = y_pred.dtype  # a result promoted after the loss was taken in y_pred's dtype
         binary = name.lower().startswith("binary")
         focal = "focal" in name.lower()
         if dtype == np.float64 and ((backend != "tensorflow" and binary) or focal):
@@ -241,6 +242,81 @@ def test_float16():
     check("sparse_categorical_crossentropy", np.array([1, 2]), y_pred, grad=False)
     check("binary_crossentropy", y_true, y_pred, grad=False)
     check("categorical_crossentropy", y_true, y_pred * 4, from_logits=True, grad=False)
+
+
+def _bfloat16():
+    return np.dtype(require("ml_dtypes").bfloat16)
+
+
+@pytest.mark.parametrize("sixteen", ["float16", "bfloat16"])
+def test_sixteen_bit_inputs(sixteen):
+    """16-bit y_pred: Keras's value and dtype, backend by backend.
+
+    Keras's sparse CE on JAX multiplies by a one-hot in the default float, so its loss is
+    float32 (float64 under jax_enable_x64, as in the worker); torch and TensorFlow keep
+    the 16-bit dtype. crossent computes in float32 and rounds once, Keras at every step:
+    the values agree to the 16-bit tolerance.
+    """
+    dtype = _bfloat16() if sixteen == "bfloat16" else np.dtype(sixteen)
+    probs = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]).astype(dtype)
+    logits = np.array([[1.5, -0.5, 2.0], [0.1, 3.0, -1.0], [0.0, 0.2, -0.3]]).astype(dtype)
+    labels = np.array([1, 2, 0])
+    for from_logits, y_pred in ((False, probs), (True, logits)):
+        check("sparse_categorical_crossentropy", labels, y_pred, from_logits=from_logits,
+              grad=False)
+        check("sparse_categorical_crossentropy", labels.astype(np.int32), y_pred,
+              from_logits=from_logits, grad=False)
+        check("sparse_categorical_crossentropy", np.array([1, -1, 0]), y_pred,
+              from_logits=from_logits, ignore_class=-1, grad=False)
+        check("categorical_crossentropy", np.eye(3, dtype=dtype)[labels], y_pred,
+              from_logits=from_logits, grad=False)
+        check("binary_crossentropy", np.eye(3, dtype=dtype)[labels], y_pred,
+              from_logits=from_logits, grad=False)
+
+
+def test_sparse_result_dtype_follows_jax_x64():
+    # Keras-on-JAX without x64 (the default): a float16 sparse CE comes back in float32
+    jax = require("jax")
+    probs = jax.numpy.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], dtype=jax.numpy.float16)
+    with jax.enable_x64(False):  # (the test session enables x64)
+        assert K.sparse_categorical_crossentropy([1, 2], probs, backend="jax").dtype == np.float32
+        assert K.sparse_categorical_crossentropy([1, 2], probs, backend="torch").dtype == np.float16
+    with jax.enable_x64(True):
+        assert K.sparse_categorical_crossentropy([1, 2], probs, backend="jax").dtype == np.float64
+        loss = K.SparseCategoricalCrossentropy(backend="jax")  # cast back to the Loss's dtype
+        assert loss([1, 2], probs).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_loss_classes_dtype(dtype):
+    """``dtype=`` of the Loss classes: Keras's value and result dtype on every backend.
+
+    On torch, Keras divides in float32 (ops.divide_no_nan's result_type maps float64 to
+    float32 on every backend but TensorFlow): a float64 Loss's mean comes back in float32,
+    its 'sum' and 'none' in float64.
+    """
+    if dtype == "bfloat16":
+        _bfloat16()
+    probs = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]])
+    logits = np.array([[1.5, -0.5, 2.0], [0.1, 3.0, -1.0], [0.0, 0.2, -0.3]])
+    one_hot = np.eye(3)[[1, 2, 0]]
+    weights = np.array([0.3, 0.7, 2.0])
+    grad = dtype == "float64"
+    for reduction in ("sum_over_batch_size", "sum", "mean_with_sample_weight", "none"):
+        for from_logits, y_pred in ((False, probs), (True, logits.astype(np.float32))):
+            check("CategoricalCrossentropy", one_hot, y_pred, kind="class", dtype=dtype,
+                  reduction=reduction, sample_weight=weights, from_logits=from_logits,
+                  grad=grad)
+            check("SparseCategoricalCrossentropy", np.array([1, -1, 0]), y_pred, kind="class",
+                  dtype=dtype, reduction=reduction, ignore_class=-1, from_logits=from_logits,
+                  grad=grad)
+            check("BinaryCrossentropy", one_hot, y_pred, kind="class", dtype=dtype,
+                  reduction=reduction, from_logits=from_logits, grad=grad)
+        check("SparseCategoricalCrossentropy", np.array([1, 2, 0]), probs, kind="class",
+              dtype=dtype, reduction=reduction, sample_weight=weights, grad=grad)
+    for name in ("BinaryFocalCrossentropy", "CategoricalFocalCrossentropy"):
+        check(name, one_hot, logits, kind="class", dtype=dtype, from_logits=True, grad=False)
+    check("KLDivergence", one_hot, probs, kind="class", dtype=dtype, grad=grad)
 
 
 def test_loss_classes_reduction_sample_weight_and_ignore_class():

@@ -18,7 +18,13 @@ does differently from crossent's native losses, all reproduced here:
 - the functions return **per-sample** losses; the ``Loss`` classes
   (:class:`CategoricalCrossentropy`, ...) reduce with ``"sum_over_batch_size"``
   (sum of the weighted losses / number of *elements*, masked elements excluded);
-- ``ignore_class`` gives loss 0 and, in the classes, is left out of the divisor.
+- ``ignore_class`` gives loss 0 and, in the classes, is left out of the divisor;
+- **dtypes**: a Loss class's ``dtype`` (floatx = float32 by default) is the dtype of
+  its result, except that on torch and NumPy a dividing reduction of a float64 Loss
+  is taken and returned in float32 (``ops.divide_no_nan``); sparse CE on JAX and
+  NumPy is promoted to the default float by its one-hot (a 16-bit ``y_pred`` gives
+  float32). 16-bit inputs are computed in float32 and rounded once, where Keras
+  rounds at each step: the values agree to a few 16-bit ulps.
 
 Where a backend changes the numbers, functions take ``backend=`` ("tensorflow",
 "jax", "torch", "numpy"); ``None`` means Keras's configured backend
@@ -30,6 +36,8 @@ keras/src/losses/loss.py (reductions), keras/src/backend/{tensorflow,jax,torch,n
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -310,7 +318,33 @@ def sparse_categorical_crossentropy(
     else:
         log_probs = xp.log(_clip(xp, _renormalise(xp, y_pred, axis)))
         losses = nll_loss(log_probs, y_true, axis=axis, ignore_index=ignore_class, reduction="none")
-    return cast_to(xp, losses, y_pred.dtype)
+    # the loss is taken in y_pred's dtype, then promoted as the backend's one-hot product does
+    losses = cast_to(xp, losses, y_pred.dtype)
+    return cast_to(xp, losses, _sparse_result_dtype(xp, y_pred.dtype, backend))
+
+
+def _sparse_result_dtype(xp: Any, dtype: Any, backend: str) -> Any:
+    """The dtype of a backend's sparse categorical CE of ``y_pred`` in ``dtype``.
+
+    JAX and NumPy (keras/src/backend/{jax,numpy}/nn.py) return
+    ``-sum(one_hot(y_true) * log_prob)``, and the one-hot is in the default float:
+    float32 on NumPy, ``jnp.float_`` on JAX (float64 under ``jax_enable_x64``). So a
+    16-bit ``y_pred`` gives a float32 loss (float64 with x64), and with x64 a float32
+    ``y_pred`` a float64 loss. torch and TensorFlow keep ``y_pred``'s dtype.
+    """
+    if backend == "numpy":
+        return xp.result_type(dtype, xp.float32)
+    if backend == "jax":
+        return xp.result_type(dtype, xp.float64 if _jax_x64() else xp.float32)
+    return dtype
+
+
+def _jax_x64() -> bool:
+    """Whether JAX's default float is float64 now (``jax_enable_x64``, also as a context)."""
+    jax = sys.modules.get("jax")
+    if jax is None:  # not imported: the environment variable JAX would read
+        return os.environ.get("JAX_ENABLE_X64", "").lower() in ("1", "true", "yes", "on")
+    return bool(jax.dtypes.canonicalize_dtype(np.float64) == np.float64)
 
 
 def _check_sparse_labels(
@@ -579,13 +613,23 @@ def _same_rank(xp: Any, first: Array, second: Array) -> tuple[Array, Array]:
     return first, second
 
 
-def _divide_no_nan(xp: Any, numerator: Array, denominator: Array) -> Array:
+def _divide_no_nan(xp: Any, numerator: Array, denominator: Array, backend: str) -> Array:
+    """``ops.divide_no_nan``: 0 where the denominator is 0.
+
+    On torch and NumPy, Keras divides in ``result_type(x1, x2, float)``, and
+    keras/src/backend/common/dtypes.py maps float64 to float32 on every backend but
+    TensorFlow: a float64 quotient is taken (and returned) in float32. TensorFlow keeps
+    float64; JAX divides in the arguments' dtype.
+    """
+    if backend in ("torch", "numpy") and numerator.dtype == xp.float64:
+        numerator, denominator = (cast_to(xp, x, xp.float32) for x in (numerator, denominator))
     safe = xp.where(denominator == 0, xp.ones_like(denominator), denominator)
     return xp.where(denominator == 0, xp.zeros_like(numerator), numerator / safe)
 
 
 def _reduce_weighted(
-    xp: Any, values: Array, sample_weight: Array | None, mask: Array | None, reduction: str | None
+    xp: Any, values: Array, sample_weight: Array | None, mask: Array | None,
+    reduction: str | None, backend: str,
 ) -> Array:
     """keras/src/losses/loss.py reduce_weighted_values (with apply_mask and reduce_values)."""
     dtype = values.dtype
@@ -594,7 +638,7 @@ def _reduce_weighted(
             # masked entries weigh total / valid, so sum / total = sum over valid / valid
             total = num_elements(xp, mask, dtype)
             valid = xp.sum(xp.astype(mask, dtype))
-            weight = _divide_no_nan(xp, total, valid)
+            weight = _divide_no_nan(xp, total, valid, backend)
             float_mask = xp.where(mask, weight, xp.zeros_like(weight))
         else:
             float_mask = xp.astype(mask, dtype)
@@ -615,7 +659,7 @@ def _reduce_weighted(
         divisor = xp.astype(xp.sum(sample_weight), dtype)
     else:
         divisor = num_elements(xp, values, dtype)
-    return _divide_no_nan(xp, loss, divisor)
+    return _divide_no_nan(xp, loss, divisor, backend)
 
 
 class _Loss:
@@ -647,11 +691,14 @@ class _Loss:
         y_true = like(xp, y_pred, y_true, dtype, name="y_true")
         # LossFunctionWrapper.call: squeeze or expand y_true / y_pred to the same rank
         y_true, y_pred = _same_rank(xp, y_true, y_pred)
-        losses = type(self)._function(y_true, y_pred, **self.options)
+        # reduce_weighted_values converts the losses to the Loss's dtype (a sparse CE on JAX
+        # or NumPy may have promoted them)
+        losses = cast_to(xp, type(self)._function(y_true, y_pred, **self.options), dtype)
         mask = self._mask(xp, y_true, y_pred)
         if sample_weight is not None:
             sample_weight = like(xp, y_pred, float_input(sample_weight), dtype)
-        return _reduce_weighted(xp, losses, sample_weight, mask, self.reduction)
+        backend = keras_backend(self.options.get("backend"))
+        return _reduce_weighted(xp, losses, sample_weight, mask, self.reduction, backend)
 
 
 def _keras_dtype(xp: Any, dtype: Any) -> Any:
