@@ -108,3 +108,62 @@ def test_few_classes_smoke_run():
         (dtype, c) for dtype in ("float32", "float64") for c in (2, 10, 32)]
     assert all(r[key] > 0 for r in rows for key in ("forward_rows_ms", "fwd_bwd_block_ms"))
     assert [r["block_kernel_used"] for r in rows] == [True, True, False] * 2
+
+
+def _linear_bench_module():
+    """benchmarks/bench_linear_cross_entropy.py, imported (it needs no torch to import)."""
+    import importlib.util
+
+    path = Path(cli.__file__).resolve().parents[2] / "benchmarks" / "bench_linear_cross_entropy.py"
+    if not path.is_file():
+        pytest.skip("not a checkout")
+    spec = importlib.util.spec_from_file_location("_bench_linear_cross_entropy", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_linear_smoke_run():
+    """The real script through `crossent bench linear`, tiny sizes: memory (first pass and
+    steady, in subprocesses) and interleaved time, with half the tokens ignored."""
+    _linear_bench_module()  # skips outside a checkout
+    pytest.importorskip("torch")
+    result = runner.invoke(cli.app, [
+        "bench", "linear", "--format", "json", "--sizes", "64x16x200", "--ignored-fraction", "0.5",
+        "--dtypes", "float32", "--contenders", "crossent,plain", "--timeout", "120",
+    ])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["contender"], r["tokens"], r["hidden_size"], r["vocab"], r["ignored_fraction"],
+             r["dtype"]) for r in rows] == [
+        (name, 64, 16, 200, 0.5, "float32") for name in ("crossent", "plain")]
+    for row in rows:
+        assert "error" not in row and "time_error" not in row, row
+        assert len(row["times_s"]) == 3 and row["median_s"] > 0
+        assert row["grads_mb"] == (64 + 200) * 16 * 4 / 2**20
+        for key in ("peak_above_inputs_mb", "steady_above_inputs_mb", "memory_vs_grads",
+                    "steady_vs_grads", "time_vs_plain"):
+            assert key in row, (key, row)
+    assert rows[1]["time_vs_plain"] == 1.0
+    assert "time_vs_cce" not in rows[0]  # cce did not run
+
+
+def test_linear_missing_contender_is_skipped_with_a_note(monkeypatch, capsys):
+    bench = _linear_bench_module()
+    monkeypatch.setitem(bench.REQUIREMENTS, "cce", (("no_such_module_for_crossent",),
+                                                    "pip install it"))
+    assert bench.missing("crossent") is None
+    rows = bench.run(contenders=("cce",), cases=((8, 4, 10, 0.0),), dtypes=("float32",))
+    assert rows == []
+    assert capsys.readouterr().err == (
+        "note: skipping cce: no_such_module_for_crossent not installed; pip install it\n")
+
+
+def test_linear_ignored_fraction_needs_sizes():
+    bench = _linear_bench_module()
+    with pytest.raises(SystemExit) as raised:
+        bench.main(["--ignored-fraction", "0.5"])
+    assert raised.value.code == 2
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "8x4x10", "--ignored-fraction", "1.5"])

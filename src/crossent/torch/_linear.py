@@ -362,31 +362,41 @@ def _logits(
     out: torch.Tensor,
     low: torch.Tensor | None,
     slope: torch.Tensor | None,
+    shift: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
-    """``out = cap(hidden @ weight.T + bias) / T`` in the compute dtype; ``cap'`` into ``slope``
-    (the 1/T of the derivative is in the upstream gradients, see :func:`_run`).
+    """``out = cap(hidden @ weight.T + bias) / T - shift`` in the compute dtype; ``cap'`` into
+    ``slope`` (the 1/T of the derivative is in the upstream gradients, see :func:`_run`).
 
-    ``low`` (16-bit inputs) receives the 16-bit product first; returns ``slope`` filled with
-    the cap's derivative, or None (no soft cap, or ``slope`` None: no gradient wanted).
+    ``low`` (16-bit inputs) receives the 16-bit product first; ``shift`` is a column ``[rows, 1]``
+    or None. Returns ``slope`` filled with the cap's derivative, or None (no soft cap, or
+    ``slope`` None: no gradient wanted).
     """
+    softcap, temperature = problem.options.softcap, problem.options.temperature
     if problem.low_precision:
         # the 16-bit product accumulates in float32 inside the kernel and is rounded once
         assert low is not None
         torch.mm(hidden, weight.T, out=low)
+        if bias is None and softcap is None and temperature == 1.0 and shift is not None:
+            # widened exactly and shifted in one pass: the same numbers as copy_, then sub_
+            torch.sub(low, shift, out=out)
+            return None
         out.copy_(low)
     else:
         torch.mm(hidden, weight.T, out=out)
     if bias is not None:
         out.add_(bias)
-    softcap, temperature = problem.options.softcap, problem.options.temperature
     if softcap is None:
         if temperature != 1.0:
             out.div_(temperature)
+        if shift is not None:
+            out.sub_(shift)
         return None
     out.div_(softcap).tanh_()  # t = tanh(x / c)
     if slope is not None:
         torch.square(out, out=slope).neg_().add_(1.0)  # d(c·tanh(x/c))/dx = 1 - t², t ≤ 1
     out.mul_(softcap / temperature)  # z = c·t / T
+    if shift is not None:
+        out.sub_(shift)
     return slope
 
 
@@ -413,6 +423,33 @@ def _finish_grad(
     if cap_slope is not None:
         grad.mul_(cap_slope)
     return grad
+
+
+def _grad_into_low(
+    probs: torch.Tensor,
+    row_coef: torch.Tensor,
+    hit: torch.Tensor,
+    target_local: torch.Tensor,
+    smoothing: bool,
+    cap_slope: torch.Tensor | None,
+    low: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """``g = r·P - u·a`` rounded to 16 bits, written straight into ``low``, or None where that
+    does not apply (not 16-bit, smoothing, a soft cap, an empty shard: :func:`_finish_grad`).
+
+    Without smoothing and cap, ``a`` has one entry per row, so ``g`` in float32 differs from
+    ``r·P`` only at the target: ``low = round(r·P)`` (computed in float32 and rounded once,
+    as ``copy_`` of the float32 product would) and, at the target, ``round(r·p_y - u·a_y)`` from
+    the same float32 operations as :func:`_finish_grad`'s. Bitwise the same 16-bit ``g``, with
+    two passes over the buffer fewer (the float32 ``g`` is never formed; ``probs`` is kept).
+    """
+    if low is None or smoothing or cap_slope is not None or probs.shape[1] == 0:
+        return None
+    coef = row_coef.unsqueeze(1)
+    torch.mul(probs, coef, out=low)
+    column = target_local.unsqueeze(1)
+    at_target = probs.gather(1, column).mul_(coef).add_(hit.neg().unsqueeze(1))
+    return low.scatter_(1, column, at_target.to(low.dtype))
 
 
 def _spread_dot(logits: torch.Tensor, class_weight: torch.Tensor | None) -> torch.Tensor:
@@ -561,18 +598,25 @@ def _run(
         # chunk (each parallel operation costs a thread hand-off on a busy machine)
         # on a group the buffer holds exp(z - m): P = exp(z - m) / S
         probs_coef = row_coef if inverse_sum is None else row_coef * inverse_sum
-        grad = _finish_grad(
-            logits.mul_(probs_coef.unsqueeze(1)),
-            u * rows.owned_hit[start:stop],
-            target_chunk,
-            (u * rows.smooth[start:stop]).to(dtype) if smoothing else None,
-            class_weight,
-            cap_slope,
-        )
-        if low is not None:  # g rounded to 16 bits, in the product's buffer (free again)
-            grad_low = low.copy_(grad)
+        hit = u * rows.owned_hit[start:stop]
+        # 16-bit: ∂W and ∂b come from the second pass, so only g rounded is needed here
+        rounded = _grad_into_low(logits, probs_coef, hit, target_chunk, smoothing,
+                                 cap_slope, low)
+        if rounded is not None:
+            grad = grad_low = rounded
         else:
-            grad_low = grad if grad.dtype == hidden.dtype else grad.to(hidden.dtype)
+            grad = _finish_grad(
+                logits.mul_(probs_coef.unsqueeze(1)),
+                hit,
+                target_chunk,
+                (u * rows.smooth[start:stop]).to(dtype) if smoothing else None,
+                class_weight,
+                cap_slope,
+            )
+            if low is not None:  # g rounded to 16 bits, in the product's buffer (free again)
+                grad_low = low.copy_(grad)
+            else:
+                grad_low = grad if grad.dtype == hidden.dtype else grad.to(hidden.dtype)
         if grad_hidden is not None and index is None:
             torch.mm(grad_low, weight, out=grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
         elif grad_hidden is not None:  # the computed tokens' rows; dropped ones stay 0
@@ -660,22 +704,30 @@ def _second_pass(
             logits,
             low,
             slope,
+            shift=lse.unsqueeze(1),
         )
-        # p (u A + 2 λ v lse) with p = exp(z - lse)
-        logits.sub_(lse.unsqueeze(1)).exp_().mul_(coef.unsqueeze(1))
+        logits.exp_()  # p = exp(z - lse)
         in_block = (rows.target >= start) & (rows.target < stop)
         local_target = torch.where(in_block, rows.target - start, torch.zeros_like(rows.target))
-        grad = _finish_grad(
-            logits,
-            torch.where(in_block, hit, torch.zeros_like(hit)),
-            local_target,
-            smooth,
-            None if rows.class_weight is None else rows.class_weight[start:stop],
-            cap_slope,
+        block_hit = torch.where(in_block, hit, torch.zeros_like(hit))
+        # ∂b needs g in the compute dtype; ∂W alone needs it rounded only
+        rounded = None if grad_bias_acc is not None else _grad_into_low(
+            logits, coef, block_hit, local_target, smoothing, cap_slope, low
         )
+        if rounded is None:
+            # p (u A + 2 λ v lse) - u a
+            grad = _finish_grad(
+                logits.mul_(coef.unsqueeze(1)),
+                block_hit,
+                local_target,
+                smooth,
+                None if rows.class_weight is None else rows.class_weight[start:stop],
+                cap_slope,
+            )
         if grad_weight is not None:
             assert low is not None
-            low.copy_(grad)  # g rounded to 16 bits in the product's buffer; gᵀ is a view
+            if rounded is None:
+                low.copy_(grad)  # g rounded to 16 bits in the product's buffer; gᵀ is a view
             torch.mm(low.T, hidden, out=grad_weight[start:stop])
         if grad_bias_acc is not None:
             grad_bias_acc[start:stop] = grad.sum(dim=0)
