@@ -765,22 +765,53 @@ def _second_pass(
 
     The block's logits of all tokens are recomputed and turned into ``g`` with the first
     pass's lse, so each block of ``∂W`` is one matrix product (float32 accumulation inside it,
-    rounded to the input dtype once) instead of a sum of per-chunk roundings. With dropped
-    tokens, the kept tokens' hidden states are gathered once (a copy of ``n × D``).
+    rounded to the input dtype once) instead of a sum of per-chunk roundings.
     """
-    hidden, weight, bias, rows = problem.hidden, problem.weight, problem.bias, problem.rows
-    if problem.index is not None:
-        hidden = hidden.index_select(0, problem.index)
-    dtype = problem.compute_dtype
-    num_classes = problem.num_classes
+    rows = problem.rows
     smoothing = problem.options.label_smoothing > 0
-    block = problem.vocab_block()
-    bias_compute = None if bias is None else bias.detach().to(dtype)
     u = upstream[0]
     hit = u * rows.owned_hit
-    smooth = (u * rows.smooth).to(dtype) if smoothing else None
-    for start in range(0, num_classes, block):
-        stop = min(start + block, num_classes)
+    smooth = (u * rows.smooth).to(problem.compute_dtype) if smoothing else None
+
+    def block_grad(
+        logits: torch.Tensor, cap_slope: torch.Tensor | None, start: int, stop: int
+    ) -> torch.Tensor:
+        # p (u A + 2 λ v lse) with p = exp(z - lse)
+        logits.sub_(lse.unsqueeze(1)).exp_().mul_(coef.unsqueeze(1))
+        in_block = (rows.target >= start) & (rows.target < stop)
+        local_target = torch.where(in_block, rows.target - start, torch.zeros_like(rows.target))
+        return _finish_grad(
+            problem,
+            logits,
+            torch.where(in_block, hit, torch.zeros_like(hit)),
+            local_target,
+            smooth,
+            None if rows.class_weight is None else rows.class_weight[start:stop],
+            cap_slope,
+        )
+
+    _block_pass(problem, grad_weight, grad_bias_acc, work, block_grad)
+
+
+def _block_pass(
+    problem: _Problem,
+    grad_weight: torch.Tensor | None,
+    grad_bias_acc: torch.Tensor | None,
+    work: _Workspace,
+    block_grad: Any,
+) -> None:
+    """The loop of the second pass, for any loss: per vocabulary block, the block's logits of
+    all computed tokens (in ``work``), ``g = block_grad(logits, cap_slope, start, stop)`` (in
+    place, ``[n, block]``), then ``∂W[block] = gᵀ H`` (one 16-bit product) and ``∂b[block] = Σ g``.
+    With dropped tokens, the kept tokens' hidden states are gathered once (a copy of ``n × D``).
+    """
+    hidden, weight, bias = problem.hidden, problem.weight, problem.bias
+    if problem.index is not None:
+        hidden = hidden.index_select(0, problem.index)
+    block = problem.vocab_block()
+    bias_compute = None if bias is None else bias.detach().to(problem.compute_dtype)
+    for start in range(0, problem.num_classes, block):
+        stop = min(start + block, problem.num_classes)
         # the token chunks' buffers, viewed as [N, block] (N·block ≤ their size)
         logits, low, slope = work.view(problem.num_tokens, stop - start)
         cap_slope = _logits(
@@ -792,19 +823,7 @@ def _second_pass(
             low,
             slope,
         )
-        # p (u A + 2 λ v lse) with p = exp(z - lse)
-        logits.sub_(lse.unsqueeze(1)).exp_().mul_(coef.unsqueeze(1))
-        in_block = (rows.target >= start) & (rows.target < stop)
-        local_target = torch.where(in_block, rows.target - start, torch.zeros_like(rows.target))
-        grad = _finish_grad(
-            problem,
-            logits,
-            torch.where(in_block, hit, torch.zeros_like(hit)),
-            local_target,
-            smooth,
-            None if rows.class_weight is None else rows.class_weight[start:stop],
-            cap_slope,
-        )
+        grad = block_grad(logits, cap_slope, start, stop)
         if grad_weight is not None:
             assert low is not None
             low.copy_(grad)  # g rounded to 16 bits in the product's buffer; gᵀ is a view
