@@ -13,7 +13,8 @@ The teacher is given as logits ``[N, V]`` (``--teacher logits``, an input) or as
 ``(hidden_t, weight_t)`` (``--teacher linear``; the whole-logits contenders then make the teacher's
 logits whole too, under ``no_grad``). Each (size, dtype, teacher, contender) runs in its own
 subprocess: inputs are built, one small pass warms the BLAS library, the resident size is the
-baseline; the figure is the peak resident size (``ru_maxrss``) during one full pass minus it
+baseline (the high-water mark ``VmHWM`` is reset there); the figure is the peak resident size
+(``VmHWM``; ``ru_maxrss`` where it cannot be reset) during the first full pass minus it
 ("MB above the inputs"), also given as a multiple of the student's gradients' bytes
 (``(N + V)·D`` elements). Time: the median of ``--repeats`` passes in that process.
 
@@ -104,14 +105,16 @@ def worker(
 
     small = torch.randn(8, hidden_size, dtype=dtype)
     (small @ weight.detach()[:64].T).sum()  # the BLAS library's first-call buffers
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    import os
-
-    with open(f"/proc/{os.getpid()}/status") as status:
-        rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
-    baseline = max(baseline, rss)
+    baseline = _rss_bytes()
+    try:  # the pass's own peak, not set-up's
+        _reset_high_water()
+        baseline = _rss_bytes()
+        peak_of = _high_water_bytes
+    except OSError:  # not Linux: the process's peak so far
+        baseline = max(baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        peak_of = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # noqa: E731
     times = [one_pass()]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_of()
     times += [one_pass() for _ in range(repeats - 1)]
     gradient_bytes = (tokens + vocab) * hidden_size * torch.finfo(dtype).bits // 8
     return {
@@ -125,6 +128,23 @@ def worker(
         "x_gradients": (peak - baseline) / gradient_bytes,
         "seconds": statistics.median(times),
     }
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def _high_water_bytes() -> int:
+    """The kernel's peak resident size of this process (``VmHWM``), resettable."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def _reset_high_water() -> None:
+    """Reset ``VmHWM`` to the current resident size (Linux >= 4.0: ``5 > clear_refs``)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
 
 
 def run_cell(

@@ -58,80 +58,126 @@ import torch
 from .. import _validate as v
 from ._group import Combine
 from ._linear import _auto_chunk_rows as _engine_chunk_rows
-from ._linear import _bytes_per_logit, _Grads
+from ._linear import _block_pass, _bytes_per_logit, _Grads, _Options, _rows, _Workspace
+from ._linear import _Problem as _EngineProblem
 
 __all__ = ["linear_distillation_loss", "LinearDistillationLoss"]
 
 Divergence = Literal["kl", "reverse_kl", "jsd", "tvd"]
 _DIVERGENCES = ("kl", "reverse_kl", "jsd", "tvd")
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-# chunk_size='auto': the linear engine's policy (its chunk buffers take 10% of the gradients'
-# bytes, within its clamps), with this loss's chunk arrays: about 6 compute-dtype arrays of
-# chunk × V live at once (student logits, log-probs, probabilities, the teacher's log-probs
-# and probabilities, g) where the engine keeps one
-_CHUNK_ARRAYS = 6
-# at least 64 rows (or N): on CPU a product of fewer rows by the [V, D] weight runs slower per
-# row (measured, kl at N, D, V = 2048, 512, 16000, float32: 10-row chunks 2.48 s, 32 rows 1.19 s,
-# 65 rows 0.99 s, 128 rows 0.78 s per forward + backward)
-_MIN_AUTO_ROWS = 64
+# chunk_size='auto': the linear engine's budget (its chunk buffers take 10% of the gradients'
+# bytes, within its clamps), spent on this loss's buffers (_Work): the student's chunk × V
+# logits (then g), the teacher's product for a (hidden, weight) teacher, the 16-bit product,
+# and the small row-block scratch arrays
+_MIN_AUTO_ROWS = 16
+# elements of one scratch array: the divergence's elementwise work runs over blocks of rows of
+# the chunk this wide (1 MiB in float32: it stays in cache, and the scratch costs little memory)
+_SCRATCH_ELEMENTS = 2**18
 
 
-def _auto_chunk_rows(num_tokens: int, num_classes: int, hidden_size: int, dtype: torch.dtype) -> int:
-    """``chunk_size='auto'``: the engine's rows, scaled down to this loss's bytes per logit."""
+def _scratch_count(loss: Divergence, beta: float, soft: bool, hard: bool) -> int:
+    """Scratch arrays one block of rows needs: the teacher's log-probs and the divergence's
+    temporaries (see :func:`_soft_terms`), and the hard term's softmax."""
+    if loss == "jsd" and beta in (0.0, 1.0):
+        loss = "kl" if beta == 0.0 else "reverse_kl"
+    per_loss = {"kl": 2, "reverse_kl": 2, "jsd": 3, "tvd": 1}[loss]
+    return (per_loss if soft else 0) + (1 if hard else 0)
+
+
+def _auto_chunk_rows(
+    num_tokens: int,
+    num_classes: int,
+    hidden_size: int,
+    dtype: torch.dtype,
+    linear_teacher: bool,
+    scratch_count: int,
+    grouped: bool,
+) -> int:
+    """``chunk_size='auto'``: the most rows whose buffers (:class:`_Work`) fit the engine's budget."""
     engine_rows = _engine_chunk_rows(num_tokens, num_classes, hidden_size, dtype, False)
+    budget = engine_rows * num_classes * _bytes_per_logit(dtype, False)
     compute_bytes = 8 if dtype == torch.float64 else 4
-    rows = engine_rows * _bytes_per_logit(dtype, False) // (_CHUNK_ARRAYS * compute_bytes)
-    return max(1, min(num_tokens, max(_MIN_AUTO_ROWS, rows)))
+    per_row = num_classes * compute_bytes * (2 if linear_teacher else 1)
+    if dtype in (torch.bfloat16, torch.float16):
+        per_row += 2 * num_classes  # the 16-bit products
+    if grouped:  # the row blocks are whole chunks (one all-reduce per chunk, not per block)
+        per_row += scratch_count * num_classes * compute_bytes
+    else:
+        budget -= scratch_count * max(num_classes, _SCRATCH_ELEMENTS) * compute_bytes
+    rows = max(_MIN_AUTO_ROWS, budget // per_row)
+    return max(1, min(num_tokens, rows))
 
 
-def _log_softmax(combine: Combine, z: torch.Tensor, in_place: bool = False) -> torch.Tensor:
-    """Row log-softmax over the whole (possibly sharded) vocabulary (in ``z`` when ``in_place``)."""
+def _lse(combine: Combine, z: torch.Tensor) -> torch.Tensor:
+    """Row log-sum-exp over the whole (possibly sharded) vocabulary."""
+    if combine.group is None:
+        return torch.logsumexp(z, dim=1)  # max + log Σ exp(z - max): stable for ±1e4 logits
     row_max = combine.max(z.amax(dim=-1))
     # a row whose every logit is -inf on every rank would give -inf - -inf = nan; shift by 0
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-    # lse = max + log Σ exp(z - max), stable for ±1e4 logits
     total = combine.sum((z - row_max[:, None]).exp_().sum(dim=-1))
-    shift = (row_max + torch.log(total))[:, None]
-    return z.sub_(shift) if in_place else z - shift
+    return row_max + torch.log(total)
 
 
 @dataclass(frozen=True)
 class _Teacher:
-    """The teacher in one of its three forms; :meth:`log_probs` makes one chunk's rows."""
+    """The teacher in one of its three forms; :meth:`fill` writes a block of its logits."""
 
     kind: Literal["logits", "linear", "sparse"]
     tensors: tuple[torch.Tensor, ...]
     vocab_start: int  # the first class of this rank's shard (0 in one process)
 
-    def log_probs(
-        self,
-        rows: Any,
-        count: int,
-        num_classes: int,
-        temperature: float,
-        compute: torch.dtype,
-        combine: Combine,
-    ) -> torch.Tensor:
+    def product(
+        self, tokens: Any, start: int, stop: int, out: torch.Tensor, low: torch.Tensor | None
+    ) -> None:
+        """A (hidden, weight) teacher: ``out = hidden[tokens] @ weight[start:stop].T + bias``
+        (through ``low``, a 16-bit buffer of ``out``'s shape, for 16-bit inputs)."""
+        teacher_hidden, teacher_weight, *teacher_bias = self.tensors
+        hidden = (
+            teacher_hidden[tokens]
+            if not isinstance(tokens, torch.Tensor)
+            else teacher_hidden.index_select(0, tokens)
+        )
+        if low is not None:
+            torch.mm(hidden, teacher_weight[start:stop].T, out=low)
+            out.copy_(low)
+        else:
+            torch.mm(hidden, teacher_weight[start:stop].T, out=out)
+        if teacher_bias:
+            out.add_(teacher_bias[0][start:stop])
+
+    def fill(self, tokens: Any, start: int, out: torch.Tensor, temperature: float) -> bool:
+        """Write the teacher's logits / T of ``tokens`` and classes ``start : start + width`` into
+        ``out`` (a (hidden, weight) teacher's product is there already); True when they are
+        log-probabilities already (the top-k teacher, normalised over its k entries)."""
+        count, width = out.shape
         if self.kind == "sparse":
             indices, logprobs = self.tensors
+            pick = (
+                (lambda x: x[tokens])
+                if not isinstance(tokens, torch.Tensor)
+                else (lambda x: x.index_select(0, tokens))
+            )
             # renormalised over its k entries (every rank holds all k): log_softmax(logprobs / T)
-            top = torch.log_softmax(logprobs[rows].to(compute) / temperature, dim=-1)
-            local = indices[rows] - self.vocab_start
-            mine = (local >= 0) & (local < num_classes)
-            out = torch.full((count, num_classes + 1), -math.inf, dtype=compute, device=top.device)
-            # entries of other shards land in the spare last column, dropped below
-            out.scatter_(1, torch.where(mine, local, num_classes), top)
-            return out[:, :num_classes]
+            top = torch.log_softmax(pick(logprobs).to(out.dtype) / temperature, dim=-1)
+            local = pick(indices) - self.vocab_start - start
+            mine = (local >= 0) & (local < width)
+            row = torch.arange(count, device=out.device)[:, None].expand_as(local)
+            out.fill_(-math.inf).index_put_((row[mine], local[mine]), top[mine])
+            return True
         if self.kind == "logits":
-            logits = self.tensors[0][rows].to(compute)
-        else:
-            teacher_hidden, teacher_weight, *teacher_bias = self.tensors
-            product = teacher_hidden[rows] @ teacher_weight.T
-            if teacher_bias:
-                product = product + teacher_bias[0]
-            logits = product.to(compute)  # a fresh array: the log-softmax is formed in it
-            return _log_softmax(combine, logits.div_(temperature), in_place=True)
-        return _log_softmax(combine, logits if temperature == 1.0 else logits / temperature)
+            logits = self.tensors[0].narrow(1, start, width)
+            logits = (
+                logits[tokens] if not isinstance(tokens, torch.Tensor) else logits.index_select(0, tokens)
+            )
+            if temperature == 1.0:
+                out.copy_(logits)
+            else:
+                torch.div(logits, temperature, out=out)
+        elif temperature != 1.0:
+            out.div_(temperature)
+        return False
 
 
 @dataclass(frozen=True)
@@ -157,46 +203,194 @@ class _Problem:
     def compute(self) -> torch.dtype:
         return torch.float64 if self.hidden.dtype == torch.float64 else torch.float32
 
+    @property
+    def low_precision(self) -> bool:
+        return self.hidden.dtype in (torch.bfloat16, torch.float16)
+
+    @property
+    def scratch_count(self) -> int:
+        return _scratch_count(self.loss, self.beta, self.hard_weight < 1.0, self.hard_weight > 0.0)
+
 
 def _soft_terms(
-    s: torch.Tensor, q: torch.Tensor, loss: Divergence, beta: float, combine: Combine
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The divergence of each row and its gradient ``g`` with respect to the scaled logits."""
+    s: torch.Tensor,
+    q: torch.Tensor,
+    loss: Divergence,
+    beta: float,
+    combine: Combine,
+    scratch: list[torch.Tensor],
+    stat: torch.Tensor | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    """The divergence of each row, the row statistic its gradient needs, and ``g`` (in ``s``).
+
+    ``s``, ``q``: the student's and teacher's log-probabilities of a block ``[rows, classes]``,
+    both overwritten; ``scratch``: arrays of their shape. Given ``stat`` (the second pass,
+    over a block of classes), the divergence is not computed (None) and ``stat`` is used: KL for
+    'reverse_kl', ``Σ p_s (s - log M)`` for 'jsd', ``Σ a`` for 'tvd' ('kl' needs none).
+    """
     if loss == "jsd" and beta == 0.0:
         loss = "kl"
     if loss == "jsd" and beta == 1.0:
         loss = "reverse_kl"
-    # in place in s and q (fresh chunk arrays): three chunk × V arrays at most (jsd: four)
+    first = stat is None
     if loss == "kl":
-        p_t = torch.exp(q)
-        # a class the teacher rules out (q = -inf) adds 0, not 0·inf
-        term = q.sub_(s).mul_(p_t).masked_fill_(p_t == 0, 0.0)
-        divergence = combine.sum(term.sum(dim=-1))
-        del term
-        return divergence, s.exp_().sub_(p_t)
+        p_t = torch.exp(q, out=scratch[0])
+        divergence = None
+        if first:
+            # a class the teacher rules out (q = -inf) adds 0, not 0·inf
+            term = q.sub_(s).mul_(p_t).masked_fill_(p_t == 0, 0.0)
+            divergence = combine.sum(term.sum(dim=-1))
+        return divergence, None, s.exp_().sub_(p_t)
     if loss == "reverse_kl":
-        p_s = torch.exp(s)
+        p_s = torch.exp(s, out=scratch[0])
         term = q.neg_().add_(s).mul_(p_s).masked_fill_(p_s == 0, 0.0)  # p_s (s - q), 0 where p_s = 0
-        divergence = combine.sum(term.sum(dim=-1))
+        if first:
+            stat = combine.sum(term.sum(dim=-1))
+        assert stat is not None
         # a = term + p_s and Σa = KL + 1, so a - p_s Σa = term - p_s KL
-        return divergence, term.sub_(p_s.mul_(divergence[:, None]))
+        return stat if first else None, stat, torch.sub(term, p_s.mul_(stat[:, None]), out=s)
     if loss == "jsd":
         # log M = log(β p_t + (1-β) p_s) in log space, finite wherever either has mass
-        log_mix, p_t = q + math.log(beta), s + math.log1p(-beta)
-        torch.logaddexp(log_mix, p_t, out=log_mix)
-        torch.exp(q, out=p_t)
-        teacher_part = q.sub_(log_mix).mul_(p_t).masked_fill_(p_t == 0, 0.0).sum(dim=-1)
-        p_s = torch.exp(s, out=p_t)
+        log_mix = torch.add(q, math.log(beta), out=scratch[0])
+        other = torch.add(s, math.log1p(-beta), out=scratch[1])
+        torch.logaddexp(log_mix, other, out=log_mix)
+        teacher_part = None
+        if first:
+            p_t = torch.exp(q, out=other)
+            teacher_part = q.sub_(log_mix).mul_(p_t).masked_fill_(p_t == 0, 0.0).sum(dim=-1)
+        p_s = torch.exp(s, out=other)
         student_term = s.sub_(log_mix).mul_(p_s).masked_fill_(p_s == 0, 0.0)
-        del log_mix
-        parts = combine.sum(torch.stack([teacher_part, student_term.sum(dim=-1)]))
-        divergence = beta * parts[0] + (1.0 - beta) * parts[1]
-        slope = student_term.mul_(1.0 - beta)
-        return divergence, slope.sub_(p_s.mul_(((1.0 - beta) * parts[1])[:, None]))
+        divergence = None
+        if first:
+            assert teacher_part is not None
+            parts = combine.sum(torch.stack([teacher_part, student_term.sum(dim=-1)]))
+            divergence, stat = beta * parts[0] + (1.0 - beta) * parts[1], parts[1]
+        assert stat is not None
+        return divergence, stat, student_term.sub_(p_s.mul_(stat[:, None])).mul_(1.0 - beta)
     p_s, difference = s.exp_(), q.exp_().neg_().add_(s)  # p_s, and p_s - p_t in q's array
-    divergence = combine.sum(0.5 * torch.linalg.vector_norm(difference, 1, dim=-1))
+    divergence = None
+    if first:
+        divergence = combine.sum(0.5 * torch.linalg.vector_norm(difference, 1, dim=-1))
     slope = difference.sign_().mul_(p_s).mul_(0.5)
-    return divergence, slope.sub_(p_s.mul_(combine.sum(slope.sum(dim=-1))[:, None]))
+    if first:
+        stat = combine.sum(slope.sum(dim=-1))
+    assert stat is not None
+    return divergence, stat, torch.sub(slope, p_s.mul_(stat[:, None]), out=s)
+
+
+@dataclass
+class _RowStats:
+    """Per computed token: what the first pass finds and the second (16-bit) pass reuses."""
+
+    lse_student: torch.Tensor  # lse(z / T)
+    lse_teacher: torch.Tensor  # lse(z_t / T) (0 for a top-k teacher)
+    lse_hard: torch.Tensor  # lse(z), the hard term's
+    stat: torch.Tensor  # the divergence's row statistic (_soft_terms)
+    soft_coef: torch.Tensor  # u_i t_i (1-η) κ / T: the soft gradient's factor
+    hard_coef: torch.Tensor  # u_i t_i η
+
+
+@dataclass
+class _Work:
+    """The buffers of one call, allocated once: ``student`` (chunk × V, compute dtype: the
+    logits, then g), ``teacher`` (chunk × V, a (hidden, weight) teacher's product), ``low``
+    (chunk × V, 16-bit inputs: the products before they are widened, then g rounded) and the
+    ``scratch`` arrays of a block of rows (:data:`_SCRATCH_ELEMENTS`, at least one row)."""
+
+    student: torch.Tensor
+    teacher: torch.Tensor | None
+    low: torch.Tensor | None
+    scratch: list[torch.Tensor]
+
+    @staticmethod
+    def view(buffer: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        return buffer[: rows * cols].view(rows, cols)
+
+
+def _work(p: _Problem, rows: int) -> _Work:
+    num_classes = p.weight.shape[0]
+    elements = rows * num_classes
+    device, compute = p.hidden.device, p.compute
+    soft = p.hard_weight < 1.0
+    scratch_elements = (
+        elements if p.combine.group is not None else min(elements, max(num_classes, _SCRATCH_ELEMENTS))
+    )
+    return _Work(
+        torch.empty(elements, dtype=compute, device=device),
+        torch.empty(elements, dtype=compute, device=device) if soft and p.teacher.kind == "linear" else None,
+        torch.empty(elements, dtype=p.hidden.dtype, device=device) if p.low_precision else None,
+        [torch.empty(scratch_elements, dtype=compute, device=device) for _ in range(p.scratch_count)],
+    )
+
+
+def _block(
+    p: _Problem,
+    z: torch.Tensor,
+    teacher_view: torch.Tensor | None,
+    tokens: Any,
+    positions: slice,
+    start: int,
+    work: _Work,
+    stats: _RowStats,
+    losses: torch.Tensor | None,
+    want_grad: bool,
+) -> None:
+    """One block of rows (tokens) and columns (classes ``start:``) of the logits ``z`` →
+    ``g`` in place (``want_grad``). The first pass (``losses`` given, all classes) also finds
+    the rows' statistics and losses; the second pass reuses the statistics."""
+    first = losses is not None
+    count, width = z.shape
+    compute = z.dtype
+    scratch = [_Work.view(buffer, count, width) for buffer in work.scratch]
+    row_loss = torch.zeros(count, dtype=compute, device=z.device) if first else None
+    hard = None
+    if p.hard_weight != 0.0:
+        assert p.target is not None  # hard_weight > 0 needs target (checked)
+        target = p.target[tokens]
+        local = target - p.vocab_start - start
+        mine = (local >= 0) & (local < width)
+        safe = torch.where(mine, local, 0)[:, None]
+        if first:
+            stats.lse_hard[positions] = _lse(p.combine, z)
+            picked = z.gather(1, safe)[:, 0]
+            target_logit = p.combine.sum(torch.where(mine, picked, torch.zeros_like(picked)))
+            row_loss += p.hard_weight * (stats.lse_hard[positions] - target_logit)
+        if want_grad:  # η (softmax(z) - e_y), times the row's u t
+            hard = torch.sub(z, stats.lse_hard[positions][:, None], out=scratch[-1]).exp_()
+            hard.scatter_add_(
+                1, safe, mine.to(compute).neg_()[:, None]
+            )  # the target's class lives in one block
+            hard.mul_(stats.hard_coef[positions][:, None])
+    if p.hard_weight != 1.0:
+        if p.temperature != 1.0:
+            z.div_(p.temperature)
+        if first:
+            stats.lse_student[positions] = _lse(p.combine, z)
+        s = z.sub_(stats.lse_student[positions][:, None])
+        q = teacher_view if teacher_view is not None else scratch[0]
+        normalised = p.teacher.fill(tokens, start, q, p.temperature)
+        if not normalised:
+            if first:
+                stats.lse_teacher[positions] = _lse(p.combine, q)
+            q.sub_(stats.lse_teacher[positions][:, None])
+        divergence, stat, g = _soft_terms(
+            s, q, p.loss, p.beta, p.combine, scratch[1:], None if first else stats.stat[positions]
+        )
+        if first:
+            assert divergence is not None and row_loss is not None
+            row_loss += (1.0 - p.hard_weight) * p.soft_scale * divergence
+            if stat is not None:
+                stats.stat[positions] = stat
+        if want_grad:
+            g.mul_(stats.soft_coef[positions][:, None])
+            if hard is not None:
+                g.add_(hard)
+    elif want_grad:
+        assert hard is not None
+        z.copy_(hard)
+    if first:
+        assert losses is not None and row_loss is not None
+        losses[tokens] = p.token_weight[tokens] * row_loss
 
 
 def _run(
@@ -204,85 +398,169 @@ def _run(
 ) -> tuple[torch.Tensor, _Grads | None]:
     """Per-token losses ``[N]`` (compute dtype) and, when ``upstream`` is given (``[N]``, the
     gradient of each ℓ_i), the gradients of hidden, weight and bias.
+
+    Tokens are taken ``chunk_rows`` at a time: the chunk's logits ``H Wᵀ`` (and a (hidden,
+    weight) teacher's), then per block of rows the losses and ``g`` (:func:`_block`), then
+    ``∂h = g W``, ``∂W += gᵀ H`` and ``∂b += Σ g``. For 16-bit inputs ``∂W`` and ``∂b`` come
+    from the linear engine's second pass over blocks of classes instead (no float32 ``V × D``
+    accumulator), which recomputes each block's logits from the first pass's row statistics.
     """
     p = problem
     compute = p.compute
     num_tokens = p.hidden.shape[0]
     num_classes = p.weight.shape[0]
     device = p.hidden.device
+    count = rows_all.numel()
+    every_row = count == num_tokens  # no token dropped: chunks are slices (views)
     losses = torch.zeros(num_tokens, dtype=compute, device=device)
+    want_hidden, want_weight, want_bias = want if upstream is not None else (False, False, False)
+    want_bias = want_bias and p.bias is not None
+    second_pass = p.low_precision and (want_weight or want_bias)
+    grouped = p.combine.group is not None
     grads = None
     if upstream is not None:
         grads = _Grads(
-            torch.zeros(p.hidden.shape, dtype=compute, device=device) if want[0] else None,
-            torch.zeros(p.weight.shape, dtype=compute, device=device) if want[1] else None,
-            torch.zeros(num_classes, dtype=compute, device=device)
-            if want[2] and p.bias is not None
-            else None,
+            # 16-bit ∂h is made row by row by one product each: in the input dtype (summed over
+            # the ranks in the compute dtype)
+            (
+                torch.zeros(p.hidden.shape, dtype=compute if grouped else p.hidden.dtype, device=device)
+                if want_hidden
+                else None
+            ),
+            (
+                torch.zeros(p.weight.shape, dtype=compute, device=device)
+                if want_weight and not second_pass
+                else torch.empty_like(p.weight)
+                if want_weight
+                else None
+            ),
+            torch.zeros(num_classes, dtype=compute, device=device) if want_bias else None,
         )
-    soft_weight = 1.0 - p.hard_weight
-    every_row = rows_all.numel() == num_tokens  # no token dropped: chunks are slices (views)
-    for start in range(0, rows_all.numel(), p.chunk_rows):
-        rows: Any = (
-            slice(start, min(start + p.chunk_rows, num_tokens))
-            if every_row
-            else rows_all[start : start + p.chunk_rows]
-        )
-        count = min(p.chunk_rows, rows_all.numel() - start)
-        hidden = p.hidden[rows]
-        product = hidden @ p.weight.T  # matmul in the input dtype
-        if p.bias is not None:
-            product = product + p.bias
-        logits = product.to(compute)
-        del product  # (16-bit inputs: the 16-bit product is not needed again)
-        token_weight = p.token_weight[rows]
-        loss_rows = torch.zeros(count, dtype=compute, device=device)
-        g = None
-        if soft_weight != 0.0:
-            # without a hard term the student's (fresh) logits are not needed again: s is made in them
-            scaled = logits if p.temperature == 1.0 else logits / p.temperature
-            s = _log_softmax(p.combine, scaled, in_place=p.hard_weight == 0.0)
-            del scaled
-            q = p.teacher.log_probs(rows, count, num_classes, p.temperature, compute, p.combine)
-            divergence, soft_g = _soft_terms(s, q, p.loss, p.beta, p.combine)
-            del s, q
-            loss_rows += soft_weight * p.soft_scale * divergence
-            if upstream is not None:
-                g = soft_g.mul_(soft_weight * p.soft_scale / p.temperature)
-            del soft_g
-        if g is None and upstream is not None:
-            g = torch.zeros_like(logits)
-        if p.hard_weight != 0.0:
-            assert p.target is not None  # hard_weight > 0 needs target (checked)
-            log_probs = _log_softmax(p.combine, logits)
-            local = p.target[rows] - p.vocab_start
-            mine = (local >= 0) & (local < num_classes)
-            picked = log_probs.gather(1, torch.where(mine, local, 0)[:, None])[:, 0]
-            target_log_prob = p.combine.sum(torch.where(mine, picked, torch.zeros_like(picked)))
-            loss_rows -= p.hard_weight * target_log_prob
-            if g is not None:
-                g += p.hard_weight * torch.exp(log_probs)
-                minus_one_hot = torch.zeros(count, 1, dtype=compute, device=device)
-                minus_one_hot[mine] = -p.hard_weight  # the target's class lives on one shard
-                g.scatter_add_(1, torch.where(mine, local, 0)[:, None], minus_one_hot)
-        losses[rows] = token_weight * loss_rows
-        if g is not None and grads is not None:
-            assert upstream is not None
-            g *= (token_weight * upstream[rows])[:, None]
-            g_in = g.to(p.hidden.dtype)  # the products run in the input dtype
-            if grads.hidden is not None and every_row and g_in.dtype == compute:
-                torch.mm(g_in, p.weight, out=grads.hidden[rows])  # no chunk × D temporary
-            elif grads.hidden is not None:
-                grads.hidden[rows] = (g_in @ p.weight).to(compute)
-            if grads.weight is not None and hidden.dtype == compute:
-                grads.weight.addmm_(g_in.T, hidden)  # in place: no V × D product per chunk
-            elif grads.weight is not None:
-                grads.weight += (g_in.T @ hidden).to(compute)  # 16-bit product, float32 sum
-            if grads.bias is not None:
-                grads.bias += g.sum(dim=0)
-    if grads is not None and grads.hidden is not None:
+    zeros = torch.zeros(count, dtype=compute, device=device)
+    stats = _RowStats(zeros, zeros.clone(), zeros.clone(), zeros.clone(), zeros, zeros)
+    if upstream is not None:
+        scale = p.token_weight[rows_all] * upstream[rows_all]
+        stats.soft_coef = scale * ((1.0 - p.hard_weight) * p.soft_scale / p.temperature)
+        stats.hard_coef = scale * p.hard_weight
+    chunk = max(1, min(p.chunk_rows, count))
+    work = _work(p, chunk)
+    bias = None if p.bias is None else p.bias.to(compute)
+    sub_rows = chunk if grouped else max(1, work.scratch[0].numel() // num_classes) if work.scratch else chunk
+    for start in range(0, count, chunk):
+        stop = min(start + chunk, count)
+        size = stop - start
+        tokens: Any = slice(start, stop) if every_row else rows_all[start:stop]
+        hidden = p.hidden[tokens]
+        z = _Work.view(work.student, size, num_classes)
+        low = None if work.low is None else _Work.view(work.low, size, num_classes)
+        if low is not None:  # the product in the input dtype (float32 accumulation inside)
+            torch.mm(hidden, p.weight.T, out=low)
+            z.copy_(low)
+        else:
+            torch.mm(hidden, p.weight.T, out=z)
+        if bias is not None:
+            z.add_(bias)
+        teacher = None
+        if work.teacher is not None:
+            teacher = _Work.view(work.teacher, size, num_classes)
+            p.teacher.product(tokens, 0, num_classes, teacher, low)
+        for row in range(0, size, sub_rows):
+            row_stop = min(row + sub_rows, size)
+            _block(
+                p,
+                z[row:row_stop],
+                None if teacher is None else teacher[row:row_stop],
+                slice(start + row, start + row_stop)
+                if every_row
+                else rows_all[start + row : start + row_stop],
+                slice(start + row, start + row_stop),
+                0,
+                work,
+                stats,
+                losses,
+                grads is not None,
+            )
+        if grads is None:
+            continue
+        g_in = z if low is None else low.copy_(z)  # the products run in the input dtype
+        if grads.hidden is not None and every_row and grads.hidden.dtype == g_in.dtype:
+            torch.mm(g_in, p.weight, out=grads.hidden[tokens])  # no chunk × D temporary
+        elif grads.hidden is not None:
+            grads.hidden.index_copy_(0, rows_all[start:stop], (g_in @ p.weight).to(grads.hidden.dtype))
+        if grads.weight is not None and not second_pass:
+            grads.weight.addmm_(z.T, hidden)  # in place: no V × D product per chunk
+        if grads.bias is not None and not second_pass:
+            grads.bias += z.sum(dim=0)
+    if grads is not None and grads.hidden is not None and grouped:
         grads.hidden = p.combine.sum(grads.hidden)  # ∂h sums every shard's W_c
+    if grads is not None and second_pass:
+        _second_pass(p, rows_all, every_row, chunk, work, stats, grads)
     return losses, grads
+
+
+def _second_pass(
+    p: _Problem,
+    rows_all: torch.Tensor,
+    every_row: bool,
+    chunk: int,
+    work: _Work,
+    stats: _RowStats,
+    grads: _Grads,
+) -> None:
+    """16-bit ``∂W`` and ``∂b`` by the linear engine's pass over blocks of classes: each block's
+    logits of all computed tokens are recomputed, turned into ``g`` by :func:`_block` with the
+    first pass's statistics, and ``∂W[block] = gᵀ H`` is one 16-bit product (float32 inside)."""
+    count = rows_all.numel()
+    options = _Options(
+        ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None, reduction="sum", chunk_size=chunk
+    )
+    engine = _EngineProblem(
+        p.hidden,
+        p.weight,
+        p.bias,
+        _rows(
+            torch.zeros(count, dtype=torch.long, device=p.hidden.device),
+            None,
+            options,
+            p.weight.shape[0],
+            p.compute,
+        ),
+        options,
+        p.compute,
+        index=None if every_row else rows_all,
+    )
+    assert work.low is not None
+
+    def block_grad(logits: torch.Tensor, _low: Any, _cap_slope: Any, start: int, stop: int) -> torch.Tensor:
+        width = stop - start
+        teacher = None
+        if work.teacher is not None:
+            teacher = _Work.view(work.teacher, count, width)
+            p.teacher.product(
+                slice(None) if every_row else rows_all,
+                start,
+                stop,
+                teacher,
+                _Work.view(work.low, count, width),
+            )
+        sub_rows = max(1, work.scratch[0].numel() // width) if work.scratch else count
+        for row in range(0, count, sub_rows):
+            row_stop = min(row + sub_rows, count)
+            _block(
+                p,
+                logits[row:row_stop],
+                None if teacher is None else teacher[row:row_stop],
+                slice(row, row_stop) if every_row else rows_all[row:row_stop],
+                slice(row, row_stop),
+                start,
+                work,
+                stats,
+                None,
+                True,
+            )
+        return logits
+
+    _block_pass(engine, grads.weight, grads.bias, _Workspace(work.student, work.low, None), block_grad)
 
 
 class _DistillationFunction(torch.autograd.Function):
@@ -570,7 +848,15 @@ def linear_distillation_loss(
                     ignore_index,
                 )
     if chunk_size == "auto":
-        chunk_rows = _auto_chunk_rows(max(num_tokens, 1), num_classes, hidden_size, hidden.dtype)
+        chunk_rows = _auto_chunk_rows(
+            max(num_tokens, 1),
+            num_classes,
+            hidden_size,
+            hidden.dtype,
+            teacher_.kind == "linear" and hard_weight < 1.0,
+            _scratch_count(loss, beta, hard_weight < 1.0, hard_weight > 0.0),
+            group is not None,
+        )
     elif isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size > 0:
         chunk_rows = chunk_size
     else:

@@ -678,22 +678,61 @@ def _second_pass(
 
     The block's logits of all tokens are recomputed and turned into ``g`` with the first
     pass's lse, so each block of ``∂W`` is one matrix product (float32 accumulation inside it,
-    rounded to the input dtype once) instead of a sum of per-chunk roundings. With dropped
-    tokens, the kept tokens' hidden states are gathered once (a copy of ``n × D``).
+    rounded to the input dtype once) instead of a sum of per-chunk roundings.
     """
-    hidden, weight, bias, rows = problem.hidden, problem.weight, problem.bias, problem.rows
-    if problem.index is not None:
-        hidden = hidden.index_select(0, problem.index)
-    dtype = problem.compute_dtype
-    num_classes = problem.num_classes
+    rows = problem.rows
     smoothing = problem.options.label_smoothing > 0
-    block = problem.vocab_block()
-    bias_compute = None if bias is None else bias.detach().to(dtype)
     u = upstream[0]
     hit = u * rows.owned_hit
-    smooth = (u * rows.smooth).to(dtype) if smoothing else None
-    for start in range(0, num_classes, block):
-        stop = min(start + block, num_classes)
+    smooth = (u * rows.smooth).to(problem.compute_dtype) if smoothing else None
+
+    def block_grad(
+        logits: torch.Tensor, low: torch.Tensor | None, cap_slope: torch.Tensor | None,
+        start: int, stop: int,
+    ) -> torch.Tensor:
+        logits.exp_()  # p = exp(z - lse): the block pass shifted the logits by lse
+        in_block = (rows.target >= start) & (rows.target < stop)
+        local_target = torch.where(in_block, rows.target - start, torch.zeros_like(rows.target))
+        block_hit = torch.where(in_block, hit, torch.zeros_like(hit))
+        if grad_bias_acc is None:  # ∂b needs g in the compute dtype; ∂W alone needs it rounded
+            rounded = _grad_into_low(logits, coef, block_hit, local_target, smoothing, cap_slope, low)
+            if rounded is not None:
+                return rounded
+        # p (u A + 2 λ v lse) - u a
+        return _finish_grad(
+            logits.mul_(coef.unsqueeze(1)),
+            block_hit,
+            local_target,
+            smooth,
+            None if rows.class_weight is None else rows.class_weight[start:stop],
+            cap_slope,
+        )
+
+    _block_pass(problem, grad_weight, grad_bias_acc, work, block_grad, shift=lse.unsqueeze(1))
+
+
+def _block_pass(
+    problem: _Problem,
+    grad_weight: torch.Tensor | None,
+    grad_bias_acc: torch.Tensor | None,
+    work: _Workspace,
+    block_grad: Any,
+    shift: torch.Tensor | None = None,
+) -> None:
+    """The loop of the second pass, for any loss: per vocabulary block, the block's logits of
+    all computed tokens minus ``shift`` (in ``work``), ``g = block_grad(logits, low, cap_slope,
+    start, stop)`` (in place, ``[n, block]``; it may return ``low`` holding ``g`` already
+    rounded to 16 bits, when no ``∂b`` is wanted), then ``∂W[block] = gᵀ H`` (one 16-bit
+    product) and ``∂b[block] = Σ g``. With dropped tokens, the kept tokens' hidden states are
+    gathered once (a copy of ``n × D``).
+    """
+    hidden, weight, bias = problem.hidden, problem.weight, problem.bias
+    if problem.index is not None:
+        hidden = hidden.index_select(0, problem.index)
+    block = problem.vocab_block()
+    bias_compute = None if bias is None else bias.detach().to(problem.compute_dtype)
+    for start in range(0, problem.num_classes, block):
+        stop = min(start + block, problem.num_classes)
         # the token chunks' buffers, viewed as [N, block] (N·block ≤ their size)
         logits, low, slope = work.view(problem.num_tokens, stop - start)
         cap_slope = _logits(
@@ -704,32 +743,16 @@ def _second_pass(
             logits,
             low,
             slope,
-            shift=lse.unsqueeze(1),
+            shift=shift,
         )
-        logits.exp_()  # p = exp(z - lse)
-        in_block = (rows.target >= start) & (rows.target < stop)
-        local_target = torch.where(in_block, rows.target - start, torch.zeros_like(rows.target))
-        block_hit = torch.where(in_block, hit, torch.zeros_like(hit))
-        # ∂b needs g in the compute dtype; ∂W alone needs it rounded only
-        rounded = None if grad_bias_acc is not None else _grad_into_low(
-            logits, coef, block_hit, local_target, smoothing, cap_slope, low
-        )
-        if rounded is None:
-            # p (u A + 2 λ v lse) - u a
-            grad = _finish_grad(
-                logits.mul_(coef.unsqueeze(1)),
-                block_hit,
-                local_target,
-                smooth,
-                None if rows.class_weight is None else rows.class_weight[start:stop],
-                cap_slope,
-            )
+        grad = block_grad(logits, low, cap_slope, start, stop)
         if grad_weight is not None:
             assert low is not None
-            if rounded is None:
+            if grad is not low:
                 low.copy_(grad)  # g rounded to 16 bits in the product's buffer; gᵀ is a view
             torch.mm(low.T, hidden, out=grad_weight[start:stop])
         if grad_bias_acc is not None:
+            assert grad is not low, "∂b is summed from g in the compute dtype"
             grad_bias_acc[start:stop] = grad.sum(dim=0)
 
 
