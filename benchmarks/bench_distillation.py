@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import _memory  # noqa: E402
 import _provenance  # noqa: E402
 
 BENCHMARK = "distillation"
@@ -105,16 +105,10 @@ def worker(
 
     small = torch.randn(8, hidden_size, dtype=dtype)
     (small @ weight.detach()[:64].T).sum()  # the BLAS library's first-call buffers
-    baseline = _rss_bytes()
-    try:  # the pass's own peak, not set-up's
-        _reset_high_water()
-        baseline = _rss_bytes()
-        peak_of = _high_water_bytes
-    except OSError:  # not Linux: the process's peak so far
-        baseline = max(baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-        peak_of = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # noqa: E731
+    _memory.reset_high_water()  # the pass's own peak, not set-up's (where it can be reset)
+    baseline = _memory.rss_bytes()
     times = [one_pass()]
-    peak = peak_of()
+    peak = _memory.high_water_bytes()
     times += [one_pass() for _ in range(repeats - 1)]
     gradient_bytes = (tokens + vocab) * hidden_size * torch.finfo(dtype).bits // 8
     return {
@@ -128,23 +122,6 @@ def worker(
         "x_gradients": (peak - baseline) / gradient_bytes,
         "seconds": statistics.median(times),
     }
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
-
-
-def _high_water_bytes() -> int:
-    """The kernel's peak resident size of this process (``VmHWM``), resettable."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
-
-
-def _reset_high_water() -> None:
-    """Reset ``VmHWM`` to the current resident size (Linux >= 4.0: ``5 > clear_refs``)."""
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
 
 
 def run_cell(

@@ -57,7 +57,6 @@ import importlib.util
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -67,6 +66,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import _memory  # noqa: E402
 import _provenance  # noqa: E402
 
 BENCHMARK = "linear_cross_entropy"
@@ -90,11 +90,6 @@ REQUIREMENTS = {
 # ==================================================================================
 # Worker: one contender, one size, one process
 # ==================================================================================
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _reference_module() -> Any:
@@ -198,21 +193,6 @@ def _one_pass(loss_function: Any, hidden: Any, weight: Any, target: Any) -> floa
     return time.perf_counter() - start
 
 
-def _high_water_bytes() -> int:
-    """The kernel's peak resident size of this process (``VmHWM``), resettable."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise OSError("no VmHWM in /proc/self/status")
-
-
-def _reset_high_water() -> None:
-    """Reset ``VmHWM`` to the current resident size (Linux >= 4.0: ``5 > clear_refs``)."""
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-
-
 def _trim_heap() -> None:
     """Hand freed heap memory back to the system (glibc ``malloc_trim``; no-op elsewhere)."""
     import ctypes
@@ -231,18 +211,12 @@ def memory_worker(contender: str, tokens: int, hidden_size: int, vocab: int,
     loss_function = _loss_function(contender)
     hidden, weight, target = _inputs(tokens, hidden_size, vocab, dtype_name, ignored_fraction)
     _warm_up(contender, loss_function, hidden, weight, target)
-    baseline = _rss_bytes()
-    baseline_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    try:  # the pass's own peak, not set-up's (a compiled contender's set-up can peak higher)
-        _reset_high_water()
-        baseline = _rss_bytes()
-    except OSError:
-        pass
+    baseline_peak = _memory.high_water_bytes()
+    # the pass's own peak, not set-up's (a compiled contender's set-up can peak higher)
+    _memory.reset_high_water()
+    baseline = _memory.rss_bytes()
     _one_pass(loss_function, hidden, weight, target)
-    try:
-        peak = _high_water_bytes()
-    except OSError:  # not Linux: the process's peak so far
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _memory.high_water_bytes()
     result: dict[str, Any] = {
         "peak_above_inputs_mb": (peak - baseline) / 2**20,
         "setup_peak_above_baseline_mb": max(0, baseline_peak - baseline) / 2**20,
@@ -251,15 +225,13 @@ def memory_worker(contender: str, tokens: int, hidden_size: int, vocab: int,
     hidden.grad = None
     weight.grad = None
     _trim_heap()
-    try:
-        _reset_high_water()
-    except OSError as error:  # not Linux, or an old kernel: no steady figure
-        result["steady_error"] = f"cannot reset the high-water mark: {error}"
+    if not _memory.reset_high_water():  # not Linux, or an old kernel: no steady figure
+        result["steady_error"] = "cannot reset the high-water mark (/proc/self/clear_refs)"
         return result
-    steady_baseline = _rss_bytes()
+    steady_baseline = _memory.rss_bytes()
     result["kept_after_first_pass_mb"] = (steady_baseline - baseline) / 2**20
     _one_pass(loss_function, hidden, weight, target)
-    result["steady_above_inputs_mb"] = (_high_water_bytes() - steady_baseline) / 2**20
+    result["steady_above_inputs_mb"] = (_memory.high_water_bytes() - steady_baseline) / 2**20
     return result
 
 

@@ -49,7 +49,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import socket
 import statistics
 import sys
@@ -62,32 +61,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _memory  # noqa: E402
+
 SIZES = {"full": (2048, 32000, 512), "quick": (512, 8000, 256)}  # (N, V, D)
 CONTENDERS = ("plain", "logits", "linear")
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss_bytes() -> int:
-    """The resident high-water mark (VmHWM), resettable with :func:`_reset_peak`."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current resident size (Linux >= 4.0: ``echo 5 > clear_refs``)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
 
 
 class _CountCollectives:
@@ -169,15 +147,15 @@ def _rank_main(rank: int, world_size: int, port: int, config: dict, outdir: str)
     step, clear = _step_function(config["contender"], rank, world_size, tuple(config["sizes"]),
                                  config["label_smoothing"])
     gc.collect()
-    setup_rss = _rss_bytes()
+    setup_rss = _memory.rss_bytes()
     counter = _CountCollectives()
     with counter:  # the warm-up step, with every collective counted
         step()
-    first_peak = _peak_rss_bytes() - setup_rss  # includes one-time initialisation
+    first_peak = _memory.high_water_bytes() - setup_rss  # includes one-time initialisation
     clear()
     gc.collect()
-    reset = _reset_peak()
-    baseline = _rss_bytes()
+    reset = _memory.reset_high_water()
+    baseline = _memory.rss_bytes()
     times = []
     for _ in range(config["repeats"]):
         clear()
@@ -186,7 +164,7 @@ def _rank_main(rank: int, world_size: int, port: int, config: dict, outdir: str)
         began = time.perf_counter()
         step()
         times.append(time.perf_counter() - began)
-    step_peak = _peak_rss_bytes() - baseline if reset else None
+    step_peak = _memory.high_water_bytes() - baseline if reset else None
     result = {"rank": rank, "median_s": statistics.median(times), "times_s": times,
               "peak_above_setup_bytes": first_peak, "step_peak_bytes": step_peak,
               "collectives": counter.calls}
