@@ -232,6 +232,17 @@ def has_autograd(xp: Any) -> bool:
     return not array_api_compat.is_numpy_namespace(xp)
 
 
+def stop_gradient(value: Array) -> Array:
+    """``value`` cut from autograd (torch ``detach``, JAX and TF ``stop_gradient``; NumPy as is)."""
+    if hasattr(value, "detach"):
+        return value.detach()
+    if type(value).__module__.startswith("jax"):
+        return sys.modules["jax"].lax.stop_gradient(value)
+    if is_tensorflow_array(value):
+        return sys.modules["tensorflow"].stop_gradient(value)
+    return value
+
+
 def is_floating(xp: Any, dtype: Any) -> bool:
     """Whether ``dtype`` is a real floating dtype (including bfloat16, also ml_dtypes' for NumPy)."""
     try:

@@ -168,22 +168,22 @@ def plan_class(
     counted = None if inputs.counted is None else xp.astype(inputs.counted, dtype)
     if inputs.kind == "index":
         # one_hot of an ignored index (or any out-of-range index) is a zero row
-        hard = one_hot(xp, inputs.target, num_classes, dtype)
-        if counted is not None:
-            hard = hard * counted[..., None]
+        target_mask = one_hot(xp, inputs.target, num_classes, dtype)
+        hard = target_mask if counted is None else target_mask * counted[..., None]
         if inputs.weight is not None:
             hard = hard * inputs.weight
         divisor = xp.sum(hard)  # Σ_i w[y_i] over counted i (or their count)
         if is_zero(label_smoothing):
             coefficients = hard
         else:
-            # ε/C of every class's weight, on counted positions
-            spread = xp.ones_like(inputs.values) if inputs.weight is None else (
-                inputs.weight * xp.ones_like(inputs.values)
-            )
+            # a_c = (κ [c = y] + ε/C) w_c on counted positions, the share rounded before the
+            # weight: two roundings per entry where A·p_c - a_c cancels (the gradient
+            # crossing 0), not four as for κ w_y + (ε/C) w_y
+            coefficients = (1.0 - label_smoothing) * target_mask + label_smoothing / num_classes
+            if inputs.weight is not None:
+                coefficients = coefficients * inputs.weight
             if counted is not None:
-                spread = spread * counted[..., None]
-            coefficients = (1.0 - label_smoothing) * hard + (label_smoothing / num_classes) * spread
+                coefficients = coefficients * counted[..., None]
         coefficients = _poison_out_of_range(xp, inputs, coefficients)
     else:
         coefficients = smooth_probabilities(inputs.target, label_smoothing, num_classes)

@@ -10,7 +10,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._array import Array, as_float_array, move_class_axis_back, namespace, quiet, to_compute
+from ._array import (
+    Array,
+    as_float_array,
+    move_class_axis_back,
+    namespace,
+    quiet,
+    stop_gradient,
+    to_compute,
+)
 from ._validate import check_axis, check_floating
 
 __all__ = ["softmax", "log_softmax", "sigmoid", "log_sigmoid", "logit", "softmax_inverse"]
@@ -31,7 +39,10 @@ def _shifted(xp: Any, logits: Array) -> Array:
     # a row of all -inf has max -inf; shift by 0 instead so -inf - max is not NaN
     # (a +inf logit is not shifted away: its row is NaN, as in PyTorch, optax, TF and Keras)
     row_max = xp.where(row_max == -math.inf, xp.zeros_like(row_max), row_max)
-    return logits - row_max
+    # the shift is a constant to autograd: every function of the shifted logits used here is
+    # shift-invariant, so its derivative through the max is 0 at every order; computed, that
+    # 0 is 1 - Σ softmax in float32, rounding error of about V·eps put on the argmax entry
+    return logits - stop_gradient(row_max)
 
 
 def _log_softmax_last(xp: Any, logits: Array) -> Array:
@@ -39,6 +50,18 @@ def _log_softmax_last(xp: Any, logits: Array) -> Array:
     shifted = _shifted(xp, logits)
     # exp(shifted) <= 1 and the max entry contributes exactly 1, so the sum is >= 1 and log is safe
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+
+
+def _log_softmax_and_softmax_last(xp: Any, logits: Array) -> tuple[Array, Array]:
+    """:func:`_log_softmax_last` (the same values) and softmax as ``e / Σ e``, from one exp.
+
+    ``e / Σ e`` has a rounding or two; ``exp(log softmax)`` adds the rounding of the log,
+    ``|log p|`` times larger, which a gradient ``A p - a`` that cancels would magnify.
+    """
+    shifted = _shifted(xp, logits)
+    exps = xp.exp(shifted)
+    sums = xp.sum(exps, axis=-1, keepdims=True)
+    return shifted - xp.log(sums), exps / sums
 
 
 def _softmax_last(xp: Any, logits: Array) -> Array:

@@ -38,7 +38,7 @@ from ._array import (
 )
 from ._plan import ClassInputs, plan_class, prepare_class
 from ._reduce import gradient_scale, reduce
-from .activations import _log_sigmoid, _log_softmax_last, _sigmoid
+from .activations import _log_sigmoid, _log_softmax_and_softmax_last, _log_softmax_last, _sigmoid
 
 __all__ = [
     "nll_loss",
@@ -184,7 +184,10 @@ def _cross_entropy(
     if isinstance(label_smoothing, float) and kernels.applies(inputs):
         return kernels.cross_entropy(inputs, label_smoothing, reduction, compute_grad)
     xp = inputs.xp
-    log_probs = _log_softmax_last(xp, inputs.values)
+    if compute_grad:
+        log_probs, probs = _log_softmax_and_softmax_last(xp, inputs.values)
+    else:
+        log_probs = _log_softmax_last(xp, inputs.values)
     plan = plan_class(inputs, label_smoothing)
     coefficients, divisor = plan.coefficients, plan.divisor
     # ℓ = -Σ_c a_c · log softmax(z)_c   (0 · -inf = 0: impossible classes with no target mass)
@@ -194,7 +197,7 @@ def _cross_entropy(
         return loss, None
     # ∂ℓ/∂z_k = (Σ_c a_c) softmax(z)_k - a_k      (= softmax - one_hot for a plain target)
     total_mass = xp.sum(coefficients, axis=-1, keepdims=True)
-    grad = total_mass * xp.exp(log_probs) - coefficients
+    grad = total_mass * probs - coefficients
     scale = gradient_scale(xp, reduction, divisor, grad.dtype)
     return loss, _finish_class_grad(inputs, grad, scale)
 

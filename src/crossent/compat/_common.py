@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -25,9 +24,9 @@ from .._array import (
     namespace,
     python_array,
     require_given,
+    stop_gradient,
     to_numpy,
 )
-from .._tensorflow import is_tensorflow_array
 from ..activations import log_softmax
 
 
@@ -131,17 +130,6 @@ def nan_where(xp: Any, value: Array, mask: Array | None) -> Array:
     if mask is None:
         return value
     return value + xp.where(mask, xp.full_like(value, float("nan")), xp.zeros_like(value))
-
-
-def stop_gradient(value: Array) -> Array:
-    """``value`` cut from autograd (torch ``detach``, JAX and TF ``stop_gradient``; NumPy as is)."""
-    if hasattr(value, "detach"):
-        return value.detach()
-    if type(value).__module__.startswith("jax"):
-        return sys.modules["jax"].lax.stop_gradient(value)
-    if is_tensorflow_array(value):
-        return sys.modules["tensorflow"].stop_gradient(value)
-    return value
 
 
 def tf_softmax_xent_gradient(

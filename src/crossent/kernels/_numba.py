@@ -31,7 +31,9 @@ written once (threads take disjoint ranges of rows):
                                              alone, then summed by a read-only loop: see
                                              sum_exp)
     pass 3  g_k = scale·((A/s) e_k - a_k)   (scales the gradient row in cache; skipped for
-                                             the loss alone)
+                                             the loss alone; the target's entry, which
+                                             cancels where p_y is near 1, in float64 from
+                                             e_y: see _target_grad)
 
 exp is written out (range reduction + polynomial, below) because numba's ``math.exp``
 calls libm once per element and does not vectorise (no SVML in PyPI's llvmlite).
@@ -389,6 +391,19 @@ def _index_row_exact(z, y, hard, spread, weight, scale, want_grad, g):  # type: 
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _target_grad(e_y, s, total, hard, spread_y, scale):  # type: ignore[no-untyped-def]
+    """``g_y = scale · (A e_y / s - σ w_y - h)`` formed in float64 and rounded once.
+
+    Where p_y is near 1 the terms cancel (``1 - p_y``), so each rounding of a term costs
+    ``1 / (1 - p_y)`` times its size; in float64 only the rounding of ``s`` and ``e_y`` is
+    left (as in PyTorch's ``p - 1``), and where p_y rounds to 1 the entry is exactly
+    ``scale·(A - σ w_y - h) = 0``.
+    """
+    value = scale * ((total / np.float64(s)) * np.float64(e_y) - spread_y - hard)
+    return cast_like(value, e_y)
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def index_rows(  # type: ignore[no-untyped-def]
     logits, target, counted, hard, weight, keep, spread, scale, want_grad, losses, grad, start,
     stop,
@@ -441,15 +456,16 @@ def index_rows(  # type: ignore[no-untyped-def]
         losses[i] = loss
         if want_grad:
             g = grad[i]
+            e_y = g[y]  # g holds e_c
             ratio = cast_like(scale * total / s, m)  # scale · A / s
             if spread != 0.0:
                 smooth = cast_like(scale * spread, m)
                 for c in range(num_classes):
-                    g[c] = ratio * g[c] - smooth * weight[c]  # g holds e_c
+                    g[c] = ratio * g[c] - smooth * weight[c]
             else:
                 for c in range(num_classes):
                     g[c] = ratio * g[c]
-            g[y] -= scale * hard_i
+            g[y] = _target_grad(e_y, s, total, hard_i, spread * weight[y], scale)
 
 
 # ==================================================================================
@@ -497,6 +513,7 @@ def index_rows_few_classes(  # type: ignore[no-untyped-def]
     s = np.empty(BLOCK_ROWS, logits.dtype)
     ratio = np.empty(BLOCK_ROWS, logits.dtype)
     live = np.zeros(BLOCK_ROWS, np.bool_)  # counted rows of the fast path
+    e_target = np.empty(BLOCK_ROWS, logits.dtype)  # e_y of each lane
     lse = np.empty(BLOCK_ROWS, np.float64)
     linear = np.empty(BLOCK_ROWS, np.float64)
     for first in range(start, stop, BLOCK_ROWS):
@@ -557,6 +574,9 @@ def index_rows_few_classes(  # type: ignore[no-untyped-def]
             losses[i] = loss
             live[r] = True
             ratio[r] = cast_like(scale * (hard_i + spread * weight_sum) / s[r], zero)
+        if want_grad:  # e_y, for the target's entry below
+            for r in range(rows):
+                e_target[r] = e_t[target[first + r] * BLOCK_ROWS + r] if live[r] else zero
         if want_grad:  # pass 3 across the block: g = scale·((A/s) e_c - σ w_c), 0 if not live
             for c in range(num_classes):
                 shift = smooth * weight[c]
@@ -570,8 +590,10 @@ def index_rows_few_classes(  # type: ignore[no-untyped-def]
             if live[r]:
                 if want_grad:
                     y = target[i]
-                    # scale · h = (scale · κ) · w_y, in this association (the kernel's bits)
-                    flat_grad[base + r * num_classes + y] -= scale * keep * weight[y]
+                    flat_grad[base + r * num_classes + y] = _target_grad(
+                        e_target[r], s[r], hard[i] + spread * weight_sum, hard[i],
+                        spread * weight[y], scale,
+                    )
             elif counted[i]:
                 losses[i] = _index_row_exact(logits[i], target[i], hard[i], spread, weight, scale,
                                              want_grad, grad[i])

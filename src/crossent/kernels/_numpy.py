@@ -57,8 +57,7 @@ def index_rows(  # type: ignore[no-untyped-def]
         out = grad[rows] if want_grad else None
         shifted, exps, sums = _shifted_and_exp(z, out)
         lse = np.log(sums)
-        # the hard term h = κ w_y in the logits' dtype (``hard`` holds it in float64)
-        hard_rows = np.where(counted_rows, keep * weight[y_safe], 0.0)
+        hard_rows = np.where(counted_rows, hard[rows], 0.0)  # h = κ w_y in float64, as numba's
         picked = np.take_along_axis(shifted, y_safe[:, None], axis=1)[:, 0]
         # ℓ = h (lse - (z_y - m)) + σ (W lse - Σ_{w≠0} w_c (z_c - m)); h = 0 adds 0
         # NaN propagates
@@ -69,11 +68,22 @@ def index_rows(  # type: ignore[no-untyped-def]
         losses[rows] = np.where(counted_rows, loss, 0.0)
         if want_grad:
             total = hard_rows + spread * weight_sum
-            g = _gradient_from_exps(exps, shifted, sums, scale * total)
+            at_target = (np.arange(len(y_safe)), y_safe)
+            e_y = exps[at_target].astype(np.float64)
             if spread != 0:
-                g -= (scale * spread * weight).astype(g.dtype)
-            g[np.arange(len(y_safe)), y_safe] -= (scale * hard_rows).astype(g.dtype)
+                # A·p_c - σ w_c cancels where the gradient crosses 0: formed in float64 (one
+                # block, in cache) and rounded once
+                g = _gradient_from_exps(exps.astype(np.float64), shifted, sums, scale * total)
+                g -= scale * spread * weight.astype(np.float64)
+            else:
+                g = _gradient_from_exps(exps, shifted, sums, scale * total)
+            # g_y = scale (A e_y / s - σ w_y - h), cancelling where p_y is near 1: in float64
+            # from e_y, so only the rounding of s and e_y is left (exactly 0 where p_y rounds
+            # to 1); crossent.kernels._numba._target_grad
+            g[at_target] = scale * (total / sums * e_y - spread * weight[y_safe] - hard_rows)
             g[~counted_rows] = 0
+            if g is not exps:
+                exps[...] = g  # exps is this block's rows of ``grad``
 
 
 def probability_rows(  # type: ignore[no-untyped-def]
