@@ -68,13 +68,18 @@ def _numpy_path(kind: str) -> Callable[..., tuple[Any, Any]]:
     return run
 
 
+def _weight_as(convert: Callable[[np.ndarray], Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the class weights (NumPy) converted to the path's array library."""
+    options = dict(options)
+    if "weight" in options:
+        options["weight"] = convert(options["weight"])
+    return options
+
+
 def _torch_options(options: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    options = dict(options)
-    if "weight" in options:
-        options["weight"] = torch.from_numpy(options["weight"])
-    return options
+    return _weight_as(torch.from_numpy, options)
 
 
 def _generic_torch(logits, target, **options):
@@ -119,10 +124,7 @@ def _compat_torch():
 def _jax_options(options: dict[str, Any]) -> dict[str, Any]:
     import jax.numpy as jnp
 
-    options = dict(options)
-    if "weight" in options:
-        options["weight"] = jnp.asarray(options["weight"])
-    return options
+    return _weight_as(jnp.asarray, options)
 
 
 def _generic_jax(logits, target, **options):
