@@ -312,3 +312,75 @@ def test_the_numpy_fallback_gives_the_same_result(monkeypatch: pytest.MonkeyPatc
     for key, group_result in results["numba"].groups.items():
         assert results["numpy"].groups[key].log_loss == pytest.approx(group_result.log_loss,
                                                                       rel=4 * U)
+
+
+def _edge_probabilities(rows: int, classes: int, dtype: type, seed: int) -> np.ndarray:
+    """Probabilities with exact zeros and ones, values below the dtype's epsilon (the
+    clipping's edges) and ties (0.5; uniform rows); one column (``classes == 1``) is the
+    positive class's."""
+    rng = np.random.default_rng(seed)
+    if classes == 1:
+        prob = rng.random(rows)
+        prob[::11], prob[1::11], prob[2::11], prob[3::11] = 0.0, 1.0, 1e-20, 0.5
+        return prob.astype(dtype)
+    prob = rng.dirichlet(np.ones(classes) * 0.3, rows)
+    prob[::13] = np.eye(classes)[rng.integers(0, classes, prob[::13].shape[0])]
+    prob[1::13, 0] = 1e-20
+    prob[2::13] = 1 / classes  # ties: the first largest column is predicted
+    return prob.astype(dtype)
+
+
+@pytest.mark.filterwarnings("ignore:The y_prob values do not sum to one")  # float32 rows
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("classes", "layout"), [(1, "C"), (1, "one column"), (2, "C"), (3, "F"),
+                                                 (10, "C"), (10, "F")])
+def test_the_fused_kernel_gives_the_generic_terms(classes: int, dtype: type, layout: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # the numba path adds probabilities in one fused kernel; the fallback computes
+    # row_terms with the core's functions: every figure agrees to rounding
+    prob = _edge_probabilities(4000, classes, dtype, seed=classes)
+    prob = prob.reshape(-1, 1) if layout == "one column" else (
+        np.asfortranarray(prob) if layout == "F" else prob)
+    rng = np.random.default_rng(21)
+    y_true = rng.integers(0, max(classes, 2), 4000)
+    weight = rng.random(4000)
+    weight[::5] = 0.0
+    group = np.arange(4000) % 3
+    results = {}
+    for kernel in ("numba", "numpy"):
+        monkeypatch.setenv("CROSSENT_KERNELS", kernel)
+        state = ev.LogLoss()
+        for start in range(0, 4000, 1500):  # several batches, as the file readers send them
+            part = slice(start, start + 1500)
+            state.update(y_true[part], prob[part], sample_weight=weight[part], by=group[part])
+        results[kernel] = state.result()
+        assert _sums.backend() == kernel
+    for name in ("log_loss", "accuracy", "prediction_entropy", "normalized_entropy", "weight"):
+        assert getattr(results["numba"], name) == pytest.approx(
+            getattr(results["numpy"], name), rel=8 * U), name
+    assert results["numba"].rows == results["numpy"].rows == 4000
+    for key, group_result in results["numba"].groups.items():
+        other = results["numpy"].groups[key]
+        assert group_result.log_loss == pytest.approx(other.log_loss, rel=8 * U)
+        assert group_result.prediction_entropy == pytest.approx(other.prediction_entropy, rel=8 * U)
+        assert group_result.accuracy == pytest.approx(other.accuracy, rel=8 * U)
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_the_normalisation_warning_follows_sklearn_near_its_threshold(
+        kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # np.isclose(row sum, 1, rtol=sqrt(eps)) in the input's dtype: rows just inside the
+    # tolerance do not warn, rows just outside do, on both paths (as scikit-learn)
+    monkeypatch.setenv("CROSSENT_KERNELS", kernel)
+    tolerance = 1e-8 + math.sqrt(np.finfo(np.float32).eps)
+    inside = np.array([[0.5, 0.5 + tolerance * 0.9]], np.float32)
+    outside = np.array([[0.5, 0.5 + tolerance * 1.1]], np.float32)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ev.LogLoss().update([0], inside)
+    with pytest.warns(UserWarning, match="do not sum to one"):
+        ev.LogLoss().update([0], outside)
+    with pytest.warns(UserWarning, match="do not sum to one"):  # a zero-weight row counts too
+        ev.LogLoss().update([0, 1], np.vstack([inside, outside]), sample_weight=[1.0, 0.0])

@@ -17,12 +17,15 @@ or :math:`[-\log\sigma(-x), -\log\sigma(x)]` for one logit, exact for any finite
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import activations, information, metrics
 from ..compat import sklearn as sk
+from . import _sums
+from ._sums import Sums
 
 
 @dataclass
@@ -58,6 +61,8 @@ def check_predictions(y_pred: np.ndarray, *, from_logits: bool, name: str) -> np
         )
     elif y_pred.dtype.itemsize < 4:
         y_pred = y_pred.astype(np.float32)  # 16-bit floats are computed in float32
+    if not from_logits and y_pred.size and 0 <= y_pred.min() and y_pred.max() <= 1:
+        return y_pred  # a NaN fails both tests (min and max propagate it)
     nan = np.isnan(y_pred)
     if nan.any():
         raise ValueError(
@@ -73,6 +78,28 @@ def check_predictions(y_pred: np.ndarray, *, from_logits: bool, name: str) -> np
                 f"if these are logits, pass them as logits (from_logits=True, --logit)"
             )
     return y_pred
+
+
+def add_probabilities(y_pred: np.ndarray, totals: Sums, hits: Sums, rows: np.ndarray,
+                      slot: np.ndarray, weight: np.ndarray | None) -> bool:
+    """Add checked probabilities ``(n,)`` or ``(n, C)`` to a state's sums in one numba pass
+    (:func:`crossent.evaluate._sums.add_probabilities`: :func:`row_terms`' terms, without
+    their float64 temporaries); returns False, adding nothing, without numba."""
+    if not _sums.fused_probabilities():
+        return False
+    # clipped in the input's dtype (scikit-learn's rule), the logs in float64 (NumPy's
+    # vectorised log: 2.7x faster than a scalar log in the kernel)
+    columns = y_pred.reshape(y_pred.shape[0], -1)
+    clipped = sk.clip_probabilities(np, sk.probability_columns(np, y_pred))
+    worst = _sums.add_probabilities(totals, hits, rows, slot, weight, columns,
+                                    np.log(clipped, dtype=np.float64))
+    eps = float(np.finfo(y_pred.dtype).eps)
+    # np.isclose(sum, 1, rtol=sqrt(eps)) allows 1e-8 + sqrt(eps); the sum in y_pred's dtype
+    # (scikit-learn's) differs from the kernel's float64 one by at most C eps: near the
+    # threshold, the warning is decided by scikit-learn's rule itself
+    if columns.shape[1] > 1 and worst > 1e-8 + math.sqrt(eps) - columns.shape[1] * eps:
+        sk.warn_if_not_normalised(np, columns, stacklevel=4)
+    return True
 
 
 def row_terms(y_pred: np.ndarray, *, from_logits: bool) -> RowTerms:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import information
 from ..compat import sklearn as sk
-from ._rows import check_predictions, row_terms
+from ._rows import add_probabilities, check_predictions, row_terms
 from ._sums import Sums, add_rows
 
 __all__ = ["LogLoss", "Result"]
@@ -286,15 +286,17 @@ class LogLoss:
             group_values, group_index = _NO_GROUP, np.zeros(rows, np.int64)
         else:
             group_values, group_index = _encode(_keys(by, name["by"], rows), name["by"])
-        terms = row_terms(predictions, from_logits=self.from_logits)
-
         columns = 2 + num_columns
         group_at, label_at = self._grow(group_values, label_values, num_columns, by is not None,
                                         name)
         self._num_columns, self._grouped, self._names = num_columns, by is not None, name
         slot = group_at[group_index] * self._values.shape[0] + label_at[label_index]
-        add_rows(self._totals.flat(columns), self._hits.flat(num_columns), self._rows.reshape(-1),
-                 slot, weight, terms.entropy, terms.info, terms.predicted)
+        totals, hits = self._totals.flat(columns), self._hits.flat(num_columns)
+        if self.from_logits or not add_probabilities(predictions, totals, hits,
+                                                     self._rows.reshape(-1), slot, weight):
+            terms = row_terms(predictions, from_logits=self.from_logits)
+            add_rows(totals, hits, self._rows.reshape(-1), slot, weight, terms.entropy,
+                     terms.info, terms.predicted)
         return self
 
     @staticmethod

@@ -31,51 +31,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Sums", "add_rows", "backend"]
+__all__ = ["Sums", "add_probabilities", "add_rows", "backend", "fused_probabilities"]
 
-_kernels: dict[str, Callable[..., None]] | None = None
+_kernels: dict[str, Callable[..., Any]] | None = None
 _backend: str | None = None
 
 
-def _numba_kernels() -> dict[str, Callable[..., None]]:
-    from numba import njit
+def _numba_kernels() -> dict[str, Callable[..., Any]]:
+    from . import _numba
 
-    # no fastmath: TwoSum relies on every addition being rounded exactly as written
-    @njit(cache=True, nogil=True, inline="always")
-    def add(hi, lo, s, j, x):  # type: ignore[no-untyped-def]
-        a = hi[s, j]
-        t = a + x
-        z = t - a
-        lo[s, j] += (a - (t - z)) + (x - z)  # TwoSum: the exact error of a + x
-        hi[s, j] = t
-
-    @njit(cache=True, nogil=True)
-    def scatter_add(hi, lo, slot, weight, values):  # type: ignore[no-untyped-def]
-        weighted = weight.shape[0] > 0
-        for i in range(values.shape[0]):
-            w = weight[i] if weighted else 1.0
-            if w == 0.0:  # a zero-weight row adds nothing (not 0 * inf = NaN)
-                continue
-            for j in range(values.shape[1]):
-                add(hi, lo, slot[i], j, w * values[i, j])
-
-    @njit(cache=True, nogil=True)
-    def add_rows(totals_hi, totals_lo, hits_hi, hits_lo, rows, slot, weight, entropy, info,
-                 predicted):  # type: ignore[no-untyped-def]
-        weighted = weight.shape[0] > 0
-        for i in range(info.shape[0]):
-            s = slot[i]
-            rows[s] += 1
-            w = weight[i] if weighted else 1.0
-            if w == 0.0:
-                continue
-            add(totals_hi, totals_lo, s, 0, w)
-            add(totals_hi, totals_lo, s, 1, w * entropy[i])
-            for c in range(info.shape[1]):
-                add(totals_hi, totals_lo, s, 2 + c, w * info[i, c])
-            add(hits_hi, hits_lo, s, predicted[i], w)
-
-    return {"scatter_add": scatter_add, "add_rows": add_rows}
+    return {name: getattr(_numba, name) for name in
+            ("scatter_add", "add_rows", "add_probabilities")}
 
 
 def _fsum_add_rows(
@@ -131,7 +97,7 @@ def backend() -> str:
     return _backend
 
 
-def _kernel(name: str) -> Callable[..., None]:
+def _kernel(name: str) -> Callable[..., Any]:
     global _kernels, _backend
     wanted = "numpy" if os.environ.get("CROSSENT_KERNELS", "").lower() == "numpy" else "numba"
     if _kernels is None or _backend != wanted:
@@ -143,6 +109,36 @@ def _kernel(name: str) -> Callable[..., None]:
             except ImportError:  # numba (or llvmlite) missing: the fsum fallback
                 pass
     return _kernels[name]
+
+
+def fused_probabilities() -> bool:
+    """Whether numba's fused kernel adds probability columns (:func:`add_probabilities`);
+    without numba the terms come from :func:`crossent.evaluate._rows.row_terms` and
+    :func:`add_rows`."""
+    _kernel("add_rows")
+    return _backend == "numba"
+
+
+def add_probabilities(totals: Sums, hits: Sums, rows: np.ndarray, slot: np.ndarray,
+                      weight: np.ndarray | None, y_pred: np.ndarray, log_clipped: np.ndarray) -> float:
+    """:func:`add_rows` of the terms of checked probabilities ``y_pred`` ``(n, C)`` (C = 1:
+    the positive class's), from the logs of its clipped columns ``log_clipped`` ``(n, C)``
+    (``(n, 2)`` for C = 1), without the other ``(n, C)`` temporaries of
+    :func:`crossent.evaluate._rows.row_terms`.
+
+    The terms are row_terms': ``-log_clipped``; the entropy of the unclipped row
+    (0 log 0 = 0; one column: the binary entropy, with ``log1p``); the first largest column
+    (one column: ``p > 0.5``). They equal row_terms' up to the order of the entropy's sum
+    over the columns (NumPy sums pairwise, this kernel left to right). Returns the largest
+    ``|sum of a row - 1|`` (float64; 0 for one column). numba only.
+    """
+    eps = np.finfo(y_pred.dtype).eps
+    worst = _kernel("add_probabilities")(
+        totals.hi, totals.lo, hits.hi, hits.lo, rows, np.ascontiguousarray(slot, np.int64),
+        np.empty(0) if weight is None else np.ascontiguousarray(weight, np.float64), y_pred,
+        log_clipped, y_pred.dtype.type(eps), y_pred.dtype.type(1 - eps),
+    )
+    return float(worst)
 
 
 def add_rows(totals: Sums, hits: Sums, rows: np.ndarray, slot: np.ndarray,
