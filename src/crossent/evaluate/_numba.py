@@ -48,11 +48,12 @@ def add_rows(totals_hi, totals_lo, hits_hi, hits_lo, rows, slot, weight, entropy
 
 @njit(cache=True, nogil=True)
 def add_probabilities(totals_hi, totals_lo, hits_hi, hits_lo, rows, slot, weight, p, log_clipped,
-                      low, high):  # type: ignore[no-untyped-def]
+                      log1p_negated, low, high):  # type: ignore[no-untyped-def]
     # the terms of crossent.evaluate._rows.row_terms for checked probabilities p (n, C) of
     # any strides, added as add_rows adds them. log_clipped (n, C) holds log of the columns
     # clipped to [low, high] (in p's dtype), in float64. C = 1: p is the positive class's
-    # probability x, and log_clipped (n, 2) holds the logs of [1 - x, x]. Returns the
+    # probability x, log_clipped (n, 2) holds the logs of [1 - x, x] and log1p_negated (n,)
+    # log1p(-x) in float64 (else it is empty). Returns the
     # largest |sum of a row - 1| (float64; 0 for one column).
     worst = 0.0
     weighted = weight.shape[0] > 0
@@ -75,7 +76,7 @@ def add_probabilities(totals_hi, totals_lo, hits_hi, hits_lo, rows, slot, weight
             x = p[i, 0]
             xd = np.float64(x)  # binary_entropy: -x log x - (1 - x) log1p(-x), in float64
             log = log_clipped[i, 1] if low <= x <= high else math.log(xd)
-            h = (xd * -log if xd > 0.0 else 0.0) + ((1.0 - xd) * -math.log1p(-xd) if xd < 1.0 else 0.0)
+            h = (xd * -log if xd > 0.0 else 0.0) + ((1.0 - xd) * -log1p_negated[i] if xd < 1.0 else 0.0)
             best = 1 if x > 0.5 else 0
         else:
             h = total = 0.0

@@ -88,11 +88,16 @@ def add_probabilities(y_pred: np.ndarray, totals: Sums, hits: Sums, rows: np.nda
     if not _sums.fused_probabilities():
         return False
     # clipped in the input's dtype (scikit-learn's rule), the logs in float64 (NumPy's
-    # vectorised log: 2.7x faster than a scalar log in the kernel)
+    # vectorised log: 3x faster than numba's scalar log)
     columns = y_pred.reshape(y_pred.shape[0], -1)
     clipped = sk.clip_probabilities(np, sk.probability_columns(np, y_pred))
+    if columns.shape[1] == 1:  # the binary entropy's log1p(-p), vectorised too
+        with np.errstate(divide="ignore"):  # p = 1: -inf, which the kernel does not use
+            log1p_negated = np.log1p(-columns[:, 0].astype(np.float64))
+    else:
+        log1p_negated = np.empty(0)
     worst = _sums.add_probabilities(totals, hits, rows, slot, weight, columns,
-                                    np.log(clipped, dtype=np.float64))
+                                    np.log(clipped, dtype=np.float64), log1p_negated)
     eps = float(np.finfo(y_pred.dtype).eps)
     # np.isclose(sum, 1, rtol=sqrt(eps)) allows 1e-8 + sqrt(eps); the sum in y_pred's dtype
     # (scikit-learn's) differs from the kernel's float64 one by at most C eps: near the

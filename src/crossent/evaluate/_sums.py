@@ -120,10 +120,12 @@ def fused_probabilities() -> bool:
 
 
 def add_probabilities(totals: Sums, hits: Sums, rows: np.ndarray, slot: np.ndarray,
-                      weight: np.ndarray | None, y_pred: np.ndarray, log_clipped: np.ndarray) -> float:
+                      weight: np.ndarray | None, y_pred: np.ndarray, log_clipped: np.ndarray,
+                      log1p_negated: np.ndarray) -> float:
     """:func:`add_rows` of the terms of checked probabilities ``y_pred`` ``(n, C)`` (C = 1:
     the positive class's), from the logs of its clipped columns ``log_clipped`` ``(n, C)``
-    (``(n, 2)`` for C = 1), without the other ``(n, C)`` temporaries of
+    (``(n, 2)`` for C = 1, and then ``log1p_negated`` ``(n,)`` is ``log1p(-p)`` in float64;
+    else empty), without the other ``(n, C)`` temporaries of
     :func:`crossent.evaluate._rows.row_terms`.
 
     The terms are row_terms': ``-log_clipped``; the entropy of the unclipped row
@@ -136,7 +138,7 @@ def add_probabilities(totals: Sums, hits: Sums, rows: np.ndarray, slot: np.ndarr
     worst = _kernel("add_probabilities")(
         totals.hi, totals.lo, hits.hi, hits.lo, rows, np.ascontiguousarray(slot, np.int64),
         np.empty(0) if weight is None else np.ascontiguousarray(weight, np.float64), y_pred,
-        log_clipped, y_pred.dtype.type(eps), y_pred.dtype.type(1 - eps),
+        log_clipped, log1p_negated, y_pred.dtype.type(eps), y_pred.dtype.type(1 - eps),
     )
     return float(worst)
 
