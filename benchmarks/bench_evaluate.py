@@ -165,6 +165,16 @@ def _rss() -> int:
 
 
 def _max_rss_self() -> int:
+    """This process's peak resident memory: Linux's VmHWM (the peak of its own address
+    space; getrusage's ru_maxrss carries over the forking parent's peak through exec, so
+    a child of a driver that generated a file reported the driver's 443 MB)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

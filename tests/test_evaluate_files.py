@@ -192,3 +192,21 @@ def test_cli_errors_are_one_line_naming_the_flag(files: dict[str, Path]) -> None
                                  "--scheduler", "local:two"])
     assert result.stderr.strip() == ("error: --scheduler 'local:two' needs a number of workers, "
                                      "e.g. local:2")
+
+
+@pytest.mark.parametrize("prediction", [{"prob": "p"}, {"prob_cols": "a,b,c"}, {"logit": "logit"}])
+def test_preparing_in_the_reading_thread_changes_no_bit(files: dict[str, Path],
+                                                        prediction: dict[str, str]) -> None:
+    # the streaming path prepares batches in a second thread; they are added in file order,
+    # so the state is bitwise the one of a single thread
+    label = "kind" if "prob_cols" in prediction else "click"  # three classes for a, b, c
+    columns = _files.Columns(label=label, by="country", weight="w", **{
+        name: tuple(value.split(",")) if name == "prob_cols" else value
+        for name, value in prediction.items()})
+    pieces = [piece for source in _files.open_sources([files["parquet"]], columns)
+              for piece in source.pieces()]
+    states = [_files.update_from_pieces(ev.LogLoss(from_logits="logit" in prediction), pieces,
+                                        columns, read_ahead=depth) for depth in (0, 4)]
+    assert states[0]._totals.hi.tobytes() == states[1]._totals.hi.tobytes()
+    assert states[0]._totals.lo.tobytes() == states[1]._totals.lo.tobytes()
+    assert states[0].result() == states[1].result()

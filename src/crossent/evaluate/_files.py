@@ -93,12 +93,17 @@ class Columns:
 
     def update(self, state: LogLoss, batch: dict[str, np.ndarray]) -> None:
         """Add one batch of columns to ``state``."""
+        state._add(self.prepare(state, batch))
+
+    def prepare(self, state: LogLoss, batch: dict[str, np.ndarray]) -> Any:
+        """One batch of columns checked and its terms computed for ``state._add``; leaves
+        ``state`` unchanged (a reading thread runs it)."""
         if self.prob_cols:
             # (C, n) then its transpose: each column copied whole, no row-by-row interleave
             y_pred = np.stack([batch[name] for name in self.prob_cols]).T
         else:
             y_pred = batch[self.prediction_columns()[0]]
-        state.update(
+        return state._prepare(
             batch[self.label], y_pred,
             sample_weight=None if self.weight is None else batch[self.weight],
             by=None if self.by is None else batch[self.by], names=self.names(),
@@ -443,18 +448,26 @@ def update_from_pieces(state: LogLoss, pieces: Sequence[Piece], columns: Columns
                        read_ahead: int = 0) -> LogLoss:
     """Add every row of ``pieces`` to ``state``; ``advance(piece, amount)`` reports progress.
 
-    ``read_ahead > 0`` reads up to that many batches ahead in a second thread, so decoding
-    the file overlaps the arithmetic (pyarrow and NumPy release the GIL): the streaming
-    path's use of a second core. Dask tasks read without it (Dask schedules the cores).
+    ``read_ahead > 0`` reads and prepares up to that many batches ahead in a second thread
+    (decoding, checks, labels, logs: :meth:`LogLoss._prepare`), while this one adds them
+    (pyarrow, NumPy and the kernels release the GIL): the streaming path's use of a second
+    core. Dask tasks run without it (Dask schedules the cores). The batches are added in
+    file order either way, so the result does not depend on it.
     """
-    batches: Iterator[tuple[Piece, dict[str, np.ndarray], int]] = (
-        (piece, batch, amount) for piece in pieces for batch, amount in read_piece(piece, columns))
-    if read_ahead > 0:
-        batches = _read_ahead(batches, read_ahead)
+
+    def prepared() -> Iterator[tuple[Piece, Any, int]]:
+        for piece in pieces:
+            for batch, amount in read_piece(piece, columns):
+                try:
+                    yield piece, columns.prepare(state, batch) if batch else None, amount
+                except ValueError as error:
+                    raise ValueError(f"{piece.path}: {error}") from None
+
+    batches = prepared() if read_ahead <= 0 else _read_ahead(prepared(), read_ahead)
     for piece, batch, amount in batches:
-        if batch:
+        if batch is not None:
             try:
-                columns.update(state, batch)
+                state._add(batch)
             except ValueError as error:
                 raise ValueError(f"{piece.path}: {error}") from None
         if advance is not None:

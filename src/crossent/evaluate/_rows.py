@@ -80,31 +80,48 @@ def check_predictions(y_pred: np.ndarray, *, from_logits: bool, name: str) -> np
     return y_pred
 
 
-def add_probabilities(y_pred: np.ndarray, totals: Sums, hits: Sums, rows: np.ndarray,
-                      slot: np.ndarray, weight: np.ndarray | None) -> bool:
-    """Add checked probabilities ``(n,)`` or ``(n, C)`` to a state's sums in one numba pass
-    (:func:`crossent.evaluate._sums.add_probabilities`: :func:`row_terms`' terms, without
-    their float64 temporaries); returns False, adding nothing, without numba."""
+@dataclass
+class ProbabilityLogs:
+    """What the fused kernel needs of checked probabilities: ``columns`` ``(n, C)`` (C = 1:
+    the positive class's), the float64 logs of the clipped columns ``(n, max(C, 2))``, and
+    for C = 1 ``log1p(-p)`` ``(n,)`` (else empty)."""
+
+    columns: np.ndarray
+    log_clipped: np.ndarray
+    log1p_negated: np.ndarray
+
+
+def probability_logs(y_pred: np.ndarray) -> ProbabilityLogs | None:
+    """The logs of checked probabilities ``(n,)`` or ``(n, C)`` for
+    :func:`add_probability_logs`, or None without numba (then use :func:`row_terms`)."""
     if not _sums.fused_probabilities():
-        return False
+        return None
+    columns = y_pred.reshape(y_pred.shape[0], -1)
     # clipped in the input's dtype (scikit-learn's rule), the logs in float64 (NumPy's
     # vectorised log: 3x faster than numba's scalar log)
-    columns = y_pred.reshape(y_pred.shape[0], -1)
     clipped = sk.clip_probabilities(np, sk.probability_columns(np, y_pred))
     if columns.shape[1] == 1:  # the binary entropy's log1p(-p), vectorised too
         with np.errstate(divide="ignore"):  # p = 1: -inf, which the kernel does not use
             log1p_negated = np.log1p(-columns[:, 0].astype(np.float64))
     else:
         log1p_negated = np.empty(0)
-    worst = _sums.add_probabilities(totals, hits, rows, slot, weight, columns,
-                                    np.log(clipped, dtype=np.float64), log1p_negated)
-    eps = float(np.finfo(y_pred.dtype).eps)
+    return ProbabilityLogs(columns, np.log(clipped, dtype=np.float64), log1p_negated)
+
+
+def add_probability_logs(logs: ProbabilityLogs, totals: Sums, hits: Sums, rows: np.ndarray,
+                         slot: np.ndarray, weight: np.ndarray | None) -> None:
+    """Add checked probabilities to a state's sums in one numba pass
+    (:func:`crossent.evaluate._sums.add_probabilities`: :func:`row_terms`' terms, without
+    their float64 temporaries), with scikit-learn's warning for rows that do not sum to one."""
+    columns = logs.columns
+    worst = _sums.add_probabilities(totals, hits, rows, slot, weight, columns, logs.log_clipped,
+                                    logs.log1p_negated)
+    eps = float(np.finfo(columns.dtype).eps)
     # np.isclose(sum, 1, rtol=sqrt(eps)) allows 1e-8 + sqrt(eps); the sum in y_pred's dtype
     # (scikit-learn's) differs from the kernel's float64 one by at most C eps: near the
     # threshold, the warning is decided by scikit-learn's rule itself
     if columns.shape[1] > 1 and worst > 1e-8 + math.sqrt(eps) - columns.shape[1] * eps:
         sk.warn_if_not_normalised(np, columns, stacklevel=4)
-    return True
 
 
 def row_terms(y_pred: np.ndarray, *, from_logits: bool) -> RowTerms:

@@ -27,7 +27,14 @@ import numpy as np
 
 from .. import information
 from ..compat import sklearn as sk
-from ._rows import add_probabilities, check_predictions, row_terms
+from ._rows import (
+    ProbabilityLogs,
+    RowTerms,
+    add_probability_logs,
+    check_predictions,
+    probability_logs,
+    row_terms,
+)
 from ._sums import Sums, add_rows
 
 __all__ = ["LogLoss", "Result"]
@@ -39,6 +46,22 @@ ARGUMENT_NAMES = {
 }
 _NO_GROUP = np.array([0])  # the one group of a state updated without `by`
 _DIRECT_RANGE = 1 << 16  # integer keys spanning fewer values than this are encoded without sorting
+
+
+@dataclass
+class _Batch:
+    """One batch, checked, with its terms (:meth:`LogLoss._prepare`): the label values
+    seen and each row's index among them, the groups likewise (None without ``by``), the
+    weights, and the terms, as logs for the fused kernel or as :class:`RowTerms`."""
+
+    num_columns: int
+    label_values: np.ndarray
+    label_index: np.ndarray
+    group: tuple[np.ndarray, np.ndarray] | None
+    weight: np.ndarray | None
+    logs: ProbabilityLogs | None
+    terms: RowTerms | None
+    name: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -254,6 +277,13 @@ class LogLoss:
           names: how error messages name the arguments (keys ``y_true``, ``y_pred``,
             ``sample_weight``, ``by``, ``labels``), e.g. the CLI's column options.
         """
+        return self._add(self._prepare(y_true, y_pred, sample_weight=sample_weight, by=by,
+                                       names=names))
+
+    def _prepare(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None, by: Any = None,
+                 names: Mapping[str, str] | None = None) -> _Batch:
+        """A batch checked and its per-row terms computed, without changing the state (so
+        that a reading thread can prepare the next batch while :meth:`_add` adds this one)."""
         name = {**ARGUMENT_NAMES, **(names or {})}
         predictions = check_predictions(
             np.asarray(y_pred), from_logits=self.from_logits, name=name["y_pred"]
@@ -261,18 +291,8 @@ class LogLoss:
         rows = int(predictions.shape[0])
         num_columns = 2 if predictions.ndim == 1 or predictions.shape[1] == 1 else int(
             predictions.shape[1])
-        if self._num_columns is not None and num_columns != self._num_columns:
-            raise ValueError(
-                f"{name['y_pred']} has {num_columns} class columns, but earlier rows had "
-                f"{self._num_columns}; every batch must have the same columns"
-            )
         labels = _keys(y_true, name["y_true"], rows)
         weight = self._weights(sample_weight, rows, name["sample_weight"])
-        if (by is not None) != self._grouped and self._grouped is not None:
-            raise ValueError(
-                f"{name['by']} was {'given' if self._grouped else 'not given'} for earlier rows; "
-                f"give it for every batch of a state or for none"
-            )
         label_values, label_index = _encode(labels, name["y_true"])
         if self.labels is not None:
             undeclared = label_values[~np.isin(label_values, self.labels)]
@@ -282,21 +302,41 @@ class LogLoss:
                     f"{name['labels']}={self.labels.tolist()}; add it to {name['labels']} or "
                     f"drop those rows"
                 )
-        if by is None:
-            group_values, group_index = _NO_GROUP, np.zeros(rows, np.int64)
-        else:
-            group_values, group_index = _encode(_keys(by, name["by"], rows), name["by"])
-        columns = 2 + num_columns
-        group_at, label_at = self._grow(group_values, label_values, num_columns, by is not None,
+        group = None if by is None else _encode(_keys(by, name["by"], rows), name["by"])
+        logs = None if self.from_logits else probability_logs(predictions)
+        terms = row_terms(predictions, from_logits=self.from_logits) if logs is None else None
+        return _Batch(num_columns, label_values, label_index, group, weight, logs, terms, name)
+
+    def _add(self, batch: _Batch) -> LogLoss:
+        """Add a batch from :meth:`_prepare`; returns the state itself."""
+        name, num_columns, grouped = batch.name, batch.num_columns, batch.group is not None
+        if self._num_columns is not None and num_columns != self._num_columns:
+            raise ValueError(
+                f"{name['y_pred']} has {num_columns} class columns, but earlier rows had "
+                f"{self._num_columns}; every batch must have the same columns"
+            )
+        if grouped != self._grouped and self._grouped is not None:
+            raise ValueError(
+                f"{name['by']} was {'given' if self._grouped else 'not given'} for earlier rows; "
+                f"give it for every batch of a state or for none"
+            )
+        group_values = _NO_GROUP if batch.group is None else batch.group[0]
+        group_at, label_at = self._grow(group_values, batch.label_values, num_columns, grouped,
                                         name)
-        self._num_columns, self._grouped, self._names = num_columns, by is not None, name
-        slot = group_at[group_index] * self._values.shape[0] + label_at[label_index]
-        totals, hits = self._totals.flat(columns), self._hits.flat(num_columns)
-        if self.from_logits or not add_probabilities(predictions, totals, hits,
-                                                     self._rows.reshape(-1), slot, weight):
-            terms = row_terms(predictions, from_logits=self.from_logits)
-            add_rows(totals, hits, self._rows.reshape(-1), slot, weight, terms.entropy,
-                     terms.info, terms.predicted)
+        self._num_columns, self._grouped, self._names = num_columns, grouped, name
+        slot = label_at[batch.label_index]
+        if batch.group is None:
+            slot += group_at[0] * self._values.shape[0]
+        else:
+            slot += group_at[batch.group[1]] * self._values.shape[0]
+        totals, hits = self._totals.flat(2 + num_columns), self._hits.flat(num_columns)
+        rows = self._rows.reshape(-1)
+        if batch.logs is not None:
+            add_probability_logs(batch.logs, totals, hits, rows, slot, batch.weight)
+        else:
+            assert batch.terms is not None
+            add_rows(totals, hits, rows, slot, batch.weight, batch.terms.entropy, batch.terms.info,
+                     batch.terms.predicted)
         return self
 
     @staticmethod
