@@ -11,10 +11,11 @@ while their size matches: a binary file (int8 label, float64 probability of a ca
 model, CTR about 0.2) and a 10-class file (int8 label, ten float32 probability columns).
 
 Each contender runs in its own Python process, one after the other, ``--repeats`` times
-interleaved, and reports the wall time of the evaluation (imports and set-up excluded),
+interleaved, after the driver has read the file once (so each finds it in the page cache:
+pandas and dask-ml need gigabytes and evict it for whoever comes next), and reports the wall time of the evaluation (imports and set-up excluded),
 rows/s, the CPU time (of the process and its Dask workers: on a busy machine wall time
 measures the machine's load as much as the code), and the peak resident memory: of the
-process itself (the kernel's ``ru_maxrss``), and of every process it started (Dask
+process itself (Linux's ``VmHWM``), and of every process it started (Dask
 workers), sampled every 50 ms by psutil from the driver process. The peak minus the
 resident size after set-up (imports, the cluster's start) is reported next to the
 absolute peak: what the evaluation itself costs.
@@ -339,7 +340,16 @@ def _available() -> int:
     return int(psutil.virtual_memory().available)
 
 
+def _warm_page_cache(path: Path) -> None:
+    """Read the file once, untimed, so that every contender finds it in the page cache (a
+    contender that needs gigabytes, as pandas and dask-ml do, evicts it for the next one)."""
+    with open(path, "rb") as file:
+        while file.read(1 << 24):
+            pass
+
+
 def _child(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict[str, object]:
+    _warm_page_cache(path)
     command = [sys.executable, __file__, "--child", contender, "--child-file", str(path),
                "--child-classes", str(classes), "--sklearn-rows", str(sklearn_rows)]
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
