@@ -16,7 +16,7 @@ from ._state import LogLoss, Result
 __all__ = ["read_files", "evaluate_files", "format_result"]
 
 PIECE_ROWS = 1 << 22  # rows of a Dask task (whole row groups for Parquet)
-READ_AHEAD = 4  # batches the streaming path decodes ahead of the arithmetic, in a thread
+READ_AHEAD = 2  # batches the streaming path prepares ahead of the arithmetic, in a thread
 CLI_OPTIONS = {"label": "--label", "prob": "--prob", "logit": "--logit",
                "prob_cols": "--prob-cols", "weight": "--weight", "by": "--by",
                "labels": "--labels", "scheduler": "--scheduler"}
