@@ -12,11 +12,11 @@ model, CTR about 0.2) and a 10-class file (int8 label, ten float32 probability c
 
 Each contender runs in its own Python process, one after the other, ``--repeats`` times
 interleaved, after the driver has read the file once (so each finds it in the page cache:
-pandas and dask-ml need gigabytes and evict it for whoever comes next), and reports the wall time of the evaluation (imports and set-up excluded),
-rows/s, the CPU time (of the process and its Dask workers: on a busy machine wall time
-measures the machine's load as much as the code), and the peak resident memory: of the
-process itself (Linux's ``VmHWM``), and of every process it started (Dask
-workers), sampled every 50 ms by psutil from the driver process. The peak minus the
+pandas and dask-ml need gigabytes and evict it for whoever comes next), and reports the
+wall time of the evaluation (imports and set-up excluded), rows/s, the CPU time (of the
+process and its Dask workers: on a busy machine wall time measures the machine's load as
+much as the code), and the peak resident memory: of the process itself (Linux's
+``VmHWM``), and of every process it started (Dask workers), sampled every 50 ms by psutil from the driver process. The peak minus the
 resident size after set-up (imports, the cluster's start) is reported next to the
 absolute peak: what the evaluation itself costs.
 
@@ -169,16 +169,10 @@ def _max_rss_self() -> int:
     """This process's peak resident memory: Linux's VmHWM (the peak of its own address
     space; getrusage's ru_maxrss carries over the forking parent's peak through exec, so
     a child of a driver that generated a file reported the driver's 443 MB)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _memory import high_water_bytes
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return high_water_bytes()
 
 
 def _run_pandas_sklearn(path: Path, classes: int, rows: int) -> dict[str, object]:
