@@ -16,9 +16,10 @@ pandas and dask-ml need gigabytes and evict it for whoever comes next), and repo
 wall time of the evaluation (imports and set-up excluded), rows/s, the CPU time (of the
 process and its Dask workers: on a busy machine wall time measures the machine's load as
 much as the code), and the peak resident memory: of the process itself (Linux's
-``VmHWM``), and of every process it started (Dask workers), sampled every 50 ms by psutil from the driver process. The peak minus the
-resident size after set-up (imports, the cluster's start) is reported next to the
-absolute peak: what the evaluation itself costs.
+``VmHWM``), and of every process it started (Dask workers), sampled every 50 ms by
+psutil from the driver process. The peak minus the resident size after set-up (imports,
+the cluster's start) is reported next to the absolute peak: what the evaluation itself
+costs.
 
 - ``pandas+sklearn``: ``pandas.read_parquet`` of the needed columns, then
   ``sklearn.metrics.log_loss``. Skipped (or run on a prefix of ``--sklearn-rows`` rows,
