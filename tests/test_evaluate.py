@@ -366,6 +366,32 @@ def test_the_fused_kernel_gives_the_generic_terms(classes: int, dtype: type, lay
         assert group_result.accuracy == pytest.approx(other.accuracy, rel=8 * U)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_scratch_arrays_give_the_logs_of_fresh_ones(dtype: type, layout: str) -> None:
+    # the file readers take the clipped columns and their logs from a Scratch, batch after
+    # batch: each batch's logs are still log(clip(p, eps, 1 - eps)) computed in float64
+    if not _sums.fused_probabilities():
+        pytest.skip("the fused kernel needs numba")
+    from crossent.evaluate import _rows
+
+    prob = _edge_probabilities(3000, 5, dtype, seed=4)
+    eps = np.finfo(dtype).eps
+    scratch = _rows.Scratch()
+    for start in range(0, 3000, 1000):  # three batches of one shape: the arrays come back
+        part = prob[start:start + 1000]  # F: as the stacked columns of a file
+        part = np.asfortranarray(part) if layout == "F" else part
+        pooled = {id(array) for arrays in scratch._free.values() for array in arrays}
+        logs = _rows.probability_logs(part, scratch)
+        assert logs is not None
+        expected = np.log(np.clip(part, eps, 1 - eps).astype(np.float64))
+        assert np.array_equal(logs.log_clipped.view(np.uint64), expected.view(np.uint64))
+        assert logs.log_clipped.flags.f_contiguous == (layout == "F")  # the columns' order
+        if start:  # reused, not fresh
+            assert {id(array) for array in logs.lent} <= pooled
+        scratch.give(*logs.lent)
+
+
 @pytest.mark.parametrize("kernel", ["numba", "numpy"])
 def test_the_normalisation_warning_follows_sklearn_near_its_threshold(
         kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:

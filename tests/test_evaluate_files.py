@@ -194,6 +194,24 @@ def test_cli_errors_are_one_line_naming_the_flag(files: dict[str, Path]) -> None
                                      "e.g. local:2")
 
 
+@pytest.mark.parametrize("read_ahead", [0, 4])
+def test_reused_scratch_arrays_change_no_bit(files: dict[str, Path], read_ahead: int) -> None:
+    # update_from_pieces reuses the batches' temporaries (stacked columns, clipped columns,
+    # logs) once each batch is added: the state is bitwise that of fresh arrays per batch
+    columns = _files.Columns(label="kind", prob_cols=("a", "b", "c"), weight="w", by="country")
+    pieces = [piece for source in _files.open_sources([files["parquet"]], columns)
+              for piece in source.pieces()]
+    fresh = ev.LogLoss()
+    for piece in pieces:
+        for batch, _ in _files.read_piece(piece, columns):
+            columns.update(fresh, batch)  # no scratch: new arrays for every batch
+    reused = _files.update_from_pieces(ev.LogLoss(), pieces, columns, read_ahead=read_ahead)
+    assert fresh._totals.hi.tobytes() == reused._totals.hi.tobytes()
+    assert fresh._totals.lo.tobytes() == reused._totals.lo.tobytes()
+    assert fresh._hits.hi.tobytes() == reused._hits.hi.tobytes()
+    assert fresh.result() == reused.result()
+
+
 @pytest.mark.parametrize("prediction", [{"prob": "p"}, {"prob_cols": "a,b,c"}, {"logit": "logit"}])
 def test_preparing_in_the_reading_thread_changes_no_bit(files: dict[str, Path],
                                                         prediction: dict[str, str]) -> None:

@@ -118,10 +118,13 @@ def warn_if_not_normalised(xp: Any, y_proba: Array, stacklevel: int = 2) -> None
         )
 
 
-def clip_probabilities(xp: Any, y_proba: Array) -> Array:
+def clip_probabilities(xp: Any, y_proba: Array, out: Array | None = None) -> Array:
     """``clip(p, eps, 1 - eps)`` with eps the machine epsilon of ``y_proba``'s dtype
-    (sklearn/metrics/_classification.py ``_log_loss``): p = 0 costs -log(eps), not inf."""
+    (sklearn/metrics/_classification.py ``_log_loss``): p = 0 costs -log(eps), not inf.
+    ``out`` (NumPy): the array to write it to."""
     eps = float(xp.finfo(y_proba.dtype).eps)
+    if out is not None:
+        return xp.clip(y_proba, eps, 1 - eps, out=out)
     return xp.clip(y_proba, eps, 1 - eps)
 
 

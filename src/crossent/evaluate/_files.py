@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ._state import LogLoss
+from ._rows import Scratch
+from ._state import LogLoss, _Batch
 
 __all__ = ["Columns", "Piece", "open_sources", "read_piece"]
 
@@ -98,19 +99,30 @@ class Columns:
         """Add one batch of columns to ``state``."""
         state._add(self.prepare(state, batch))
 
-    def prepare(self, state: LogLoss, batch: dict[str, np.ndarray]) -> Any:
+    def prepare(self, state: LogLoss, batch: dict[str, np.ndarray],
+                scratch: Scratch | None = None) -> _Batch:
         """One batch of columns checked and its terms computed for ``state._add``; leaves
-        ``state`` unchanged (a reading thread runs it)."""
+        ``state`` unchanged (a reading thread runs it). With ``scratch``, the arrays in
+        ``prepared.logs.lent`` are to be given back to it once added."""
+        stacked = None
         if self.prob_cols:
             # (C, n) then its transpose: each column copied whole, no row-by-row interleave
-            y_pred = np.stack([batch[name] for name in self.prob_cols]).T
+            arrays = [batch[name] for name in self.prob_cols]
+            if scratch is None:
+                y_pred = np.stack(arrays).T
+            else:
+                stacked = scratch.take((len(arrays), len(arrays[0])), np.result_type(*arrays))
+                y_pred = np.stack(arrays, out=stacked).T
         else:
             y_pred = batch[self.prediction_columns()[0]]
-        return state._prepare(
+        prepared = state._prepare(
             batch[self.label], y_pred,
             sample_weight=None if self.weight is None else batch[self.weight],
-            by=None if self.by is None else batch[self.by], names=self.names(),
+            by=None if self.by is None else batch[self.by], names=self.names(), scratch=scratch,
         )
+        if stacked is not None and prepared.logs is not None:
+            prepared.logs.lent += (stacked,)
+        return prepared
 
     def batch_rows(self) -> int:
         return max(1024, BATCH_VALUES // max(2, len(self.prediction_columns())))
@@ -458,11 +470,13 @@ def update_from_pieces(state: LogLoss, pieces: Sequence[Piece], columns: Columns
     file order either way, so the result does not depend on it.
     """
 
-    def prepared() -> Iterator[tuple[Piece, Any, int]]:
+    scratch = Scratch()  # the batches' temporaries, reused (see Scratch)
+
+    def prepared() -> Iterator[tuple[Piece, _Batch | None, int]]:
         for piece in pieces:
             for batch, amount in read_piece(piece, columns):
                 try:
-                    yield piece, columns.prepare(state, batch) if batch else None, amount
+                    yield piece, columns.prepare(state, batch, scratch) if batch else None, amount
                 except ValueError as error:
                     raise ValueError(f"{piece.path}: {error}") from None
 
@@ -473,6 +487,8 @@ def update_from_pieces(state: LogLoss, pieces: Sequence[Piece], columns: Columns
                 state._add(batch)
             except ValueError as error:
                 raise ValueError(f"{piece.path}: {error}") from None
+            if batch.logs is not None:
+                scratch.give(*batch.logs.lent)
         if advance is not None:
             advance(piece, amount)
     return state

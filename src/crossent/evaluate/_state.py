@@ -30,6 +30,7 @@ from ..compat import sklearn as sk
 from ._rows import (
     ProbabilityLogs,
     RowTerms,
+    Scratch,
     add_probability_logs,
     check_predictions,
     probability_logs,
@@ -281,9 +282,12 @@ class LogLoss:
                                        names=names))
 
     def _prepare(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None, by: Any = None,
-                 names: Mapping[str, str] | None = None) -> _Batch:
+                 names: Mapping[str, str] | None = None, scratch: Scratch | None = None
+                 ) -> _Batch:
         """A batch checked and its per-row terms computed, without changing the state (so
-        that a reading thread can prepare the next batch while :meth:`_add` adds this one)."""
+        that a reading thread can prepare the next batch while :meth:`_add` adds this one);
+        ``scratch``: where the temporaries come from (``batch.logs.lent`` goes back to it
+        once added)."""
         name = {**ARGUMENT_NAMES, **(names or {})}
         predictions = check_predictions(
             np.asarray(y_pred), from_logits=self.from_logits, name=name["y_pred"]
@@ -303,7 +307,7 @@ class LogLoss:
                     f"drop those rows"
                 )
         group = None if by is None else _encode(_keys(by, name["by"], rows), name["by"])
-        logs = None if self.from_logits else probability_logs(predictions)
+        logs = None if self.from_logits else probability_logs(predictions, scratch)
         terms = row_terms(predictions, from_logits=self.from_logits) if logs is None else None
         return _Batch(num_columns, label_values, label_index, group, weight, logs, terms, name)
 
