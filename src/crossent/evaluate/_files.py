@@ -25,12 +25,15 @@ from ._state import LogLoss, _Batch
 __all__ = ["Columns", "Piece", "open_sources", "read_piece"]
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
-# values of predictions in one batch (8 MiB of float64 logs): each batch costs some forty
-# NumPy calls, and two threads share the GIL between them; 2^16 values a batch made the
-# 10-class stream of a 100M-row file 1.6x slower (17.9 s against 11.3 s)
-BATCH_VALUES = 1 << 20
+# values of predictions in one batch (2 MiB of float64 logs) and rows pyarrow decodes at a
+# time (then cut into batches). Each batch costs some forty NumPy calls, two threads share
+# the GIL, and pyarrow's cost per read is per column: measured on a 100M-row 10-class file
+# (peak resident memory with the 195 MiB of imports; seconds):
+#   2^20 values, 2^17 rows: 329 MiB, 5.7 s; 2^19, 2^16: 287 MiB, 5.0 s;
+#   2^18, 2^15: 269 MiB, 3.9-4.6 s; 2^17, 2^14: 266 MiB, 4.9-5.1 s
+BATCH_VALUES = 1 << 18
 CSV_BLOCK_BYTES = 1 << 22
-READ_ROWS = 1 << 17  # rows pyarrow decodes at a time (then cut into batches)
+READ_ROWS = 1 << 15
 READ_BUFFER = 1 << 20  # bytes of a Parquet column chunk read at a time
 
 
