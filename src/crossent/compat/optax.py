@@ -62,7 +62,7 @@ def _checked_axis(axis: object, ndim: int) -> int | tuple[int, ...]:
                 f"axis {one} is out of bounds for array of dimension {ndim}; "
                 f"expected an axis in [{-ndim}, {ndim - 1}]"
             )
-    return tuple(int(one) for one in axes) if isinstance(axis, tuple) else int(axis)  # type: ignore[arg-type]
+    return tuple(int(one) for one in axes) if isinstance(axis, tuple) else int(axes[0])  # type: ignore[call-overload]
 
 
 def _flatten_axes(xp: Any, array: Array, axes: tuple[int, ...]) -> Array:

@@ -99,13 +99,13 @@ def _prepare(input: object, target: object, weight: object | None) -> tuple[Any,
     input = float_input(input)
     xp = namespace(input)
     require_floating(xp, "input", input)
-    target = like(xp, input, target)
-    if is_integer(xp, target.dtype) and target.dtype != xp.int64:
+    targets: Any = like(xp, input, target)
+    if is_integer(xp, targets.dtype) and targets.dtype != xp.int64:
         # aten takes uint8 (Byte) class indices as well as int64; the core indexes with int64
-        target = xp.astype(target, xp.int64)
+        targets = xp.astype(targets, xp.int64)
     if weight is not None:
         weight = like(xp, input, float_input(weight, name="weight"), name="weight")
-    return xp, input, target, weight
+    return xp, input, targets, weight
 
 
 def _nothing_counted(

@@ -699,7 +699,7 @@ def kl_divergence_with_logits(
     >>> round(float(trace.value), 6)
     0.510826
     """
-    options = {"axis": axis, "temperature": temperature, "reverse": reverse}
+    options: dict[str, Any] = {"axis": axis, "temperature": temperature, "reverse": reverse}
     student, teacher, student_probs, teacher_probs, first = _tempered(
         student_logits, teacher_logits, axis, temperature)
     reference, model = (student_probs, teacher_probs) if reverse else (teacher_probs,
@@ -741,7 +741,7 @@ def jensen_shannon_divergence(
     ...                                                [-float("inf"), 0.0]).value), 6)
     0.693147
     """
-    options = {"beta": beta, "axis": axis, "temperature": temperature}
+    options: dict[str, Any] = {"beta": beta, "axis": axis, "temperature": temperature}
     student, teacher, student_probs, teacher_probs, first = _tempered(
         student_logits, teacher_logits, axis, temperature)
     per = _np(divergences.jensen_shannon_divergence(student, teacher, reduction="none",
@@ -791,7 +791,7 @@ def total_variation_distance(
     >>> round(float(trace.value), 6)
     0.4
     """
-    options = {"axis": axis, "temperature": temperature}
+    options: dict[str, Any] = {"axis": axis, "temperature": temperature}
     student, teacher, student_probs, teacher_probs, first = _tempered(
         student_logits, teacher_logits, axis, temperature)
     per = _np(divergences.total_variation_distance(student, teacher, reduction="none",

@@ -90,7 +90,7 @@ def _check_tensors(input: object, target: object, weight: object | None) -> None
                 f"{type(value).__name__}; convert it with torch.as_tensor({name}) (or use "
                 f"crossent.cross_entropy, which takes NumPy arrays and lists)"
             )
-    devices = {name: value.device for name, value in given.items() if value is not None}
+    devices = {name: value.device for name, value in given.items() if isinstance(value, torch.Tensor)}
     if len(set(devices.values())) > 1:
         where = ", ".join(f"{name} on {device}" for name, device in devices.items())
         raise ValueError(

@@ -354,6 +354,7 @@ def _block(
             stats.lse_hard[positions] = _lse(p.combine, z)
             picked = z.gather(1, safe)[:, 0]
             target_logit = p.combine.sum(torch.where(mine, picked, torch.zeros_like(picked)))
+            assert row_loss is not None  # first pass
             row_loss += p.hard_weight * (stats.lse_hard[positions] - target_logit)
         if want_grad:  # η (softmax(z) - e_y), times the row's u t
             hard = torch.sub(z, stats.lse_hard[positions][:, None], out=scratch[-1]).exp_()
@@ -541,7 +542,7 @@ def _second_pass(
                 start,
                 stop,
                 teacher,
-                _Work.view(work.low, count, width),
+                None if work.low is None else _Work.view(work.low, count, width),
             )
         sub_rows = max(1, work.scratch[0].numel() // width) if work.scratch else count
         for row in range(0, count, sub_rows):

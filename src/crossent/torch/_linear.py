@@ -125,7 +125,7 @@ def _check_tensors(
                       sharded=not check_range)
     assert isinstance(weight, torch.Tensor) and isinstance(target, torch.Tensor)  # for mypy
     tensors = [t for t in (hidden, weight, target, bias, class_weight, token_weight) if t is not None]
-    devices = {t.device for t in tensors}  # type: ignore[union-attr]
+    devices = {t.device for t in tensors if isinstance(t, torch.Tensor)}
     if len(devices) > 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
     if not check_range:  # a shard of the vocabulary: the group checks the whole range
@@ -182,6 +182,7 @@ def _rows(
     total_classes = combine.num_classes or num_classes
     # (not detached: the differentiable path differentiates w.r.t. the class weights)
     weight = None if class_weight is None else class_weight.to(dtype)
+    weight_sum: torch.Tensor | float
     if weight is None:
         target_weight, weight_sum = counted, float(total_classes)
     else:  # w_y from the shard that holds y; Σ w over every shard
@@ -619,7 +620,8 @@ def _run(
                 grad_low = grad if grad.dtype == hidden.dtype else grad.to(hidden.dtype)
         if grad_hidden is not None and index is None:
             torch.mm(grad_low, weight, out=grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
-        elif grad_hidden is not None:  # the computed tokens' rows; dropped ones stay 0
+        elif grad_hidden is not None and index is not None:  # the computed tokens' rows;
+            # dropped ones stay 0
             grad_hidden.index_copy_(0, index[start:stop], grad_low @ weight)
         if first_pass_weight:
             assert grad_weight is not None
@@ -979,14 +981,18 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
             # create_graph=True: the gradient as differentiable ops of the saved inputs, so
             # second derivatives exist (the engine's gradients carry no graph)
             ctx.grads = None
-            inputs = ctx.saved_tensors
-            wanted = [t for t, need in zip(inputs[:3], ctx.needs_input_grad[:3], strict=True) if need]
-            loss, _ = _differentiable(_problem(*inputs, options, ctx.combine, ctx.tokens))
+            hidden, weight, bias, target, class_weight = ctx.saved_tensors
+            wanted = [t for t, need in zip((hidden, weight, bias), ctx.needs_input_grad[:3],
+                                           strict=True) if need]
+            loss, _ = _differentiable(_problem(hidden, weight, bias, target, class_weight, options,
+                                               ctx.combine, ctx.tokens))
             found = iter(torch.autograd.grad(loss, wanted, grad_loss, create_graph=True))
             return *(next(found) if need else None for need in ctx.needs_input_grad[:3]), *(None,) * 6
         grads, ctx.grads = ctx.grads, None
         if grads is None:  # 'none', or a second backward (retain_graph=True): recompute
-            problem = _problem(*ctx.saved_tensors, options, ctx.combine, ctx.tokens)
+            hidden, weight, bias, target, class_weight = ctx.saved_tensors
+            problem = _problem(hidden, weight, bias, target, class_weight, options, ctx.combine,
+                               ctx.tokens)
             upstream = problem.compact(grad_loss.to(problem.compute_dtype))
             scales = tuple(scale * upstream for scale in _scales(problem.rows, options))
             _, _, grads = _run(problem, scales, ctx.want)  # type: ignore[arg-type]
