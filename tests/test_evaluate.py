@@ -367,15 +367,16 @@ def test_the_fused_kernel_gives_the_generic_terms(classes: int, dtype: type, lay
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layout", ["C", "F"])
-def test_scratch_arrays_give_the_logs_of_fresh_ones(dtype: type, layout: str) -> None:
-    # the file readers take the clipped columns and their logs from a Scratch, batch after
-    # batch: each batch's logs are still log(clip(p, eps, 1 - eps)) computed in float64
+@pytest.mark.parametrize(("classes", "layout"), [(1, "C"), (5, "C"), (5, "F")])
+def test_scratch_arrays_give_the_logs_of_fresh_ones(classes: int, dtype: type, layout: str) -> None:
+    # the file readers take the temporaries from a Scratch, batch after batch: each batch's
+    # logs are still log(clip(p, eps, 1 - eps)) in float64 (for one column, of [1 - p, p],
+    # and log1p(-p)), bit for bit
     if not _sums.fused_probabilities():
         pytest.skip("the fused kernel needs numba")
     from crossent.evaluate import _rows
 
-    prob = _edge_probabilities(3000, 5, dtype, seed=4)
+    prob = _edge_probabilities(3000, classes, dtype, seed=4)
     eps = np.finfo(dtype).eps
     scratch = _rows.Scratch()
     for start in range(0, 3000, 1000):  # three batches of one shape: the arrays come back
@@ -384,12 +385,32 @@ def test_scratch_arrays_give_the_logs_of_fresh_ones(dtype: type, layout: str) ->
         pooled = {id(array) for arrays in scratch._free.values() for array in arrays}
         logs = _rows.probability_logs(part, scratch)
         assert logs is not None
-        expected = np.log(np.clip(part, eps, 1 - eps).astype(np.float64))
+        columns = np.stack([1 - part, part], axis=1) if classes == 1 else part
+        expected = np.log(np.clip(columns, eps, 1 - eps).astype(np.float64))
         assert np.array_equal(logs.log_clipped.view(np.uint64), expected.view(np.uint64))
         assert logs.log_clipped.flags.f_contiguous == (layout == "F")  # the columns' order
+        if classes == 1:
+            with np.errstate(divide="ignore"):
+                negated = np.log1p(-part.astype(np.float64))
+            assert np.array_equal(logs.log1p_negated.view(np.uint64), negated.view(np.uint64))
         if start:  # reused, not fresh
             assert {id(array) for array in logs.lent} <= pooled
         scratch.give(*logs.lent)
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2, 3], [3, 1, 3], [5, 7, 7, 5, 6], [-2, 4, 4],
+                                    [9]])
+def test_integer_labels_are_encoded_as_np_unique_encodes_them(labels: list[int]) -> None:
+    # small integer ranges are encoded without sorting: by their offsets when every value of
+    # the range is present, else through a lookup; either way np.unique's codes
+    from crossent.evaluate import _state
+
+    for dtype in (np.int8, np.int64) if min(labels) < 0 else (np.int8, np.int64, np.uint16):
+        keys = np.array(labels, dtype)
+        values, index = _state._encode(keys, "y_true")
+        unique, inverse = np.unique(keys, return_inverse=True)
+        assert values.tolist() == unique.tolist() and values.dtype == keys.dtype
+        assert index.tolist() == inverse.tolist()
 
 
 @pytest.mark.parametrize("kernel", ["numba", "numpy"])

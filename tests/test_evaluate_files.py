@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,10 +196,13 @@ def test_cli_errors_are_one_line_naming_the_flag(files: dict[str, Path]) -> None
 
 
 @pytest.mark.parametrize("read_ahead", [0, 4])
-def test_reused_scratch_arrays_change_no_bit(files: dict[str, Path], read_ahead: int) -> None:
+@pytest.mark.parametrize("prediction", [{"prob": "p"}, {"prob_cols": ("a", "b", "c")}])
+def test_reused_scratch_arrays_change_no_bit(files: dict[str, Path], read_ahead: int,
+                                             prediction: dict[str, Any]) -> None:
     # update_from_pieces reuses the batches' temporaries (stacked columns, clipped columns,
     # logs) once each batch is added: the state is bitwise that of fresh arrays per batch
-    columns = _files.Columns(label="kind", prob_cols=("a", "b", "c"), weight="w", by="country")
+    label = "kind" if "prob_cols" in prediction else "click"
+    columns = _files.Columns(label=label, weight="w", by="country", **prediction)
     pieces = [piece for source in _files.open_sources([files["parquet"]], columns)
               for piece in source.pieces()]
     fresh = ev.LogLoss()

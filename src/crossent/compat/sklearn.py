@@ -95,12 +95,17 @@ def _one_hot(y_true: object, labels: object | None) -> np.ndarray:
     return encoded
 
 
-def probability_columns(xp: Any, y_proba: Array) -> Array:
+def probability_columns(xp: Any, y_proba: Array, out: Array | None = None) -> Array:
     """``y_proba`` as ``(n_samples, n_classes)``: a 1-D or one-column input is the positive
-    class's probability p, and becomes the columns ``[1 - p, p]``."""
+    class's probability p, and becomes the columns ``[1 - p, p]`` (written to ``out``, an
+    ``(n_samples, 2)`` NumPy array of p's dtype, when given)."""
     if y_proba.ndim == 1:
         y_proba = xp.expand_dims(y_proba, axis=1)
     if int(y_proba.shape[1]) == 1:  # the positive class's probability: prepend 1 - p
+        if out is not None:
+            np.subtract(1, y_proba[:, 0], out=out[:, 0])
+            out[:, 1] = y_proba[:, 0]
+            return out
         y_proba = xp.concat([1 - y_proba, y_proba], axis=1)
     return y_proba
 

@@ -168,8 +168,11 @@ def _encode(keys: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     if keys.dtype.kind in "biu" and keys.shape[0] > 0:
         low, high = int(keys.min()), int(keys.max())
         if high - low < _DIRECT_RANGE:
-            offset = keys.astype(np.int64) - low
+            offset = keys.astype(np.int64)  # a copy, then in place: one array a batch
+            offset -= low
             present = np.flatnonzero(np.bincount(offset, minlength=high - low + 1))
+            if present.shape[0] == high - low + 1:  # every value of the range: the offsets
+                return (present + low).astype(keys.dtype), offset
             lookup = np.zeros(high - low + 1, np.int64)
             lookup[present] = np.arange(present.shape[0])
             return (present + low).astype(keys.dtype), lookup[offset]
@@ -328,11 +331,14 @@ class LogLoss:
         group_at, label_at = self._grow(group_values, batch.label_values, num_columns, grouped,
                                         name)
         self._num_columns, self._grouped, self._names = num_columns, grouped, name
-        slot = label_at[batch.label_index]
-        if batch.group is None:
-            slot += group_at[0] * self._values.shape[0]
+        values = self._values.shape[0]
+        # the batch's sorted label values are among the state's: as many means the same, and
+        # then the batch's codes are the state's (no new array)
+        if batch.group is None and group_at[0] == 0 and label_at.shape[0] == values:
+            slot = batch.label_index
         else:
-            slot += group_at[batch.group[1]] * self._values.shape[0]
+            slot = label_at[batch.label_index]
+            slot += group_at[0 if batch.group is None else batch.group[1]] * values
         totals, hits = self._totals.flat(2 + num_columns), self._hits.flat(num_columns)
         rows = self._rows.reshape(-1)
         if batch.logs is not None:
