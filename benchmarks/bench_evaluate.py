@@ -32,6 +32,13 @@ costs.
 - ``crossent stream``: ``crossent.evaluate.evaluate_files`` in this process.
 - ``crossent dask:1`` / ``dask:2``: the same with ``scheduler="local:1"`` / ``"local:2"``
   (LocalCluster worker processes, one thread each).
+- ``cores:1`` / ``cores:2`` (not in the default list): the machine's own ceiling for the
+  2-worker figure, without Dask. ``cores:1`` is one process computing the Dask tasks'
+  pieces one after the other (``crossent.evaluate._files.piece_state``, what a worker
+  runs); ``cores:2`` is two such processes started at the same moment on the two halves
+  of the file, timed from the first start to the last end. ``cores:2 / cores:1`` is how
+  much faster two copies of one worker's job run on this machine than one: two workers
+  cannot beat it.
 
 The load average of the machine is printed before and after each contender: on a
 shared machine the figures are only as good as the machine was idle. Asserts nothing.
@@ -54,6 +61,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 GROUP_ROWS = 1 << 20
 CONTENDERS = ["pandas+sklearn", "dask-ml", "crossent stream", "crossent dask:1", "crossent dask:2"]
+CEILING = ["cores:1", "cores:2"]  # --contenders ...,cores:1,cores:2
 
 
 # --- the files -------------------------------------------------------------------------
@@ -308,8 +316,38 @@ def _run_crossent(path: Path, classes: int, scheduler: str | None) -> dict[str, 
             "log_loss": result.log_loss, "setup_rss": base}
 
 
+def _run_pieces(path: Path, classes: int, half: str, start_at: float) -> dict[str, object]:
+    """One worker's job without Dask: the pieces of ``half`` ("all", "0/2" or "1/2") of the
+    file's row groups, one after the other, from the wall-clock time ``start_at``."""
+    import pyarrow.parquet as pq
+
+    from crossent.evaluate import _api, _files
+
+    _warm_worker()
+    columns = _files.Columns(**spec(classes))  # type: ignore[arg-type]
+    groups = pq.ParquetFile(path).metadata.num_row_groups
+    first, last = (0, groups) if half == "all" else (
+        groups * int(half[0]) // 2, groups * (int(half[0]) + 1) // 2)
+    step = max(1, _api.PIECE_ROWS // GROUP_ROWS)
+    pieces = [_files.Piece(str(path), "parquet", g, min(g + step, last), 0, 0)
+              for g in range(first, last, step)]
+    base = _rss()
+    time.sleep(max(0.0, start_at - time.time()))
+    start, cpu = time.time(), time.process_time()
+    states = [_files.piece_state(piece, columns, None) for piece in pieces]
+    state = states[0]
+    for other in states[1:]:
+        state = state.merge(other)
+    result = state.result()
+    return {"start": start, "stop": time.time(), "cpu_seconds": time.process_time() - cpu,
+            "rows": result.rows, "log_loss": result.log_loss, "setup_rss": base}
+
+
 def run_one(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict[str, object]:
-    if contender == "pandas+sklearn":
+    if contender.startswith("cores:"):  # "cores:all@T", "cores:0/2@T": see _child
+        half, start_at = contender.removeprefix("cores:").split("@")
+        record = _run_pieces(path, classes, half, float(start_at))
+    elif contender == "pandas+sklearn":
         record = _run_pandas_sklearn(path, classes, sklearn_rows)
     elif contender == "dask-ml":
         record = _run_dask_ml(path, classes)
@@ -343,27 +381,63 @@ def _warm_page_cache(path: Path) -> None:
             pass
 
 
-def _child(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict[str, object]:
+def _ceiling(contender: str, path: Path, classes: int) -> dict[str, object]:
+    """``cores:1`` / ``cores:2``: one or two processes of one worker's job, started at once."""
     _warm_page_cache(path)
+    halves = ["all"] if contender == "cores:1" else ["0/2", "1/2"]
+    start_at = time.time() + 8.0  # after every child's imports
+    load_before = os.getloadavg()
+    children = [_spawn(f"cores:{half}@{start_at}", path, classes, 0) for half in halves]
+    peaks = [_Peak(child.pid) for child in children]
+    outputs = [child.communicate() for child in children]
+    for peak in peaks:
+        peak.stop()
+    record: dict[str, object] = {"contender": contender, "classes": classes,
+                                 "load_before": load_before[0], "load_after": os.getloadavg()[0]}
+    parts = []
+    for child, (stdout, stderr) in zip(children, outputs, strict=True):
+        if child.returncode != 0:
+            record["error"] = " | ".join((stderr or stdout).strip().splitlines()[-3:])
+            return record
+        parts.append(json.loads(stdout.strip().splitlines()[-1]))
+    record.update(
+        seconds=max(part["stop"] for part in parts) - min(part["start"] for part in parts),
+        cpu_seconds=sum(part["cpu_seconds"] for part in parts),
+        rows=sum(part["rows"] for part in parts), log_loss=parts[0]["log_loss"],
+        setup_rss=parts[0]["setup_rss"],
+        peak_rss=max(max(peak.own, int(part["max_rss_self"])) for peak, part in zip(
+            peaks, parts, strict=True)),
+        peak_worker_rss=0, peak_total_rss=sum(peak.own for peak in peaks),
+        note="" if len(parts) == 1 else "log loss of the first half")
+    return record
+
+
+def _spawn(contender: str, path: Path, classes: int, sklearn_rows: int) -> subprocess.Popen:
     command = [sys.executable, __file__, "--child", contender, "--child-file", str(path),
                "--child-classes", str(classes), "--sklearn-rows", str(sklearn_rows)]
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=environment)
+
+
+def _child(contender: str, path: Path, classes: int, sklearn_rows: int) -> dict[str, object]:
+    if contender in CEILING:
+        return _ceiling(contender, path, classes)
+    _warm_page_cache(path)
     load_before = os.getloadavg()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=environment) as process:
+    with _spawn(contender, path, classes, sklearn_rows) as process:
         peak = _Peak(process.pid)
         stdout, stderr = process.communicate()
         peak.stop()
-    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     load_after = os.getloadavg()
     record: dict[str, object] = {"contender": contender, "classes": classes,
                                  "load_before": load_before[0], "load_after": load_after[0]}
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+    if process.returncode != 0:
+        tail = (stderr or stdout).strip().splitlines()[-3:]
         record["error"] = " | ".join(tail)
         return record
-    record.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    record.update(json.loads(stdout.strip().splitlines()[-1]))
     record.update(peak_rss=max(peak.own, int(record.pop("max_rss_self"))),
                   peak_worker_rss=peak.children, peak_total_rss=peak.total)
     return record
@@ -471,6 +545,10 @@ def _report(records: list[dict], rows: int, output_format: str) -> None:
                   f"{per_row['pandas+sklearn'] / per_row['crossent stream']:.2f}x")
         if one and two:
             print(f"{classes} classes: dask 2 workers / 1 worker = {two / one:.2f}x (target 1.6x)")
+        alone, pair = speed("cores:1"), speed("cores:2")
+        if alone and pair:
+            print(f"{classes} classes: the machine's ceiling, two copies of one worker's job at "
+                  f"once / one = {pair / alone:.2f}x")
         streamed = best.get((classes, "crossent stream"), {})
         if "peak_rss" in streamed:
             print(f"{classes} classes: streaming peak = {streamed['peak_rss'] / 2**20:.0f} MiB = "
