@@ -111,11 +111,9 @@ class Columns:
         if self.prob_cols:
             # (C, n) then its transpose: each column copied whole, no row-by-row interleave
             arrays = [batch[name] for name in self.prob_cols]
-            if scratch is None:
-                y_pred = np.stack(arrays).T
-            else:
-                stacked = scratch.take((len(arrays), len(arrays[0])), np.result_type(*arrays))
-                y_pred = np.stack(arrays, out=stacked).T
+            stacked = (Scratch() if scratch is None else scratch).take(
+                (len(arrays), len(arrays[0])), np.result_type(*arrays))
+            y_pred = np.stack(arrays, out=stacked).T
         else:
             y_pred = batch[self.prediction_columns()[0]]
         prepared = state._prepare(

@@ -125,42 +125,34 @@ def probability_logs(y_pred: np.ndarray, scratch: Scratch | None = None
                      ) -> ProbabilityLogs | None:
     """The logs of checked probabilities ``(n,)`` or ``(n, C)`` for
     :func:`add_probability_logs`, or None without numba (then use :func:`row_terms`).
-    With ``scratch``, the temporaries are taken from it (``lent``: those to give back)."""
+    The temporaries are taken from ``scratch`` (``lent``: those to give back; without one,
+    fresh arrays)."""
     if not _sums.fused_probabilities():
         return None
+    scratch = Scratch() if scratch is None else scratch
     columns = y_pred.reshape(y_pred.shape[0], -1)
+    # clipped in the input's dtype (scikit-learn's rule), the logs in float64 (NumPy's
+    # vectorised log: 3x faster than numba's scalar log)
     if columns.shape[1] == 1:  # [1 - p, p], and the binary entropy's log1p(-p), vectorised
-        # clipped in the input's dtype (scikit-learn's rule), the logs in float64 (NumPy's
-        # vectorised log: 3x faster than numba's scalar log)
         positive = columns[:, 0]
-        if scratch is None:
-            clipped = sk.clip_probabilities(np, sk.probability_columns(np, y_pred))
-            with np.errstate(divide="ignore"):  # p = 1: -inf, which the kernel does not use
-                log1p_negated = np.log1p(-positive.astype(np.float64))
-            return ProbabilityLogs(columns, np.log(clipped, dtype=np.float64), log1p_negated)
-        # the same, in scratch arrays (-p in float64 is exact either way)
         pair = sk.probability_columns(np, y_pred, out=scratch.take((len(positive), 2),
                                                                    positive.dtype))
         sk.clip_probabilities(np, pair, out=pair)
         logs = scratch.take(pair.shape, np.float64)
         np.log(pair, out=logs, dtype=np.float64)
         negated = scratch.take(positive.shape, np.float64)
-        np.negative(positive, out=negated, dtype=np.float64)
-        with np.errstate(divide="ignore"):
+        np.negative(positive, out=negated, dtype=np.float64)  # -p in float64: exact
+        with np.errstate(divide="ignore"):  # p = 1: -inf, which the kernel does not use
             np.log1p(negated, out=negated)
         scratch.give(pair)
         return ProbabilityLogs(columns, logs, negated, (logs, negated))
-    if scratch is None:
-        clipped = sk.clip_probabilities(np, columns)
-        return ProbabilityLogs(columns, np.log(clipped, dtype=np.float64), np.empty(0))
-    # the same, in the scratch arrays, ordered as the columns are (the (C, n) transpose of
-    # stacked file columns, or rows of C)
+    # ordered as the columns are (the (C, n) transpose of stacked file columns, or rows of C)
     transposed = not columns.flags.c_contiguous and columns.flags.f_contiguous
     shape = columns.shape[::-1] if transposed else columns.shape
     clipped, logs = scratch.take(shape, columns.dtype), scratch.take(shape, np.float64)
     clipped_view, logs_view = (clipped.T, logs.T) if transposed else (clipped, logs)
     sk.clip_probabilities(np, columns, out=clipped_view)
-    np.log(clipped_view, out=logs_view, dtype=np.float64)  # computed in float64, as above
+    np.log(clipped_view, out=logs_view, dtype=np.float64)  # computed in float64
     scratch.give(clipped)
     return ProbabilityLogs(columns, logs_view, np.empty(0), (logs,))
 
