@@ -7,6 +7,7 @@ worked example of docs/evaluate.md recomputed from dask-ml's algorithm.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,36 @@ def test_the_real_dask_ml_shows_the_bias() -> None:
     prob = da.from_array(np.concatenate([p for _, p in BLOCKS]).astype(float), chunks=((2, 6),))
     with pytest.raises(TypeError, match="eps"):  # dask-ml passes eps=, removed by scikit-learn
         classification.log_loss(y_true, prob).compute(scheduler="sync")
+
+
+def _worker_settings() -> dict[str, object]:
+    import dask
+
+    return {key: dask.config.get(key) for key in (
+        "distributed.worker.profile.enabled", "distributed.admin.tick.interval",
+        "distributed.admin.system-monitor.interval", "distributed.worker.memory.monitor-interval")}
+
+
+def test_a_local_cluster_of_worker_processes(tmp_path: Path) -> None:
+    """``scheduler="local:N"``: N worker processes, one thread each, with the quieter timers
+    in the worker processes themselves; the result is scikit-learn's."""
+    frame = _data(3000, seed=3)
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    client, cluster = _dask.connect("local:1")
+    try:
+        assert list(client.nthreads().values()) == [1]
+        (worker_pid, settings), = client.run(lambda: (os.getpid(), _worker_settings())).values()
+        assert worker_pid != os.getpid()
+        assert settings == {"distributed.worker.profile.enabled": False,
+                            "distributed.admin.tick.interval": "1s",
+                            "distributed.admin.system-monitor.interval": "5s",
+                            "distributed.worker.memory.monitor-interval": "100ms"}
+        result = ev.evaluate_files(tmp_path / "a.csv", label="click", prob="p", scheduler=client)
+    finally:
+        client.close()
+        cluster.close()
+    assert result.log_loss == pytest.approx(sklearn_metrics.log_loss(frame.click, frame.p),
+                                            rel=1e-13)
 
 
 def test_scheduler_errors(monkeypatch: pytest.MonkeyPatch) -> None:
