@@ -59,6 +59,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _provenance  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 GROUP_ROWS = 1 << 20
 CONTENDERS = ["pandas+sklearn", "dask-ml", "crossent stream", "crossent dask:1", "crossent dask:2"]
@@ -474,7 +477,8 @@ def main() -> None:
 
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
-        _report(saved["records"], saved["rows"], "table")
+        _report(saved["records"], saved["rows"], "table", saved.get("version", ""),
+                saved.get("machine", ""))
         return
     if args.child:
         record = run_one(args.child, args.child_file, args.child_classes, args.sklearn_rows)
@@ -504,10 +508,11 @@ def main() -> None:
                 print(f"  {record}", file=sys.stderr, flush=True)
     if args.clean:
         shutil.rmtree(args.data_dir, ignore_errors=True)
-    _report(records, rows, args.format)
+    _report(records, rows, args.format, _provenance.version(), _provenance.machine())
 
 
-def _report(records: list[dict], rows: int, output_format: str) -> None:
+def _report(records: list[dict], rows: int, output_format: str, version: str = "",
+            machine: str = "") -> None:
     best: dict[tuple[int, str], dict] = {}
     for record in records:
         key = (int(record["classes"]), str(record["contender"]))
@@ -519,9 +524,11 @@ def _report(records: list[dict], rows: int, output_format: str) -> None:
         if "seconds" in record:
             record["rows_per_s"] = float(record["rows"]) / float(record["seconds"])
     if output_format == "json":
-        print(json.dumps({"rows": rows, "records": records, "best": list(best.values())}, indent=1))
+        print(json.dumps({"rows": rows, "version": version, "machine": machine,
+                          "records": records, "best": list(best.values())}, indent=1))
         return
-    print(f"\nlog loss of a {rows:,}-row Parquet file; {os.cpu_count()} cores; best of the repeats")
+    where = f"{version} on {machine}" if machine else f"{os.cpu_count()} cores"
+    print(f"\nlog loss of a {rows:,}-row Parquet file; {where}; best of the repeats")
     header = (f"{'classes':>7}  {'contender':<16} {'rows':>11} {'seconds':>8} {'cpu s':>7} "
               f"{'Mrows/s':>8} "
               f"{'peak MiB':>8} {'-setup':>7} {'workerMiB':>9} {'load':>9}  log loss / note")
