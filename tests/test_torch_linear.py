@@ -480,15 +480,65 @@ def test_auto_chunk_bounds():
     assert _linear._auto_chunk_rows(64, 4_000_000, 16, torch.float32, False) == 8
 
 
-@pytest.mark.parametrize("softcap", [None, 3.0])
-@pytest.mark.parametrize("reduction", ["mean", "none"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_chunk_sized_allocations_are_the_workspace(dtype, reduction, softcap):
-    # every tensor of chunk size the call allocates (forward and backward, both passes for
-    # bfloat16) is counted by _bytes_per_logit: nothing is allocated per chunk or per block
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m, k, n", [(5, 3, 700), (300, 6, 9), (7, 700, 3), (300, 40, 9),
+                                     (0, 4, 5), (4, 0, 5), (1, 1, 1)])
+def test_widened_products_are_exact_and_tiled(dtype, m, k, n, monkeypatch):
+    """The float32 tiles of a 16-bit product: the float64 product rounded once to 16 bits
+    (one 16-bit step at most, for the float32 additions' order), into ``out`` in place, from
+    tiles of at most ``_WIDE_TILE`` elements; ``k`` whole (``(5, 3, 700)``, ``(300, 6, 9)``)
+    or in blocks (``(7, 700, 3)``, ``(300, 40, 9)``); transposed operands as the engine
+    passes them."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from crossent.torch import _linear
+
+    monkeypatch.setattr(_linear, "_native_16bit", lambda device: False)
+    monkeypatch.setattr(_linear, "_WIDE_TILE", 1024)
+    generator = torch.Generator().manual_seed(m * 1000 + k * 10 + n)
+    a = torch.randn(m, k, generator=generator).to(dtype)
+    b = torch.randn(n, k, generator=generator).to(dtype).T  # a view, as weight.T
+    out = torch.full((m, n), float("nan"), dtype=dtype)
+    sizes = []
+
+    class Allocations(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            given = {t.untyped_storage().data_ptr() for t in torch.utils._pytree.tree_leaves(
+                (args, kwargs, out)) if isinstance(t, torch.Tensor)}
+            sizes.extend(t.numel() for t in torch.utils._pytree.tree_leaves(result)
+                         if isinstance(t, torch.Tensor)
+                         and t.untyped_storage().data_ptr() not in given)  # not a view
+            return result
+
+    with Allocations():
+        returned = _linear._mm16(a, b, out)
+    assert returned is out
+    assert max(sizes, default=0) <= 1024, sizes
+    exact = a.double() @ b.double()
+    rounded = exact.to(dtype).double()
+    step = torch.finfo(dtype).eps * exact.abs().clamp_min(torch.finfo(dtype).tiny)
+    assert torch.all((out.double() - exact).abs() <= (rounded - exact).abs() + step), (out, exact)
+    assert torch.equal(out.double(), rounded) or (m * n > 0 and k > 1)
+
+
+@pytest.mark.parametrize("softcap", [None, 3.0])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("dtype, native", [(torch.float32, True), (torch.bfloat16, True),
+                                           (torch.bfloat16, False)],
+                         ids=["float32", "bfloat16-native", "bfloat16-widened"])
+def test_chunk_sized_allocations_are_the_workspace(dtype, reduction, softcap, native,
+                                                   monkeypatch):
+    # every tensor of chunk size the call allocates (forward and backward, both passes for
+    # bfloat16) is counted by _bytes_per_logit: nothing is allocated per chunk or per block.
+    # Widened 16-bit products allocate float32 tiles of at most _WIDE_TILE elements (made
+    # smaller than a chunk here; test_widened_products_are_exact_and_tiled checks the bound)
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from crossent.torch import _linear
+
+    monkeypatch.setattr(_linear, "_native_16bit", lambda device: native)
+    monkeypatch.setattr(_linear, "_WIDE_TILE", 600)
 
     tokens, hidden_size, vocab, chunk = 64, 2, 600, 5
     (hidden, weight), target = _make((tokens,), hidden_size, vocab, dtype, seed=3)

@@ -58,7 +58,7 @@ import torch
 from .. import _validate as v
 from ._group import Combine
 from ._linear import _auto_chunk_rows as _engine_chunk_rows
-from ._linear import _block_pass, _bytes_per_logit, _Grads, _Options, _rows, _Workspace
+from ._linear import _block_pass, _bytes_per_logit, _Grads, _mm16, _Options, _rows, _Workspace
 from ._linear import _Problem as _EngineProblem
 
 __all__ = ["linear_distillation_loss", "LinearDistillationLoss"]
@@ -140,7 +140,7 @@ class _Teacher:
             else teacher_hidden.index_select(0, tokens)
         )
         if low is not None:
-            torch.mm(hidden, teacher_weight[start:stop].T, out=low)
+            _mm16(hidden, teacher_weight[start:stop].T, low)
             out.copy_(low)
         else:
             torch.mm(hidden, teacher_weight[start:stop].T, out=out)
@@ -455,7 +455,7 @@ def _run(
         z = _Work.view(work.student, size, num_classes)
         low = None if work.low is None else _Work.view(work.low, size, num_classes)
         if low is not None:  # the product in the input dtype (float32 accumulation inside)
-            torch.mm(hidden, p.weight.T, out=low)
+            _mm16(hidden, p.weight.T, low)
             z.copy_(low)
         else:
             torch.mm(hidden, p.weight.T, out=z)
@@ -485,9 +485,10 @@ def _run(
             continue
         g_in = z if low is None else low.copy_(z)  # the products run in the input dtype
         if grads.hidden is not None and every_row and grads.hidden.dtype == g_in.dtype:
-            torch.mm(g_in, p.weight, out=grads.hidden[tokens])  # no chunk × D temporary
+            _mm16(g_in, p.weight, grads.hidden[tokens])  # no chunk × D temporary
         elif grads.hidden is not None:
-            grads.hidden.index_copy_(0, rows_all[start:stop], (g_in @ p.weight).to(grads.hidden.dtype))
+            product = _mm16(g_in, p.weight, g_in.new_empty(stop - start, p.weight.shape[1]))
+            grads.hidden.index_copy_(0, rows_all[start:stop], product.to(grads.hidden.dtype))
         if grads.weight is not None and not second_pass:
             grads.weight.addmm_(z.T, hidden)  # in place: no V × D product per chunk
         if grads.bias is not None and not second_pass:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import platform
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -76,6 +77,9 @@ _AUTO_BUDGET_FRACTION = 0.10
 _AUTO_BUDGET_MIN = 4 * 2**20  # below 40 MB of gradients, 4 MiB of buffers (speed over 10%)
 _AUTO_BUDGET_MAX = 64 * 2**20
 _MIN_AUTO_ROWS = 8  # the budget wins down to 8 rows; below, a row of logits alone is too big
+# 16-bit products on a CPU without native 16-bit matrix kernels (see _native_16bit): float32
+# tiles of at most this many elements each (1 MiB), three at a time
+_WIDE_TILE = 1 << 18
 
 
 @dataclass
@@ -355,6 +359,61 @@ def _workspace(problem: _Problem, want_slope: bool) -> _Workspace:
     )
 
 
+def _native_16bit(device: torch.device) -> bool:
+    """Whether ``torch.mm`` multiplies 16-bit matrices at float32 speed or better on ``device``.
+
+    Not on an x86 CPU without AVX-512: there PyTorch's bfloat16/float16 kernels ran at
+    0.2–8 GFLOP/s against 20–45 for float32 (2 cores, AVX2, torch 2.13; the product
+    ``g W`` of a ``[chunk, V]`` by a ``[V, D]`` matrix was the slowest).
+    """
+    if device.type != "cpu":
+        return True
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    return bool(torch.backends.cpu.get_cpu_capability() == "AVX512")
+
+
+def _mm16(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = a @ b`` for matrices ``a [m, k]``, ``b [k, n]``, ``out [m, n]`` of one dtype.
+
+    16-bit inputs accumulate in float32 and ``out`` is rounded once, as ``torch.mm`` of 16-bit
+    matrices does. Where that kernel is slow (:func:`_native_16bit`) the product is computed
+    from float32 copies of tiles of ``a`` and ``b`` (the products of 16-bit numbers are exact
+    in float32), each tile at most ``_WIDE_TILE`` elements: the sum over ``k`` in one product
+    per tile where a whole row of ``k`` fits, else accumulated over blocks of ``k`` in a
+    float32 tile of ``out``. The same numbers but for the order of the float32 additions.
+    """
+    if a.dtype not in (torch.bfloat16, torch.float16) or _native_16bit(a.device):
+        return torch.mm(a, b, out=out)
+    m, k = a.shape
+    n = b.shape[1]
+    if _WIDE_TILE // max(1, k) >= 128:  # k whole: tiles [mb, k] @ [k, nb] -> [mb, nb]
+        mb = min(max(1, m), _WIDE_TILE // max(1, k))
+        nb = min(_WIDE_TILE // max(1, k), _WIDE_TILE // mb)
+        for i in range(0, m, mb):
+            left = a[i:i + mb].float()
+            for j in range(0, n, nb):
+                out[i:i + mb, j:j + nb] = left @ b[:, j:j + nb].float()
+        return out
+    nb = min(n, _WIDE_TILE // 128)  # k in blocks, summed in a float32 tile [mb, nb]
+    mb = max(1, min(m, _WIDE_TILE // max(1, nb)))
+    kb = max(1, _WIDE_TILE // max(mb, nb))
+    for i in range(0, m, mb):
+        for j in range(0, n, nb):
+            total = None
+            for h in range(0, k, kb):
+                part = a[i:i + mb, h:h + kb].float()
+                if total is None:
+                    total = part @ b[h:h + kb, j:j + nb].float()
+                else:
+                    total.addmm_(part, b[h:h + kb, j:j + nb].float())
+            if total is None:  # k = 0
+                out[i:i + mb, j:j + nb] = 0
+            else:
+                out[i:i + mb, j:j + nb] = total
+    return out
+
+
 def _logits(
     problem: _Problem,
     hidden: torch.Tensor,
@@ -376,7 +435,7 @@ def _logits(
     if problem.low_precision:
         # the 16-bit product accumulates in float32 inside the kernel and is rounded once
         assert low is not None
-        torch.mm(hidden, weight.T, out=low)
+        _mm16(hidden, weight.T, low)
         if bias is None and softcap is None and temperature == 1.0 and shift is not None:
             # widened exactly and shifted in one pass: the same numbers as copy_, then sub_
             torch.sub(low, shift, out=out)
@@ -619,10 +678,11 @@ def _run(
             else:
                 grad_low = grad if grad.dtype == hidden.dtype else grad.to(hidden.dtype)
         if grad_hidden is not None and index is None:
-            torch.mm(grad_low, weight, out=grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
+            _mm16(grad_low, weight, grad_hidden[start:stop])  # ∂h_i = Σ_c g_ic W_c
         elif grad_hidden is not None and index is not None:  # the computed tokens' rows;
             # dropped ones stay 0
-            grad_hidden.index_copy_(0, index[start:stop], grad_low @ weight)
+            grad_hidden.index_copy_(0, index[start:stop], _mm16(
+                grad_low, weight, grad_low.new_empty(stop - start, weight.shape[1])))
         if first_pass_weight:
             assert grad_weight is not None
             grad_weight.addmm_(grad.T, hidden_chunk)  # ∂W += gᵀ H, in place in its output
@@ -752,7 +812,7 @@ def _block_pass(
             assert low is not None
             if grad is not low:
                 low.copy_(grad)  # g rounded to 16 bits in the product's buffer; gᵀ is a view
-            torch.mm(low.T, hidden, out=grad_weight[start:stop])
+            _mm16(low.T, hidden, grad_weight[start:stop])
         if grad_bias_acc is not None:
             assert grad is not low, "∂b is summed from g in the compute dtype"
             grad_bias_acc[start:stop] = grad.sum(dim=0)
