@@ -34,7 +34,10 @@ Passes
   and a float32 accumulator would cost 2× the gradient of ``W``. Instead a second pass over
   vocabulary blocks recomputes the block's logits for all tokens (with the first pass's lse)
   and computes ``∂W[block] = g[:, block]ᵀ H`` in one matrix product (float32 accumulation
-  inside the product, rounded once). Matrix work: 4·N·D·V.
+  inside the product, rounded once). Matrix work: 4·N·D·V. On an x86 CPU without AVX-512,
+  where PyTorch's 16-bit matrix kernels are many times slower than float32, each 16-bit
+  product is computed from float32 tiles of its operands (:func:`_mm16`): the same rounding
+  once, at most 3 MiB of tiles.
 - 'none': the upstream gradient is per token, so the forward pass computes losses only and
   backward recomputes the chunks (one more N·D·V).
 - Higher order, ``torch.func``, ``torch.compile``: :func:`_differentiable`, the same loss from
