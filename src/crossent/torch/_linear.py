@@ -398,22 +398,15 @@ def _mm16(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
             for j in range(0, n, nb):
                 out[i:i + mb, j:j + nb] = left @ b[:, j:j + nb].float()
         return out
-    nb = min(n, _WIDE_TILE // 128)  # k in blocks, summed in a float32 tile [mb, nb]
+    nb = min(n, _WIDE_TILE // 128)  # k (> 0) in blocks, summed in a float32 tile [mb, nb]
     mb = max(1, min(m, _WIDE_TILE // max(1, nb)))
     kb = max(1, _WIDE_TILE // max(mb, nb))
     for i in range(0, m, mb):
         for j in range(0, n, nb):
-            total = None
-            for h in range(0, k, kb):
-                part = a[i:i + mb, h:h + kb].float()
-                if total is None:
-                    total = part @ b[h:h + kb, j:j + nb].float()
-                else:
-                    total.addmm_(part, b[h:h + kb, j:j + nb].float())
-            if total is None:  # k = 0
-                out[i:i + mb, j:j + nb] = 0
-            else:
-                out[i:i + mb, j:j + nb] = total
+            total = a[i:i + mb, :kb].float() @ b[:kb, j:j + nb].float()
+            for h in range(kb, k, kb):
+                total.addmm_(a[i:i + mb, h:h + kb].float(), b[h:h + kb, j:j + nb].float())
+            out[i:i + mb, j:j + nb] = total
     return out
 
 
