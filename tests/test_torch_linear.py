@@ -7,7 +7,6 @@ z-loss term, written once here (``plain_linear_cross_entropy``); the benchmark i
 from __future__ import annotations
 
 import math
-import weakref
 
 import numpy as np
 import pytest
@@ -540,8 +539,6 @@ def test_chunk_sized_allocations_are_the_workspace(dtype, reduction, softcap, na
 
     monkeypatch.setattr(_linear, "_native_16bit", lambda device: native)
     monkeypatch.setattr(_linear, "_WIDE_TILE", 600)
-    # the workspace's float32 logits (test_fresh_logits_are_one_chunk_at_a_time: oneDNN's)
-    monkeypatch.setattr(_linear, "_fresh_logits", lambda hidden, weight: False)
 
     tokens, hidden_size, vocab, chunk = 64, 2, 600, 5
     (hidden, weight), target = _make((tokens,), hidden_size, vocab, dtype, seed=3)
@@ -569,54 +566,3 @@ def test_chunk_sized_allocations_are_the_workspace(dtype, reduction, softcap, na
     assert fresh, "the workspace itself was not seen: the check is blind"
     assert sum(nbytes for _, nbytes in fresh) <= workspaces * budget, fresh
     assert all("empty" in name for name, _ in fresh), fresh
-
-
-@pytest.mark.parametrize("softcap", [None, 3.0])
-@pytest.mark.parametrize("reduction", ["mean", "none"])
-def test_fresh_logits_are_one_chunk_at_a_time(reduction, softcap, monkeypatch):
-    # float32 chunks' logits from oneDNN's inner product (no out=): a new tensor per chunk, so
-    # what is bounded is the chunk-sized memory alive at any one time (storages tracked until
-    # freed), at most the workspace's budget; the numbers are the float64 composition's
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    from crossent.torch import _linear
-
-    if not _linear._onednn_inner_product():
-        pytest.skip("this PyTorch build has no oneDNN inner product")
-    monkeypatch.setattr(_linear, "_fresh_logits", lambda hidden, weight: hidden.dtype == torch.float32)
-    tokens, hidden_size, vocab, chunk = 64, 2, 600, 5
-    (hidden, weight), target = _make((tokens,), hidden_size, vocab, torch.float32, seed=3)
-    threshold = chunk * vocab // 2
-    alive, peak, made = {}, [0], []
-
-    class Allocations(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for t in torch.utils._pytree.tree_leaves(out):
-                if not isinstance(t, torch.Tensor) or t.numel() < threshold:
-                    continue
-                storage = t.untyped_storage()
-                key = storage.data_ptr()
-                if key not in alive:
-                    made.append(str(func))
-                    alive[key] = storage.nbytes()
-                    weakref.finalize(storage, alive.pop, key)
-                    peak[0] = max(peak[0], sum(alive.values()))
-            return out
-
-    with Allocations():
-        loss = linear_cross_entropy(hidden, weight, target, softcap=softcap,
-                                    reduction=reduction, chunk_size=chunk)
-        loss.sum().backward()
-    budget = chunk * vocab * _linear._bytes_per_logit(torch.float32, softcap is not None)
-    assert made.count("mkldnn._linear_pointwise.default") >= tokens // chunk, made
-    assert peak[0] <= budget, (peak[0], budget, made)
-    h64, w64 = (x.detach().double().requires_grad_() for x in (hidden, weight))
-    logits = h64 @ w64.T
-    if softcap is not None:
-        logits = softcap * torch.tanh(logits / softcap)
-    expected = F.cross_entropy(logits, target, reduction=reduction)
-    expected.sum().backward()
-    _close(loss.double(), expected.detach(), torch.float32)
-    _close(hidden.grad.double(), h64.grad, torch.float32)
-    _close(weight.grad.double(), w64.grad, torch.float32)

@@ -58,17 +58,7 @@ import torch
 from .. import _validate as v
 from ._group import Combine
 from ._linear import _auto_chunk_rows as _engine_chunk_rows
-from ._linear import (
-    _block_pass,
-    _bytes_per_logit,
-    _fresh_logits,
-    _Grads,
-    _linear,
-    _mm16,
-    _Options,
-    _rows,
-    _Workspace,
-)
+from ._linear import _block_pass, _bytes_per_logit, _Grads, _mm16, _Options, _rows, _Workspace
 from ._linear import _Problem as _EngineProblem
 
 __all__ = ["linear_distillation_loss", "LinearDistillationLoss"]
@@ -139,11 +129,10 @@ class _Teacher:
     vocab_start: int  # the first class of this rank's shard (0 in one process)
 
     def product(
-        self, tokens: Any, start: int, stop: int, out: torch.Tensor | None, low: torch.Tensor | None
-    ) -> torch.Tensor:
+        self, tokens: Any, start: int, stop: int, out: torch.Tensor, low: torch.Tensor | None
+    ) -> None:
         """A (hidden, weight) teacher: ``out = hidden[tokens] @ weight[start:stop].T + bias``
-        (through ``low``, a 16-bit buffer of ``out``'s shape, for 16-bit inputs; a new tensor
-        where ``out`` is None, :func:`_fresh_logits`)."""
+        (through ``low``, a 16-bit buffer of ``out``'s shape, for 16-bit inputs)."""
         teacher_hidden, teacher_weight, *teacher_bias = self.tensors
         hidden = (
             teacher_hidden[tokens]
@@ -151,14 +140,12 @@ class _Teacher:
             else teacher_hidden.index_select(0, tokens)
         )
         if low is not None:
-            assert out is not None
             _mm16(hidden, teacher_weight[start:stop].T, low)
             out.copy_(low)
         else:
-            out = _linear(hidden, teacher_weight[start:stop], out)
+            torch.mm(hidden, teacher_weight[start:stop].T, out=out)
         if teacher_bias:
             out.add_(teacher_bias[0][start:stop])
-        return out
 
     def fill(self, tokens: Any, start: int, out: torch.Tensor, temperature: float) -> bool:
         """Write the teacher's logits / T of ``tokens`` and classes ``start : start + width`` into
@@ -308,13 +295,10 @@ class _Work:
     """The buffers of one call, allocated once: ``student`` (chunk × V, compute dtype: the
     logits, then g), ``teacher`` (chunk × V, a (hidden, weight) teacher's product), ``low``
     (chunk × V, 16-bit inputs: the products before they are widened, then g rounded) and the
-    ``scratch`` arrays of a block of rows (:data:`_SCRATCH_ELEMENTS`, at least one row).
-    ``student`` and ``teacher`` are None where each chunk's product is a new tensor
-    (:func:`_fresh_logits`); ``linear_teacher`` says whether a teacher product is made."""
+    ``scratch`` arrays of a block of rows (:data:`_SCRATCH_ELEMENTS`, at least one row)."""
 
-    student: torch.Tensor | None
+    student: torch.Tensor
     teacher: torch.Tensor | None
-    linear_teacher: bool
     low: torch.Tensor | None
     scratch: list[torch.Tensor]
 
@@ -331,14 +315,9 @@ def _work(p: _Problem, rows: int) -> _Work:
     scratch_elements = (
         elements if p.combine.group is not None else min(elements, max(num_classes, _SCRATCH_ELEMENTS))
     )
-    linear_teacher = soft and p.teacher.kind == "linear"
     return _Work(
-        None if _fresh_logits(p.hidden, p.weight) else torch.empty(elements, dtype=compute, device=device),
-        (
-            torch.empty(elements, dtype=compute, device=device)
-            if linear_teacher and not _fresh_logits(*p.teacher.tensors[:2]) else None
-        ),
-        linear_teacher,
+        torch.empty(elements, dtype=compute, device=device),
+        torch.empty(elements, dtype=compute, device=device) if soft and p.teacher.kind == "linear" else None,
         torch.empty(elements, dtype=p.hidden.dtype, device=device) if p.low_precision else None,
         [torch.empty(scratch_elements, dtype=compute, device=device) for _ in range(p.scratch_count)],
     )
@@ -473,20 +452,19 @@ def _run(
         size = stop - start
         tokens: Any = slice(start, stop) if every_row else rows_all[start:stop]
         hidden = p.hidden[tokens]
-        # (None with fresh products: the previous chunk's are dropped before the products)
-        z = None if work.student is None else _Work.view(work.student, size, num_classes)
-        teacher = None if work.teacher is None else _Work.view(work.teacher, size, num_classes)
+        z = _Work.view(work.student, size, num_classes)
         low = None if work.low is None else _Work.view(work.low, size, num_classes)
         if low is not None:  # the product in the input dtype (float32 accumulation inside)
-            assert z is not None
             _mm16(hidden, p.weight.T, low)
             z.copy_(low)
         else:
-            z = _linear(hidden, p.weight, z)
+            torch.mm(hidden, p.weight.T, out=z)
         if bias is not None:
             z.add_(bias)
-        if work.linear_teacher:
-            teacher = p.teacher.product(tokens, 0, num_classes, teacher, low)
+        teacher = None
+        if work.teacher is not None:
+            teacher = _Work.view(work.teacher, size, num_classes)
+            p.teacher.product(tokens, 0, num_classes, teacher, low)
         for row in range(0, size, sub_rows):
             row_stop = min(row + sub_rows, size)
             _block(
@@ -515,7 +493,6 @@ def _run(
             grads.weight.addmm_(z.T, hidden)  # in place: no V × D product per chunk
         if grads.bias is not None and not second_pass:
             grads.bias += z.sum(dim=0)
-        del g_in  # fresh products: one chunk's alive at a time
     if grads is not None and grads.hidden is not None and grouped:
         grads.hidden = p.combine.sum(grads.hidden)  # ∂h sums every shard's W_c
     if grads is not None and second_pass:

@@ -53,7 +53,6 @@ gradients' bytes (at least 8 rows and 4 MiB, at most 64 MiB): :func:`_auto_chunk
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import platform
 from dataclasses import dataclass
@@ -323,26 +322,25 @@ class _Workspace:
     """The chunk buffers, allocated once per call and reused by every chunk and block.
 
     ``logits``: flat float32 (float64) buffer of ``chunk × V`` elements, viewed as
-    ``[rows, V]`` by the token chunks and as ``[N, block]`` by the vocabulary blocks; None
-    where each chunk's logits are a new tensor (:func:`_fresh_logits`).
+    ``[rows, V]`` by the token chunks and as ``[N, block]`` by the vocabulary blocks.
     ``low``: the same number of 16-bit elements (16-bit inputs only): the product before it
     is widened, then ``g`` rounded for ``g W`` / ``gᵀ H``. ``slope``: the soft cap's
     derivative (with a soft cap, when a gradient is wanted).
     """
 
-    logits: torch.Tensor | None
+    logits: torch.Tensor
     low: torch.Tensor | None
     slope: torch.Tensor | None
 
-    def view(
-        self, rows: int, cols: int
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    def view(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         size = rows * cols
 
         def shaped(buffer: torch.Tensor | None) -> torch.Tensor | None:
             return None if buffer is None else buffer[:size].view(rows, cols)
 
-        return shaped(self.logits), shaped(self.low), shaped(self.slope)
+        logits = shaped(self.logits)
+        assert logits is not None
+        return logits, shaped(self.low), shaped(self.slope)
 
 
 def _workspace(problem: _Problem, want_slope: bool) -> _Workspace:
@@ -352,10 +350,7 @@ def _workspace(problem: _Problem, want_slope: bool) -> _Workspace:
     device = problem.hidden.device
     dtype = problem.compute_dtype
     return _Workspace(
-        logits=(
-            None if _fresh_logits(problem.hidden, problem.weight)
-            else torch.empty(elements, dtype=dtype, device=device)
-        ),
+        logits=torch.empty(elements, dtype=dtype, device=device),
         low=(
             torch.empty(elements, dtype=problem.hidden.dtype, device=device)
             if problem.low_precision else None
@@ -370,59 +365,15 @@ def _workspace(problem: _Problem, want_slope: bool) -> _Workspace:
 def _native_16bit(device: torch.device) -> bool:
     """Whether ``torch.mm`` multiplies 16-bit matrices at float32 speed or better on ``device``.
 
-    Not on an x86 CPU without AVX-512 (:func:`_x86_without_avx512`): there PyTorch's
-    bfloat16/float16 kernels ran at 0.2–8 GFLOP/s against 20–45 for float32 (2 cores, AVX2,
-    torch 2.13; the product ``g W`` of a ``[chunk, V]`` by a ``[V, D]`` matrix was the slowest).
+    Not on an x86 CPU without AVX-512: there PyTorch's bfloat16/float16 kernels ran at
+    0.2–8 GFLOP/s against 20–45 for float32 (2 cores, AVX2, torch 2.13; the product
+    ``g W`` of a ``[chunk, V]`` by a ``[V, D]`` matrix was the slowest).
     """
-    return not _x86_without_avx512(device)
-
-
-def _x86_without_avx512(device: torch.device) -> bool:
-    """A CPU tensor on an x86 machine whose widest vector instructions PyTorch uses are not AVX-512."""
     if device.type != "cpu":
-        return False
+        return True
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
-        return False
-    return bool(torch.backends.cpu.get_cpu_capability() != "AVX512")
-
-
-@functools.cache
-def _onednn_inner_product() -> bool:
-    """Whether this PyTorch build has oneDNN's inner product as an operator on dense tensors."""
-    try:
-        return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _fresh_logits(hidden: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether a chunk's float32 logits ``hidden @ weight.T`` come from oneDNN's inner product, a
-    new tensor each chunk (:func:`_linear`), rather than ``torch.mm`` into the workspace.
-
-    On x86 CPUs without AVX-512 (:func:`_x86_without_avx512`), where the product of a chunk of
-    rows by the whole ``[V, D]`` weight ran at 31–36 GFLOP/s in ``torch.mm`` (MKL) against
-    45–60 in oneDNN at 64–256 rows (2 cores, AVX2, torch 2.13; MKL reaches 45 only with
-    thousands of rows, as the plain composition's one product has): a forward and backward pass
-    at (N, D, V) = (4096, 1024, 32000) took 21.7 s instead of 24.6 s. oneDNN has no ``out=``,
-    so each chunk's logits are allocated and freed instead (one chunk alive at a time). Its
-    rounding is float32's, in another order of the additions (the chunk's size is part of it).
-    """
-    return (
-        hidden.dtype == torch.float32 and weight.dtype == torch.float32
-        and int(hidden.shape[-1]) > 0 and int(weight.shape[0]) > 0
-        and _x86_without_avx512(hidden.device) and _onednn_inner_product()
-    )
-
-
-def _linear(hidden: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    """``hidden @ weight.T`` into ``out``; with ``out`` None a new tensor, from oneDNN's inner
-    product where :func:`_fresh_logits` says so (float32, no gradient taken)."""
-    if out is not None:
-        return torch.mm(hidden, weight.T, out=out)
-    if _fresh_logits(hidden, weight):
-        with torch.no_grad():
-            return torch.ops.mkldnn._linear_pointwise(hidden, weight, None, "none", [None], "")
-    return torch.mm(hidden, weight.T)
+        return True
+    return bool(torch.backends.cpu.get_cpu_capability() == "AVX512")
 
 
 def _mm16(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -464,30 +415,30 @@ def _logits(
     hidden: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    out: torch.Tensor | None,
+    out: torch.Tensor,
     low: torch.Tensor | None,
     slope: torch.Tensor | None,
     shift: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> torch.Tensor | None:
     """``out = cap(hidden @ weight.T + bias) / T - shift`` in the compute dtype; ``cap'`` into
     ``slope`` (the 1/T of the derivative is in the upstream gradients, see :func:`_run`).
 
     ``low`` (16-bit inputs) receives the 16-bit product first; ``shift`` is a column ``[rows, 1]``
-    or None; ``out`` None (float32 inputs, :func:`_fresh_logits`): the logits are a new tensor.
-    Returns the logits and ``slope`` filled with the cap's derivative, or None (no soft cap, or
+    or None. Returns ``slope`` filled with the cap's derivative, or None (no soft cap, or
     ``slope`` None: no gradient wanted).
     """
     softcap, temperature = problem.options.softcap, problem.options.temperature
     if problem.low_precision:
         # the 16-bit product accumulates in float32 inside the kernel and is rounded once
-        assert low is not None and out is not None
+        assert low is not None
         _mm16(hidden, weight.T, low)
         if bias is None and softcap is None and temperature == 1.0 and shift is not None:
             # widened exactly and shifted in one pass: the same numbers as copy_, then sub_
-            return torch.sub(low, shift, out=out), None
+            torch.sub(low, shift, out=out)
+            return None
         out.copy_(low)
     else:
-        out = _linear(hidden, weight, out)
+        torch.mm(hidden, weight.T, out=out)
     if bias is not None:
         out.add_(bias)
     if softcap is None:
@@ -495,14 +446,14 @@ def _logits(
             out.div_(temperature)
         if shift is not None:
             out.sub_(shift)
-        return out, None
+        return None
     out.div_(softcap).tanh_()  # t = tanh(x / c)
     if slope is not None:
         torch.square(out, out=slope).neg_().add_(1.0)  # d(c·tanh(x/c))/dx = 1 - t², t ≤ 1
     out.mul_(softcap / temperature)  # z = c·t / T
     if shift is not None:
         out.sub_(shift)
-    return out, slope
+    return slope
 
 
 def _finish_grad(
@@ -647,9 +598,8 @@ def _run(
         size = stop - start
         hidden_chunk = problem.hidden_rows(start, stop)
         target_chunk = rows.target[start:stop]
-        # (None with fresh logits: the previous chunk's are dropped before the product)
         logits, low, slope = work.view(size, num_classes)
-        logits, cap_slope = _logits(
+        cap_slope = _logits(
             problem, hidden_chunk, weight, bias_compute, logits, low,
             slope if first_pass_grads else None,
         )
@@ -735,7 +685,6 @@ def _run(
         if first_pass_bias:
             assert grad_bias_acc is not None
             grad_bias_acc.add_(grad.sum(dim=0))  # ∂b += Σ_i g_i
-        del grad, grad_low  # fresh logits: one chunk's alive at a time
     if grad_hidden is not None and combine.group is not None:
         # h feeds every shard (a column-parallel layer): its gradient is the sum over ranks
         grad_hidden = combine.sum(grad_hidden)
@@ -843,13 +792,13 @@ def _block_pass(
     for start in range(0, problem.num_classes, block):
         stop = min(start + block, problem.num_classes)
         # the token chunks' buffers, viewed as [N, block] (N·block ≤ their size)
-        buffer, low, slope = work.view(problem.num_tokens, stop - start)
-        logits, cap_slope = _logits(
+        logits, low, slope = work.view(problem.num_tokens, stop - start)
+        cap_slope = _logits(
             problem,
             hidden,
             weight[start:stop],
             None if bias_compute is None else bias_compute[start:stop],
-            buffer,
+            logits,
             low,
             slope,
             shift=shift,
